@@ -1,0 +1,335 @@
+//! Fixed-point decimals that keep the venue's exact digits.
+//!
+//! A venue sends `"0.35130000"`; the book must print `"0.35130000"` back, because checksums and
+//! digit-for-digit cross-checks depend on it. So a value is an integer mantissa plus the number of
+//! digits after the point as written (`scale`), never an `f64`.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Most digits after the point we accept; 10^18 still fits in an `i64`.
+pub const MAX_SCALE: u8 = 18;
+
+const POW10: [i64; 19] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
+    100_000_000_000_000_000,
+    1_000_000_000_000_000_000,
+];
+
+/// 10^exp as an `i64`, for `exp <= MAX_SCALE`.
+#[inline]
+pub fn pow10(exp: u8) -> i64 {
+    POW10[exp as usize]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    #[error("empty number")]
+    Empty,
+    #[error("invalid character in number")]
+    InvalidChar,
+    #[error("number has more than {MAX_SCALE} digits after the point")]
+    TooPrecise,
+    #[error("number does not fit in 64 bits")]
+    Overflow,
+}
+
+/// An exact decimal: `mantissa * 10^-scale`, with the scale the venue wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Decimal {
+    mantissa: i64,
+    scale: u8,
+}
+
+impl Decimal {
+    pub const ZERO: Decimal = Decimal {
+        mantissa: 0,
+        scale: 0,
+    };
+
+    pub fn new(mantissa: i64, scale: u8) -> Result<Self, DecimalError> {
+        if scale > MAX_SCALE {
+            return Err(DecimalError::TooPrecise);
+        }
+        Ok(Decimal { mantissa, scale })
+    }
+
+    #[inline]
+    pub fn mantissa(self) -> i64 {
+        self.mantissa
+    }
+
+    #[inline]
+    pub fn scale(self) -> u8 {
+        self.scale
+    }
+
+    #[inline]
+    pub fn is_zero(self) -> bool {
+        self.mantissa == 0
+    }
+
+    #[inline]
+    pub fn is_negative(self) -> bool {
+        self.mantissa < 0
+    }
+
+    /// The absolute value, keeping the scale (Bitfinex signs sizes by side).
+    pub fn abs(self) -> Result<Self, DecimalError> {
+        let m = self.mantissa.checked_abs().ok_or(DecimalError::Overflow)?;
+        Ok(Decimal {
+            mantissa: m,
+            scale: self.scale,
+        })
+    }
+
+    /// The mantissa expressed at a larger (or equal) scale.
+    #[inline]
+    pub fn mantissa_at(self, scale: u8) -> Result<i64, DecimalError> {
+        debug_assert!(scale >= self.scale);
+        self.mantissa
+            .checked_mul(pow10(scale - self.scale))
+            .ok_or(DecimalError::Overflow)
+    }
+
+    pub fn to_f64(self) -> f64 {
+        self.mantissa as f64 / pow10(self.scale) as f64
+    }
+
+    /// Parses the venue's text: `-12.3400`, `7`, `1.5e-7`, `2E+3`.
+    pub fn parse(text: &str) -> Result<Self, DecimalError> {
+        Self::parse_bytes(text.as_bytes())
+    }
+
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Self, DecimalError> {
+        let (negative, digits) = match bytes.first() {
+            None => return Err(DecimalError::Empty),
+            Some(b'-') => (true, &bytes[1..]),
+            Some(b'+') => (false, &bytes[1..]),
+            Some(_) => (false, bytes),
+        };
+        let mut mantissa: i64 = 0;
+        let mut scale: i32 = 0;
+        let mut seen_digit = false;
+        let mut seen_point = false;
+        let mut i = 0;
+        while i < digits.len() {
+            let c = digits[i];
+            match c {
+                b'0'..=b'9' => {
+                    seen_digit = true;
+                    mantissa = mantissa
+                        .checked_mul(10)
+                        .and_then(|m| m.checked_add((c - b'0') as i64))
+                        .ok_or(DecimalError::Overflow)?;
+                    if seen_point {
+                        scale += 1;
+                    }
+                }
+                b'.' if !seen_point => seen_point = true,
+                b'e' | b'E' => break,
+                _ => return Err(DecimalError::InvalidChar),
+            }
+            i += 1;
+        }
+        if !seen_digit {
+            return Err(DecimalError::Empty);
+        }
+        if i < digits.len() {
+            let exponent = parse_exponent(&digits[i + 1..])?;
+            scale -= exponent;
+        }
+        if scale < 0 {
+            let up = u8::try_from(-scale).map_err(|_| DecimalError::Overflow)?;
+            if up > MAX_SCALE {
+                return Err(DecimalError::Overflow);
+            }
+            mantissa = mantissa
+                .checked_mul(pow10(up))
+                .ok_or(DecimalError::Overflow)?;
+            scale = 0;
+        }
+        if scale > MAX_SCALE as i32 {
+            return Err(DecimalError::TooPrecise);
+        }
+        Ok(Decimal {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale: scale as u8,
+        })
+    }
+
+    /// Writes the digits without allocating; the same text `Display` gives.
+    pub fn write_to(self, out: &mut String) {
+        let mut buf = [0u8; 24];
+        let text = self.format_into(&mut buf);
+        out.push_str(text);
+    }
+
+    /// Formats into a stack buffer and returns the text.
+    pub fn format_into(self, buf: &mut [u8; 24]) -> &str {
+        // Build right to left: fraction digits, point, integer digits, sign.
+        let mut pos = buf.len();
+        let mut value = self.mantissa.unsigned_abs();
+        let mut written = 0u8;
+        while written < self.scale {
+            pos -= 1;
+            buf[pos] = b'0' + (value % 10) as u8;
+            value /= 10;
+            written += 1;
+        }
+        if self.scale > 0 {
+            pos -= 1;
+            buf[pos] = b'.';
+        }
+        loop {
+            pos -= 1;
+            buf[pos] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        if self.mantissa < 0 {
+            pos -= 1;
+            buf[pos] = b'-';
+        }
+        // Only ASCII digits, '.', '-' were written.
+        std::str::from_utf8(&buf[pos..]).unwrap_or("")
+    }
+}
+
+fn parse_exponent(bytes: &[u8]) -> Result<i32, DecimalError> {
+    let (negative, digits) = match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        Some(_) => (false, bytes),
+        None => return Err(DecimalError::InvalidChar),
+    };
+    if digits.is_empty() {
+        return Err(DecimalError::InvalidChar);
+    }
+    if digits.len() > 3 {
+        return Err(DecimalError::Overflow);
+    }
+    let mut value: i32 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return Err(DecimalError::InvalidChar);
+        }
+        value = value * 10 + (c - b'0') as i32;
+    }
+    Ok(if negative { -value } else { value })
+}
+
+impl Ord for Decimal {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let scale = self.scale.max(other.scale);
+        let a = self.mantissa as i128 * pow10(scale - self.scale) as i128;
+        let b = other.mantissa as i128 * pow10(scale - other.scale) as i128;
+        a.cmp(&b)
+    }
+}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 24];
+        f.write_str(self.format_into(&mut buf))
+    }
+}
+
+impl std::str::FromStr for Decimal {
+    type Err = DecimalError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Decimal::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_venue_digits() {
+        for text in [
+            "0.35130000",
+            "7.6110",
+            "2683.80000000",
+            "0",
+            "0.00000000",
+            "-12.5",
+            "61837.63000000",
+            "100",
+            "0.00000001",
+        ] {
+            assert_eq!(Decimal::parse(text).unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn scientific_notation_becomes_plain() {
+        assert_eq!(Decimal::parse("1.5e-7").unwrap().to_string(), "0.00000015");
+        assert_eq!(Decimal::parse("2E+3").unwrap().to_string(), "2000");
+        assert_eq!(Decimal::parse("-3.25e1").unwrap().to_string(), "-32.5");
+    }
+
+    #[test]
+    fn orders_across_scales() {
+        let a = Decimal::parse("0.1").unwrap();
+        let b = Decimal::parse("0.10").unwrap();
+        let c = Decimal::parse("0.11").unwrap();
+        assert_eq!(a.cmp(&b), Ordering::Equal);
+        assert!(a < c);
+        assert!(Decimal::parse("-1").unwrap() < a);
+    }
+
+    #[test]
+    fn rejects_garbage_with_typed_errors() {
+        assert_eq!(Decimal::parse(""), Err(DecimalError::Empty));
+        assert_eq!(Decimal::parse("-"), Err(DecimalError::Empty));
+        assert_eq!(Decimal::parse("."), Err(DecimalError::Empty));
+        assert_eq!(Decimal::parse("1.2.3"), Err(DecimalError::InvalidChar));
+        assert_eq!(Decimal::parse("1,5"), Err(DecimalError::InvalidChar));
+        assert_eq!(Decimal::parse("1e"), Err(DecimalError::InvalidChar));
+        assert_eq!(
+            Decimal::parse("99999999999999999999"),
+            Err(DecimalError::Overflow)
+        );
+        assert_eq!(
+            Decimal::parse("0.0000000000000000001"),
+            Err(DecimalError::TooPrecise)
+        );
+        assert_eq!(Decimal::parse("1e999"), Err(DecimalError::Overflow));
+        assert_eq!(Decimal::parse("1e+"), Err(DecimalError::InvalidChar));
+        assert_eq!(Decimal::parse("1e30"), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn extreme_values_format() {
+        let min = Decimal::new(i64::MIN + 1, 18).unwrap();
+        assert_eq!(min.to_string(), "-9.223372036854775807");
+        let max = Decimal::new(i64::MAX, 0).unwrap();
+        assert_eq!(max.to_string(), "9223372036854775807");
+    }
+}

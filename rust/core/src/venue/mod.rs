@@ -1,0 +1,85 @@
+//! One module per venue: how its frames decode and how its book ids chain.
+
+pub mod binance;
+pub mod json;
+
+use crate::error::ReceiveError;
+use crate::event::Event;
+use crate::sync::Symbols;
+
+/// Frames larger than this are refused before parsing (no venue sends book frames near it).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub max_frame_bytes: usize,
+    /// Book depth the subscription asked for; venues whose checksum assumes it truncate to it.
+    pub depth: Option<usize>,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            depth: None,
+        }
+    }
+}
+
+/// Frame counters of a whole session (per-symbol counters live in `SymbolSync`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub frames: u64,
+    /// Frames understood but carrying nothing we keep (subscription acks, other channels).
+    pub ignored: u64,
+    pub errors: u64,
+}
+
+/// The sans-I/O interface every venue implements: bytes in, events out.
+pub trait Session: Send {
+    fn venue(&self) -> &'static str;
+
+    /// One websocket frame as received. Events are appended to `out`; on error, `out` still
+    /// holds whatever the frame caused before it failed (for example a symbol's resync request).
+    fn receive(
+        &mut self,
+        frame: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError>;
+
+    /// A REST snapshot body for `symbol`, fetched because of a `NeedSnapshot` (or unsolicited).
+    fn receive_snapshot(
+        &mut self,
+        symbol: &str,
+        body: &[u8],
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError>;
+
+    fn symbols(&self) -> &Symbols;
+
+    fn stats(&self) -> SessionStats;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
+pub struct UnknownVenue(pub String);
+
+pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm"];
+
+pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
+    use binance::{BinanceSession, Market};
+    Ok(match venue {
+        "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
+        "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
+        "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
+        _ => return Err(UnknownVenue(venue.to_owned())),
+    })
+}
+
+/// Milliseconds since the epoch, as venues stamp events, to nanoseconds.
+#[inline]
+pub fn ms_to_ns(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
