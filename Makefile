@@ -1,0 +1,60 @@
+# lobfeed: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMPS  := $(VENV)/.stamps
+PYDEPS  := websockets orjson aiohttp rich pytest pytest-asyncio pytest-benchmark mypy ruff maturin
+RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
+
+.PHONY: help venv build demo test test-rust test-python lint fmt bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMPS)/deps: pyproject.toml
+	@command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain"; exit 1; }
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(PYDEPS)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/native: $(STAMPS)/deps $(RUST_SRC)
+	$(VENV)/bin/maturin develop --release --quiet --manifest-path rust/py/Cargo.toml
+	@touch $@
+
+venv: $(STAMPS)/deps ## create .venv with the Python dependencies
+
+build: $(STAMPS)/native ## build the Rust extension (release) into .venv
+
+demo: build ## replay a real Binance tape through the local exchange and show the live book
+	$(VENV)/bin/lobfeed demo
+
+test: test-rust test-python ## build and run every Rust and Python test
+
+test-rust: ## Rust unit, property and tape tests
+	cargo test -p lobfeed-core --release
+
+test-python: build ## Python tests against the local exchange server
+	$(VENV)/bin/pytest -q
+
+lint: build ## rustfmt, clippy, ruff, mypy --strict, stubtest
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m mypy.stubtest lobfeed._native
+
+fmt: venv ## format Rust and Python
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+
+bench: build ## decode+apply criterion bench on the real tapes
+	cargo bench -p lobfeed-core --bench decode_apply
+
+clean: ## remove build output and the venv
+	rm -rf target $(VENV)

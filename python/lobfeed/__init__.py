@@ -1,0 +1,83 @@
+"""lobfeed: low-latency crypto market-data feed handler with exact L2 books in Rust.
+
+Quick use::
+
+    import asyncio, lobfeed
+
+    def on_book(update: lobfeed.BookUpdate) -> None:
+        print(update.symbol, update.seq, update.book.best_bid(), update.book.best_ask())
+
+    feed = lobfeed.Feed("binance", ["BTCUSDT"], on_book=on_book)
+    asyncio.run(feed.run())
+"""
+
+from __future__ import annotations
+
+import os
+
+from lobfeed.exceptions import (
+    BookRejectedError,
+    ConnectionLostError,
+    DecodeError,
+    FrameError,
+    LobfeedError,
+    OversizedFrameError,
+    RateLimitedError,
+    SnapshotError,
+    StaleBookError,
+    TapeFormatError,
+    UnknownVenueError,
+    VenueErrorMessage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BookRejectedError",
+    "ConnectionLostError",
+    "DecodeError",
+    "FrameError",
+    "LobfeedError",
+    "OversizedFrameError",
+    "RateLimitedError",
+    "SnapshotError",
+    "StaleBookError",
+    "TapeFormatError",
+    "UnknownVenueError",
+    "VenueErrorMessage",
+    "__version__",
+]
+
+# LOBFEED_NO_NATIVE=1 lets the pure-Python parts (tape, local server) load without the extension.
+if not os.environ.get("LOBFEED_NO_NATIVE"):
+    from lobfeed._native import (
+        BookUpdate,
+        BookView,
+        Candle,
+        ChecksumMismatch,
+        GapDetected,
+        NeedResubscribe,
+        NeedSnapshot,
+        Quote,
+        Resynced,
+        Session,
+        Trade,
+        venues,
+    )
+    from lobfeed.aio.feed import Feed
+
+    __all__ += [
+        "BookUpdate",
+        "BookView",
+        "Candle",
+        "ChecksumMismatch",
+        "Feed",
+        "GapDetected",
+        "NeedResubscribe",
+        "NeedSnapshot",
+        "Quote",
+        "Resynced",
+        "Session",
+        "Trade",
+        "venues",
+    ]

@@ -1,0 +1,3 @@
+from lobfeed.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Exceptions raised by lobfeed.
+
+Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
+
+    LobfeedError
+    ├── FrameError (ValueError)        a received frame could not be used
+    │   ├── DecodeError                malformed JSON, a missing field, a bad number
+    │   ├── OversizedFrameError        over the session's max_frame_bytes
+    │   ├── BookRejectedError          values no book may hold (negative size or price)
+    │   └── VenueErrorMessage          the venue answered with an error message
+    ├── SnapshotError                  a REST snapshot could not be had
+    │   └── RateLimitedError           HTTP 429/418; ``retry_after`` seconds
+    ├── ConnectionLostError            a websocket closed and reconnecting is not allowed
+    ├── StaleBookError                 a BookView read after its book moved on
+    ├── UnknownVenueError (ValueError) a venue name this build does not know
+    └── TapeFormatError (ValueError)   a file that is not lobfeed-tape/1
+
+A ``FrameError`` concerns one frame: ``symbol`` names the symbol when the frame got far enough
+to tell, and ``events`` holds what the frame caused before it failed (typically a
+``NeedSnapshot`` for that symbol, whose book was dropped). Other symbols are never affected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LobfeedError(Exception):
+    """Base class of every error lobfeed raises on purpose."""
+
+
+class FrameError(LobfeedError, ValueError):
+    """A received frame could not be used."""
+
+    symbol: str | None = None
+    events: tuple[Any, ...] = ()
+
+
+class DecodeError(FrameError):
+    """Malformed JSON, a missing field or a number that does not parse."""
+
+
+class OversizedFrameError(FrameError):
+    """A frame over the session's ``max_frame_bytes``."""
+
+
+class BookRejectedError(FrameError):
+    """A frame with values no book may hold; the symbol is resynced."""
+
+
+class VenueErrorMessage(FrameError):
+    """The venue sent an error message instead of data."""
+
+
+class SnapshotError(LobfeedError):
+    """A REST snapshot could not be fetched or used."""
+
+    def __init__(self, message: str, *, symbol: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.symbol = symbol
+        self.status = status
+
+
+class RateLimitedError(SnapshotError):
+    """The venue answered 429 or 418; wait ``retry_after`` seconds before asking again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        symbol: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, symbol=symbol, status=status)
+        self.retry_after = retry_after
+
+
+class ConnectionLostError(LobfeedError):
+    """The websocket closed and the feed was told not to reconnect."""
+
+
+class StaleBookError(LobfeedError):
+    """A BookView was read after its book changed; take a fresh view (or ``snapshot()``)."""
+
+
+class UnknownVenueError(LobfeedError, ValueError):
+    """A venue name this build does not know."""
+
+
+class TapeFormatError(LobfeedError, ValueError):
+    """A tape file does not follow the lobfeed-tape/1 format."""

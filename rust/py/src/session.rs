@@ -1,0 +1,332 @@
+//! `Session`: one venue connection's sync machine. Bytes in, a tuple of events out.
+
+use lobfeed_core::{new_session, Event, SessionOptions, SymbolSync, SyncState, VENUES};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::errors::{raise, receive_error};
+use crate::events;
+use crate::view::BookView;
+
+#[pyclass(unsendable, module = "lobfeed._native")]
+pub struct Session {
+    inner: Box<dyn lobfeed_core::Session>,
+    venue: &'static str,
+    events: Vec<Event>,
+    /// Python strings of the symbol names, made once per symbol.
+    names: Vec<Py<PyString>>,
+    /// Per symbol, bumped whenever its book changes or is dropped: views check it.
+    versions: Vec<u64>,
+}
+
+/// The venues this build understands.
+#[pyfunction]
+pub fn venues() -> Vec<&'static str> {
+    VENUES.to_vec()
+}
+
+fn frame_bytes<'a>(frame: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    if let Ok(bytes) = frame.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes());
+    }
+    if let Ok(text) = frame.cast::<PyString>() {
+        return Ok(text.to_str()?.as_bytes());
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "a frame is bytes (or str)",
+    ))
+}
+
+impl Session {
+    pub fn sync(&self, id: u32) -> Option<&SymbolSync> {
+        self.inner.symbols().sync(id)
+    }
+
+    pub fn version(&self, id: u32) -> u64 {
+        self.versions.get(id as usize).copied().unwrap_or(0)
+    }
+
+    fn name(&mut self, py: Python<'_>, id: u32) -> Py<PyString> {
+        let symbols = self.inner.symbols();
+        while self.names.len() < symbols.len() {
+            let next = self.names.len() as u32;
+            self.names
+                .push(PyString::new(py, symbols.name(next)).unbind());
+            self.versions.push(0);
+        }
+        self.names[id as usize].clone_ref(py)
+    }
+
+    /// Turns the events of one call into Python objects (and bumps book versions first, so the
+    /// views handed out are current).
+    fn drain<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        if this.events.is_empty() {
+            return Ok(PyTuple::empty(py));
+        }
+        let events = std::mem::take(&mut this.events);
+        for ev in &events {
+            if !matches!(ev, Event::Trade(_) | Event::Candle(_) | Event::Quote(_)) {
+                let id = ev.symbol();
+                this.name(py, id);
+                this.versions[id as usize] += 1;
+            }
+        }
+        let venue = this.venue;
+        let mut objects: Vec<Bound<'py, PyAny>> = Vec::with_capacity(events.len());
+        for ev in &events {
+            let symbol = this.name(py, ev.symbol());
+            let obj = match ev {
+                Event::BookUpdated {
+                    symbol: id,
+                    seq,
+                    exchange_ts_ns,
+                    ts_ns,
+                } => Bound::new(
+                    py,
+                    events::BookUpdate {
+                        symbol,
+                        seq: *seq,
+                        exchange_ts_ns: *exchange_ts_ns,
+                        ts_ns: *ts_ns,
+                        session: slf.clone().unbind(),
+                        symbol_id: *id,
+                        version: this.versions[*id as usize],
+                    },
+                )?
+                .into_any(),
+                Event::NeedSnapshot { .. } => {
+                    Bound::new(py, events::NeedSnapshot { symbol })?.into_any()
+                }
+                Event::NeedResubscribe { .. } => {
+                    Bound::new(py, events::NeedResubscribe { symbol })?.into_any()
+                }
+                Event::GapDetected {
+                    expected, received, ..
+                } => Bound::new(
+                    py,
+                    events::GapDetected {
+                        symbol,
+                        expected: *expected,
+                        received: *received,
+                    },
+                )?
+                .into_any(),
+                Event::ChecksumMismatch {
+                    expected, computed, ..
+                } => Bound::new(
+                    py,
+                    events::ChecksumMismatch {
+                        symbol,
+                        expected: *expected,
+                        computed: *computed,
+                    },
+                )?
+                .into_any(),
+                Event::Resynced { seq, .. } => {
+                    Bound::new(py, events::Resynced { symbol, seq: *seq })?.into_any()
+                }
+                Event::Trade(t) => Bound::new(
+                    py,
+                    events::Trade {
+                        venue,
+                        symbol,
+                        price: t.price,
+                        size: t.size,
+                        side: t.side,
+                        trade_id: t.trade_id.clone(),
+                        exchange_ts_ns: t.exchange_ts_ns,
+                        ts_ns: t.ts_ns,
+                    },
+                )?
+                .into_any(),
+                Event::Candle(c) => Bound::new(
+                    py,
+                    events::Candle {
+                        venue,
+                        symbol,
+                        interval: c.interval.clone(),
+                        open_ts_ns: c.open_ts_ns,
+                        close_ts_ns: c.close_ts_ns,
+                        open: c.open,
+                        high: c.high,
+                        low: c.low,
+                        close: c.close,
+                        volume: c.volume,
+                        trades: c.trades,
+                        closed: c.closed,
+                        exchange_ts_ns: c.exchange_ts_ns,
+                        ts_ns: c.ts_ns,
+                    },
+                )?
+                .into_any(),
+                Event::Quote(q) => Bound::new(
+                    py,
+                    events::Quote {
+                        symbol,
+                        seq: q.seq,
+                        bid_price: q.bid_price,
+                        bid_size: q.bid_size,
+                        ask_price: q.ask_price,
+                        ask_size: q.ask_size,
+                        exchange_ts_ns: q.exchange_ts_ns,
+                        ts_ns: q.ts_ns,
+                    },
+                )?
+                .into_any(),
+            };
+            objects.push(obj);
+        }
+        // Keep the buffer's capacity for the next frame.
+        this.events = events;
+        this.events.clear();
+        PyTuple::new(py, objects)
+    }
+
+    fn finish<'py>(
+        slf: &Bound<'py, Self>,
+        result: Result<(), lobfeed_core::ReceiveError>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let events = Self::drain(slf)?;
+        match result {
+            Ok(()) => Ok(events),
+            Err(err) => Err(receive_error(slf.py(), &err, events)),
+        }
+    }
+}
+
+#[pymethods]
+impl Session {
+    #[new]
+    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES))]
+    fn py_new(
+        py: Python<'_>,
+        venue: &str,
+        depth: Option<usize>,
+        max_frame_bytes: usize,
+    ) -> PyResult<Self> {
+        let options = SessionOptions {
+            max_frame_bytes,
+            depth,
+        };
+        let inner = new_session(venue, options)
+            .map_err(|e| raise(py, "UnknownVenueError", e.to_string()))?;
+        Ok(Session {
+            venue: inner.venue(),
+            inner,
+            events: Vec::with_capacity(16),
+            names: Vec::new(),
+            versions: Vec::new(),
+        })
+    }
+
+    #[getter]
+    fn venue(&self) -> &'static str {
+        self.venue
+    }
+
+    /// One websocket frame (bytes, or str) received at `ts_ns`; returns the events it caused.
+    #[pyo3(name = "receive")]
+    fn py_receive<'py>(
+        slf: &Bound<'py, Self>,
+        frame: &Bound<'py, PyAny>,
+        ts_ns: u64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let bytes = frame_bytes(frame)?;
+        let result = {
+            let mut this = slf.borrow_mut();
+            let this = &mut *this;
+            this.inner.receive(bytes, ts_ns, &mut this.events)
+        };
+        Self::finish(slf, result)
+    }
+
+    /// A REST depth snapshot body for `symbol`, received at `ts_ns`.
+    #[pyo3(name = "receive_snapshot")]
+    fn py_receive_snapshot<'py>(
+        slf: &Bound<'py, Self>,
+        symbol: &str,
+        body: &Bound<'py, PyAny>,
+        ts_ns: u64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let bytes = frame_bytes(body)?;
+        let result = {
+            let mut this = slf.borrow_mut();
+            let this = &mut *this;
+            this.inner
+                .receive_snapshot(symbol, bytes, ts_ns, &mut this.events)
+        };
+        Self::finish(slf, result)
+    }
+
+    /// A view of the symbol's current book.
+    fn book(slf: &Bound<'_, Self>, symbol: &str) -> PyResult<BookView> {
+        let py = slf.py();
+        let mut this = slf.borrow_mut();
+        let id = this
+            .inner
+            .symbols()
+            .id(symbol)
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(symbol.to_owned()))?;
+        let name = this.name(py, id);
+        let seq = this.sync(id).and_then(|s| s.last_seq);
+        let version = this.version(id);
+        Ok(BookView::new(slf.clone().unbind(), id, name, version, seq))
+    }
+
+    /// Symbols seen so far, as the venue spells them.
+    fn symbols(&self) -> Vec<String> {
+        self.inner.symbols().names().to_vec()
+    }
+
+    /// `"live"` or `"awaiting_snapshot"`.
+    fn state(&self, symbol: &str) -> PyResult<&'static str> {
+        let sync = self.sync_of(symbol)?;
+        Ok(match sync.state() {
+            SyncState::Live => "live",
+            SyncState::AwaitingSnapshot => "awaiting_snapshot",
+        })
+    }
+
+    /// What happened to a symbol: updates, snapshots, gaps, resyncs, checksums, errors.
+    fn counters<'py>(&self, py: Python<'py>, symbol: &str) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.sync_of(symbol)?.counters;
+        let dict = PyDict::new(py);
+        for (key, value) in [
+            ("updates", c.updates),
+            ("snapshots", c.snapshots),
+            ("gaps", c.gaps),
+            ("resyncs", c.resyncs),
+            ("stale_dropped", c.stale_dropped),
+            ("stale_snapshots", c.stale_snapshots),
+            ("buffer_dropped", c.buffer_dropped),
+            ("checksums_checked", c.checksums_checked),
+            ("checksum_mismatches", c.checksum_mismatches),
+            ("errors", c.errors),
+        ] {
+            dict.set_item(key, value)?;
+        }
+        Ok(dict)
+    }
+
+    /// Frames received, ignored (acks, channels we do not keep) and rejected, for the session.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let dict = PyDict::new(py);
+        dict.set_item("frames", s.frames)?;
+        dict.set_item("ignored", s.ignored)?;
+        dict.set_item("errors", s.errors)?;
+        Ok(dict)
+    }
+}
+
+impl Session {
+    fn sync_of(&self, symbol: &str) -> PyResult<&SymbolSync> {
+        self.inner
+            .symbols()
+            .id(symbol)
+            .and_then(|id| self.inner.symbols().sync(id))
+            .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(symbol.to_owned()))
+    }
+}
