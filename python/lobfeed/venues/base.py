@@ -1,0 +1,62 @@
+"""What the asyncio layer needs to know of a venue: data and pure functions, no I/O.
+
+Decoding and sequence rules live in Rust (``lobfeed._native.Session``); this side only knows
+where to connect, what to send, and where a REST snapshot lives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BOOK = "book"
+TRADES = "trades"
+CANDLES = "candles"
+QUOTES = "quotes"
+CHANNELS = frozenset({BOOK, TRADES, CANDLES, QUOTES})
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a feed asks a venue for."""
+
+    symbols: tuple[str, ...]
+    channels: frozenset[str] = field(default_factory=lambda: frozenset({BOOK, TRADES}))
+    depth: int | None = None
+    candle_interval: str = "1m"
+
+    def __post_init__(self) -> None:
+        unknown = self.channels - CHANNELS
+        if unknown:
+            raise ValueError(f"unknown channels {sorted(unknown)}; known: {sorted(CHANNELS)}")
+        if not self.symbols:
+            raise ValueError("a subscription needs at least one symbol")
+
+
+class VenueSpec:
+    """Endpoints and messages of one venue. Subclasses override what differs."""
+
+    name: str = ""
+    ws_url: str = ""
+    rest_url: str | None = None
+    #: Seconds between application-level pings, for venues that want them.
+    heartbeat_interval: float | None = None
+
+    def connect_url(self, ws_url: str, sub: Subscription) -> str:
+        """The URL to open (venues that subscribe by URL put the streams in it)."""
+        return ws_url
+
+    def subscribe_messages(self, sub: Subscription) -> list[str]:
+        """Text frames to send once connected."""
+        return []
+
+    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+        """Frames that make the venue send a fresh in-band book for one symbol."""
+        return []
+
+    def snapshot_url(self, rest_url: str, symbol: str, sub: Subscription) -> str | None:
+        """Where the REST depth snapshot of a symbol lives, for venues that need one."""
+        return None
+
+    def heartbeat_message(self) -> str | None:
+        """The application-level ping, if the venue wants one every ``heartbeat_interval``."""
+        return None
