@@ -1,0 +1,35 @@
+"""Test helpers: a local exchange server that replays tapes over loopback."""
+
+from lobfeed.testing.server import (
+    MALFORMED_FRAME,
+    BinanceProfile,
+    BinanceSubscription,
+    ExchangeServer,
+    FaultPlan,
+    LiveStream,
+    RestRequest,
+    RestResponse,
+    ServerStats,
+    Subscription,
+    VenueProfile,
+    profile_class_for,
+    register_profile,
+    run_server,
+)
+
+__all__ = [
+    "MALFORMED_FRAME",
+    "BinanceProfile",
+    "BinanceSubscription",
+    "ExchangeServer",
+    "FaultPlan",
+    "LiveStream",
+    "RestRequest",
+    "RestResponse",
+    "ServerStats",
+    "Subscription",
+    "VenueProfile",
+    "profile_class_for",
+    "register_profile",
+    "run_server",
+]

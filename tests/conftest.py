@@ -1,0 +1,35 @@
+"""Shared fixtures: where the real exchange tapes live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TAPES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tapes"
+
+
+@pytest.fixture(scope="session")
+def tapes_dir() -> Path:
+    """The directory of real tapes (lobfeed-tape/1); fails, never skips, when it is missing."""
+    if not TAPES_DIR.is_dir():
+        pytest.fail(
+            f"tape directory {TAPES_DIR} is missing: the tests need the shared tapes "
+            "(shared/data/tapes beside the repository checkout)",
+            pytrace=False,
+        )
+    return TAPES_DIR
+
+
+@pytest.fixture(scope="session")
+def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
+    """``tape_path("binance-spot-4sym-2021.jsonl.gz")`` -> that tape's path (fails if absent)."""
+
+    def resolve(name: str) -> Path:
+        path = tapes_dir / name
+        if not path.is_file():
+            pytest.fail(f"tape {name} is missing from {tapes_dir}", pytrace=False)
+        return path
+
+    return resolve
