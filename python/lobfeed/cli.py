@@ -1,0 +1,207 @@
+"""The ``lobfeed`` command: serve, replay, verify, book, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import orjson
+
+DEMO_TAPE = "binance-ethusdt-20240808.jsonl.gz"
+DEMO_SYMBOL = "ETHUSDT"
+
+
+def _speed(text: str) -> float:
+    if text == "max":
+        return float("inf")
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lobfeed", description="Low-latency crypto market-data feed handler."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the feed does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="replay a tape as a local exchange on loopback")
+    p.add_argument("tape")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--speed", type=_speed, default=1.0, help="time scale, or 'max'")
+    p.add_argument("--loop", action="store_true", help="start again at the end of the tape")
+
+    p = sub.add_parser("replay", help="run a tape through the sync code; one JSON line per update")
+    p.add_argument("tape")
+    p.add_argument("--depth", type=int, default=25, help="levels per side in each line")
+    p.add_argument("--out", help="output file (default: standard output)")
+
+    p = sub.add_parser("verify", help="prove a tape's books against the exchange's own truths")
+    p.add_argument("tapes", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per tape")
+    p.add_argument("--allow-gaps", action="store_true", help="report gaps without failing")
+
+    p = sub.add_parser("book", help="live book printer")
+    p.add_argument("venue")
+    p.add_argument("symbol")
+    p.add_argument("--depth", type=int, default=10)
+    p.add_argument("--ws-url")
+    p.add_argument("--rest-url")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    p = sub.add_parser("demo", help="the book printer on a real tape through the local exchange")
+    p.add_argument("--speed", type=_speed, default=10.0)
+    p.add_argument("--tape", help="another Binance tape to use")
+    p.add_argument("--depth", type=int, default=10)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    command: str = args.command
+    if command == "serve":
+        from lobfeed.testing.server import run_server
+
+        run_server(args.tape, args.host, args.port, args.speed, args.loop)
+        return 0
+    if command == "replay":
+        return _replay(args.tape, args.depth, args.out)
+    if command == "verify":
+        return _verify(args.tapes, args.json, args.allow_gaps)
+    if command == "book":
+        return asyncio.run(
+            _book(args.venue, args.symbol, args.depth, args.ws_url, args.rest_url, args.duration)
+        )
+    if command == "demo":
+        return asyncio.run(_demo(args.tape, args.speed, args.depth))
+    return 2
+
+
+def _replay(path: str, depth: int, out_path: str | None) -> int:
+    from lobfeed.replay import replay
+    from lobfeed.tape import Tape
+
+    tape = Tape.open(path)
+    if out_path is None:
+        try:
+            replay(tape, sys.stdout.buffer, depth=depth)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # The reader (head, less) went away: not an error of ours.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    else:
+        with open(out_path, "wb") as out:
+            replay(tape, out, depth=depth)
+    return 0
+
+
+def _verify(paths: Sequence[str], as_json: bool, allow_gaps: bool) -> int:
+    from lobfeed.replay import format_proof, verify
+    from lobfeed.tape import Tape
+
+    failed = False
+    for path in paths:
+        proof = verify(Tape.open(path))
+        failed |= bool(proof.failures(allow_gaps=allow_gaps))
+        if as_json:
+            sys.stdout.buffer.write(orjson.dumps(proof.as_dict()) + b"\n")
+        else:
+            print(format_proof(proof, allow_gaps=allow_gaps))
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+async def _book(
+    venue: str,
+    symbol: str,
+    depth: int,
+    ws_url: str | None,
+    rest_url: str | None,
+    duration: float | None,
+    *,
+    reconnect: bool = True,
+) -> int:
+    from lobfeed.aio.feed import Feed
+    from lobfeed.printer import BookPrinter, show
+
+    printer = BookPrinter(venue, symbol, depth)
+    feed = Feed(
+        venue,
+        [symbol],
+        channels=("book",),
+        on_book=printer.on_book,
+        ws_url=ws_url,
+        rest_url=rest_url,
+        reconnect=reconnect,
+    )
+    printer.session_of = lambda: feed.session
+    run = asyncio.ensure_future(feed.run())
+    if duration is not None:
+        asyncio.get_running_loop().call_later(duration, feed.stop)
+    try:
+        await show(printer, run)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        feed.stop()
+    await asyncio.gather(run, return_exceptions=True)
+    exc = run.exception() if run.done() and not run.cancelled() else None
+    if exc is not None:
+        print(f"feed stopped: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{printer.updates} book updates, {feed.stats.frames} frames, "
+        f"{feed.stats.gaps} gaps, {feed.stats.frame_errors} rejected frames"
+    )
+    return 0
+
+
+def demo_tape() -> Path:
+    """The real Binance capture that ships with the package for the demo."""
+    return Path(str(resources.files("lobfeed").joinpath("data", DEMO_TAPE)))
+
+
+async def _demo(tape_path: str | None, speed: float, depth: int) -> int:
+    from lobfeed.tape import Tape
+    from lobfeed.testing.server import ExchangeServer
+
+    tape = Tape.open(tape_path or demo_tape())
+    symbol = DEMO_SYMBOL if tape_path is None else _first_depth_symbol(tape)
+    async with ExchangeServer(tape, speed=speed) as server:
+        print(
+            f"local exchange on {server.ws_url} replaying {tape.path} at {speed}x "
+            f"({tape.header.venue}, captured {tape.header.captured})"
+        )
+        return await _book(
+            tape.header.venue,
+            symbol,
+            depth,
+            server.ws_url,
+            server.rest_url,
+            None,
+            reconnect=False,
+        )
+
+
+def _first_depth_symbol(tape: object) -> str:
+    from lobfeed.replay import snapshot_symbol
+    from lobfeed.tape import Tape
+
+    assert isinstance(tape, Tape)
+    for record in tape.records:
+        if record.type == "http" and record.url:
+            symbol = snapshot_symbol(record.url)
+            if symbol:
+                return symbol
+    raise SystemExit(f"{tape.path}: no depth snapshot in the tape")

@@ -1,0 +1,142 @@
+"""The live book printer: a depth ladder with size bars, spread, update rate and latency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from statistics import quantiles
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from lobfeed._native import BookUpdate, Session
+from lobfeed.exceptions import StaleBookError
+
+BAR_WIDTH = 12
+# Exchange-to-us lags beyond this come from a replayed tape's old timestamps, not the network.
+PLAUSIBLE_LAG_NS = 60 * 1_000_000_000
+
+
+class BookPrinter:
+    """Collects what the ladder shows; ``on_book`` is the feed callback, ``render`` draws."""
+
+    def __init__(
+        self,
+        venue: str,
+        symbol: str,
+        depth: int = 10,
+        session: Callable[[], Session | None] = lambda: None,
+    ) -> None:
+        self.venue = venue
+        self.symbol = symbol
+        self.depth = depth
+        self.session_of = session
+        self.updates = 0
+        self.seq: int | None = None
+        self.latencies_ns: deque[int] = deque(maxlen=4096)
+        self.arrivals: deque[int] = deque(maxlen=100_000)
+        self.exchange_lag_ns: int | None = None
+
+    def on_book(self, update: BookUpdate) -> None:
+        if update.symbol != self.symbol:
+            return
+        now = time.time_ns()
+        self.updates += 1
+        self.seq = update.seq
+        self.latencies_ns.append(now - update.ts_ns)
+        self.arrivals.append(update.ts_ns)
+        if update.exchange_ts_ns:
+            self.exchange_lag_ns = update.ts_ns - update.exchange_ts_ns
+
+    def updates_per_second(self) -> float:
+        if not self.arrivals:
+            return 0.0
+        horizon = time.time_ns() - 1_000_000_000
+        while self.arrivals and self.arrivals[0] < horizon:
+            self.arrivals.popleft()
+        return float(len(self.arrivals))
+
+    def latency_us(self) -> tuple[float, float] | None:
+        if len(self.latencies_ns) < 2:
+            return None
+        cuts = quantiles(self.latencies_ns, n=100, method="inclusive")
+        return cuts[49] / 1000, cuts[98] / 1000
+
+    def render(self) -> Group:
+        title = f"{self.venue} {self.symbol}"
+        session = self.session_of()
+        if session is None or self.symbol not in session.symbols():
+            return Group(Text(f"{title}: waiting for the first frame…", style="yellow"))
+        try:
+            book = session.book(self.symbol)
+            bids = book.bids(self.depth)
+            asks = book.asks(self.depth)
+            spread, mid = book.spread(), book.mid()
+        except StaleBookError:
+            return Group(Text(f"{title}: book is being updated…"))
+        state = session.state(self.symbol)
+        counters = session.counters(self.symbol)
+        largest = max((float(q) for _, q in bids + asks), default=0.0) or 1.0
+
+        table = Table(title=f"{title}   seq {self.seq}", expand=False, show_lines=False)
+        table.add_column("bid size", justify="right", style="green")
+        table.add_column("", justify="right", style="green", min_width=BAR_WIDTH)
+        table.add_column("bid", justify="right", style="bold green")
+        table.add_column("ask", justify="left", style="bold red")
+        table.add_column("", justify="left", style="red", min_width=BAR_WIDTH)
+        table.add_column("ask size", justify="left", style="red")
+        for i in range(self.depth):
+            bid = bids[i] if i < len(bids) else ("", "")
+            ask = asks[i] if i < len(asks) else ("", "")
+            table.add_row(bid[1], _bar(bid[1], largest), bid[0], ask[0], _bar(ask[1], largest), ask[1])
+
+        latency = self.latency_us()
+        lag = self.exchange_lag_ns
+        lines = [
+            f"spread {_fmt(spread)}   mid {_fmt(mid)}   state {state}",
+            f"updates {self.updates}   {self.updates_per_second():.0f}/s   "
+            + (
+                f"frame→callback p50 {latency[0]:.1f}µs p99 {latency[1]:.1f}µs"
+                if latency
+                else "frame→callback –"
+            ),
+            "exchange→receive "
+            + (
+                f"{lag / 1e6:.1f}ms"
+                if lag is not None and abs(lag) < PLAUSIBLE_LAG_NS
+                else "n/a (replayed timestamps)"
+            ),
+            "gaps {gaps}  resyncs {resyncs}  snapshots {snapshots}  "
+            "checksums {checksums_checked}/{checksum_mismatches} bad  errors {errors}".format(
+                **counters
+            ),
+        ]
+        return Group(table, Text("\n".join(lines)))
+
+
+def _bar(size: str, largest: float) -> Text:
+    if not size:
+        return Text("")
+    cells = max(1, round(BAR_WIDTH * float(size) / largest))
+    return Text("█" * min(cells, BAR_WIDTH))
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.8g}"
+
+
+async def show(printer: BookPrinter, done: asyncio.Future[object], *, fps: float = 10.0) -> None:
+    """Redraws the printer until ``done`` completes, then draws the last state once more."""
+    console = Console()
+    if not console.is_terminal:
+        # Piped output (CI, make demo | tee) gets a width that fits the whole ladder.
+        console = Console(width=110)
+    with Live(printer.render(), console=console, auto_refresh=False, transient=False) as live:
+        while not done.done():
+            await asyncio.wait({done}, timeout=1 / fps)
+            live.update(printer.render(), refresh=True)
+    console.print()

@@ -1,0 +1,290 @@
+"""Tapes through the sync code in-process, no network: ``lobfeed replay`` and ``lobfeed verify``.
+
+Each websocket connection of a tape gets its own ``Session`` (ids and channel numbers are per
+connection); REST snapshot records go to the session that carries their symbol. What comes out
+is the same event stream a live ``Feed`` would see, tagged with the tape line that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from lobfeed._native import (
+    BookUpdate,
+    ChecksumMismatch,
+    GapDetected,
+    Quote,
+    Resynced,
+    Session,
+)
+from lobfeed.exceptions import FrameError
+from lobfeed.tape import Tape, TapeRecord
+
+DEFAULT_DEPTH = 25
+
+
+def snapshot_symbol(url: str) -> str | None:
+    """The symbol a recorded REST snapshot is for, if the record is a depth snapshot."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.path.endswith("/depth") and "symbol" in query:
+        return query["symbol"][0]
+    if parts.path.endswith("/market/books") and "instId" in query:
+        return query["instId"][0]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A frame the session refused, with the error it raised."""
+
+    symbol: str | None
+    error: FrameError
+
+
+class TapeReplayer:
+    """Feeds a tape's records to per-connection sessions and yields ``(record, event)``."""
+
+    def __init__(self, tape: Tape, *, depth: int | None = None) -> None:
+        self.tape = tape
+        self.venue = tape.header.venue
+        self.depth = depth
+        self.sessions: dict[str, Session] = {}
+
+    def session_for(self, conn: str) -> Session:
+        session = self.sessions.get(conn)
+        if session is None:
+            session = self.sessions[conn] = Session(self.venue, depth=self.depth)
+        return session
+
+    def _snapshot_session(self, symbol: str) -> Session:
+        for session in self.sessions.values():
+            if symbol in session.symbols():
+                return session
+        return self.session_for(next(iter(self.sessions), "c1"))
+
+    def events(self) -> Iterator[tuple[TapeRecord, Any]]:
+        for record in self.tape.records:
+            if record.type == "recv" and record.data is not None and record.conn is not None:
+                session = self.session_for(record.conn)
+                yield from self._feed(record, session, record.data.encode())
+            elif record.type == "http" and record.url and record.data is not None:
+                symbol = snapshot_symbol(record.url)
+                if symbol is None:
+                    continue
+                session = self._snapshot_session(symbol)
+                yield from self._feed(record, session, record.data.encode(), symbol)
+
+    @staticmethod
+    def _feed(
+        record: TapeRecord, session: Session, data: bytes, snapshot_for: str | None = None
+    ) -> Iterator[tuple[TapeRecord, Any]]:
+        try:
+            if snapshot_for is None:
+                events = session.receive(data, record.ts_ns)
+            else:
+                events = session.receive_snapshot(snapshot_for, data, record.ts_ns)
+        except FrameError as e:
+            yield record, Rejected(e.symbol, e)
+            events = e.events
+        for ev in events:
+            yield record, ev
+
+
+def replay(tape: Tape, out: IO[bytes], *, depth: int = DEFAULT_DEPTH) -> int:
+    """Writes one JSON line per applied book update (and per sync event); returns the count."""
+    venue = tape.header.venue
+    written = 0
+    write = out.write
+    dumps = orjson.dumps
+    for record, ev in TapeReplayer(tape).events():
+        line: dict[str, Any]
+        if isinstance(ev, BookUpdate):
+            book = ev.book
+            line = {
+                "line": record.line,
+                "venue": venue,
+                "symbol": ev.symbol,
+                "seq": ev.seq,
+                "ts_ns": ev.ts_ns,
+                "bids": book.bids(depth),
+                "asks": book.asks(depth),
+            }
+        elif isinstance(ev, GapDetected):
+            line = _event_line(record, venue, ev.symbol, "gap")
+            line.update(expected=ev.expected, received=ev.received)
+        elif isinstance(ev, Resynced):
+            line = _event_line(record, venue, ev.symbol, "resynced")
+            line["seq"] = ev.seq
+        elif isinstance(ev, ChecksumMismatch):
+            line = _event_line(record, venue, ev.symbol, "checksum_mismatch")
+            line.update(expected=ev.expected, computed=ev.computed)
+        elif isinstance(ev, Rejected):
+            line = _event_line(record, venue, ev.symbol, "error")
+            line["error"] = str(ev.error)
+        else:
+            continue
+        write(dumps(line))
+        write(b"\n")
+        written += 1
+    return written
+
+
+def _event_line(record: TapeRecord, venue: str, symbol: str | None, kind: str) -> dict[str, Any]:
+    return {"line": record.line, "venue": venue, "symbol": symbol, "event": kind}
+
+
+@dataclass
+class Proof:
+    """What replaying a tape proved, and what contradicted the exchange."""
+
+    tape: str
+    venue: str
+    book_updates: int = 0
+    symbols: int = 0
+    crossed: int = 0
+    quotes_checked: int = 0
+    quotes_agreed: int = 0
+    checksums_checked: int = 0
+    checksum_mismatches: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    frame_errors: int = 0
+    trades: int = 0
+    candles: int = 0
+    max_depth: tuple[int, int] = (0, 0)
+    disagreements: list[str] = field(default_factory=list)
+
+    def failures(self, *, allow_gaps: bool = False) -> list[str]:
+        problems: list[str] = []
+        if self.book_updates == 0:
+            problems.append("no book update was applied")
+        if self.crossed:
+            problems.append(f"{self.crossed} crossed books")
+        if self.quotes_agreed != self.quotes_checked:
+            problems.append(
+                f"{self.quotes_checked - self.quotes_agreed} of {self.quotes_checked} "
+                "best bid/ask disagree with the venue's ticker"
+            )
+        if self.checksum_mismatches:
+            problems.append(f"{self.checksum_mismatches} checksum mismatches")
+        if self.frame_errors:
+            problems.append(f"{self.frame_errors} frames rejected")
+        if self.gaps and not allow_gaps:
+            problems.append(f"{self.gaps} sequence gaps")
+        return problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tape": self.tape,
+            "venue": self.venue,
+            "book_updates": self.book_updates,
+            "symbols": self.symbols,
+            "crossed": self.crossed,
+            "quotes_checked": self.quotes_checked,
+            "quotes_agreed": self.quotes_agreed,
+            "checksums_checked": self.checksums_checked,
+            "checksum_mismatches": self.checksum_mismatches,
+            "gaps": self.gaps,
+            "resyncs": self.resyncs,
+            "frame_errors": self.frame_errors,
+            "trades": self.trades,
+            "candles": self.candles,
+            "max_depth": list(self.max_depth),
+            "disagreements": self.disagreements[:20],
+        }
+
+
+Top = tuple[tuple[str, str] | None, tuple[str, str] | None]
+
+
+def verify(tape: Tape) -> Proof:
+    """Replays a tape and checks every book against the exchange's own truths in it."""
+    from lobfeed._native import Candle, Trade
+
+    proof = Proof(tape=str(tape.path), venue=tape.header.venue)
+    replayer = TapeReplayer(tape)
+    tops: dict[tuple[str, int], Top] = {}
+    quotes: dict[tuple[str, int], Top] = {}
+    max_bids = max_asks = 0
+    for _record, ev in replayer.events():
+        if isinstance(ev, BookUpdate):
+            proof.book_updates += 1
+            book = ev.book
+            if book.crossed:
+                proof.crossed += 1
+                proof.disagreements.append(f"{ev.symbol} crossed at seq {ev.seq}")
+            bids, asks = book.depth()
+            max_bids, max_asks = max(max_bids, bids), max(max_asks, asks)
+            if ev.seq is not None:
+                tops[(ev.symbol, ev.seq)] = (book.best_bid_exact(), book.best_ask_exact())
+        elif isinstance(ev, Quote):
+            if ev.seq is not None:
+                quotes[(ev.symbol, ev.seq)] = (
+                    (ev.bid_price, ev.bid_size),
+                    (ev.ask_price, ev.ask_size),
+                )
+        elif isinstance(ev, Trade):
+            proof.trades += 1
+        elif isinstance(ev, Candle):
+            proof.candles += 1
+        elif isinstance(ev, Rejected):
+            proof.frame_errors += 1
+            proof.disagreements.append(f"rejected frame ({ev.symbol}): {ev.error}")
+    for key, quote in quotes.items():
+        top = tops.get(key)
+        if top is None:
+            continue
+        proof.quotes_checked += 1
+        if top == quote:
+            proof.quotes_agreed += 1
+        else:
+            proof.disagreements.append(f"{key[0]} at {key[1]}: book {top} vs ticker {quote}")
+    symbols: set[str] = set()
+    for session in replayer.sessions.values():
+        for symbol in session.symbols():
+            symbols.add(symbol)
+            counters = session.counters(symbol)
+            proof.checksums_checked += counters["checksums_checked"]
+            proof.checksum_mismatches += counters["checksum_mismatches"]
+            proof.gaps += counters["gaps"]
+            proof.resyncs += counters["resyncs"]
+    proof.symbols = len(symbols)
+    proof.max_depth = (max_bids, max_asks)
+    return proof
+
+
+def format_proof(proof: Proof, *, allow_gaps: bool = False) -> str:
+    lines = [f"{proof.tape} ({proof.venue}, {proof.symbols} symbols)"]
+    lines.append(f"  book updates applied    {proof.book_updates}")
+    if proof.quotes_checked or proof.venue.startswith("binance"):
+        lines.append(
+            f"  bookTicker agreement    {proof.quotes_agreed}/{proof.quotes_checked}"
+            + _percent(proof.quotes_agreed, proof.quotes_checked)
+        )
+    if proof.checksums_checked or proof.checksum_mismatches:
+        matched = proof.checksums_checked - proof.checksum_mismatches
+        lines.append(
+            f"  checksums matched       {matched}/{proof.checksums_checked}"
+            + _percent(matched, proof.checksums_checked)
+        )
+    lines.append(f"  crossed books           {proof.crossed}")
+    lines.append(f"  sequence gaps           {proof.gaps}")
+    lines.append(f"  resyncs                 {proof.resyncs}")
+    lines.append(f"  frames rejected         {proof.frame_errors}")
+    lines.append(f"  trades, candles         {proof.trades}, {proof.candles}")
+    lines.append(f"  deepest book (bid/ask)  {proof.max_depth[0]}/{proof.max_depth[1]}")
+    for text in proof.disagreements[:10]:
+        lines.append(f"  ! {text}")
+    problems = proof.failures(allow_gaps=allow_gaps)
+    lines.append("  FAILED: " + "; ".join(problems) if problems else "  OK: no truth contradicted")
+    return "\n".join(lines)
+
+
+def _percent(part: int, whole: int) -> str:
+    return f" ({100 * part / whole:.1f}%)" if whole else ""
