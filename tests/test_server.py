@@ -13,6 +13,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
 from lobfeed.exceptions import UnknownVenueError
 from lobfeed.tape import Tape, TapeRecord, TapeWriter
 from lobfeed.testing import (
@@ -24,8 +27,6 @@ from lobfeed.testing import (
     register_profile,
     run_server,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 SPOT = "binance-spot-4sym-2021.jsonl.gz"
 USDM = "binance-usdm-4sym-2021.jsonl.gz"

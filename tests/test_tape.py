@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from lobfeed.exceptions import LobfeedError, TapeFormatError
 from lobfeed.tape import FORMAT, Tape, TapeHeader, TapeRecord, TapeWriter
 

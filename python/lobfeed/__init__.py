@@ -62,7 +62,7 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         Resynced,
         Session,
         Trade,
-        venues,
+        supported_venues,
     )
     from lobfeed.aio.feed import Feed
 
@@ -79,5 +79,5 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         "Resynced",
         "Session",
         "Trade",
-        "venues",
+        "supported_venues",
     ]

@@ -2,7 +2,23 @@
 
 from typing import final
 
-def venues() -> list[str]: ...
+__all__ = [
+    "BookUpdate",
+    "BookView",
+    "Candle",
+    "ChecksumMismatch",
+    "GapDetected",
+    "NeedResubscribe",
+    "NeedSnapshot",
+    "Quote",
+    "Resynced",
+    "Session",
+    "Trade",
+    "__version__",
+    "supported_venues",
+]
+
+def supported_venues() -> list[str]: ...
 
 __version__: str
 
@@ -13,8 +29,8 @@ class Session:
     ) -> Session: ...
     @property
     def venue(self) -> str: ...
-    def receive(self, frame: bytes | str, ts_ns: int) -> tuple[Event, ...]: ...
-    def receive_snapshot(self, symbol: str, body: bytes | str, ts_ns: int) -> tuple[Event, ...]: ...
+    def receive(self, frame: bytes | str, ts_ns: int) -> tuple[_Event, ...]: ...
+    def receive_snapshot(self, symbol: str, body: bytes | str, ts_ns: int) -> tuple[_Event, ...]: ...
     def book(self, symbol: str) -> BookView: ...
     def symbols(self) -> list[str]: ...
     def state(self, symbol: str) -> str: ...
@@ -165,7 +181,7 @@ class Quote:
     @property
     def ts_ns(self) -> int: ...
 
-Event = (
+_Event = (
     BookUpdate
     | NeedSnapshot
     | NeedResubscribe

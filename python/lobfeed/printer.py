@@ -7,6 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from statistics import quantiles
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -92,7 +93,9 @@ class BookPrinter:
         for i in range(self.depth):
             bid = bids[i] if i < len(bids) else ("", "")
             ask = asks[i] if i < len(asks) else ("", "")
-            table.add_row(bid[1], _bar(bid[1], largest), bid[0], ask[0], _bar(ask[1], largest), ask[1])
+            table.add_row(
+                bid[1], _bar(bid[1], largest), bid[0], ask[0], _bar(ask[1], largest), ask[1]
+            )
 
         latency = self.latency_us()
         lag = self.exchange_lag_ns
@@ -102,7 +105,7 @@ class BookPrinter:
             + (
                 f"frame→callback p50 {latency[0]:.1f}µs p99 {latency[1]:.1f}µs"
                 if latency
-                else "frame→callback –"
+                else "frame→callback -"
             ),
             "exchange→receive "
             + (
@@ -126,10 +129,10 @@ def _bar(size: str, largest: float) -> Text:
 
 
 def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.8g}"
+    return "-" if value is None else f"{value:.8g}"
 
 
-async def show(printer: BookPrinter, done: asyncio.Future[object], *, fps: float = 10.0) -> None:
+async def show(printer: BookPrinter, done: asyncio.Future[Any], *, fps: float = 10.0) -> None:
     """Redraws the printer until ``done`` completes, then draws the last state once more."""
     console = Console()
     if not console.is_terminal:

@@ -200,8 +200,14 @@ class Feed:
         session = Session(
             self.venue, depth=self.subscription.depth, max_frame_bytes=self.max_frame_bytes
         )
+        # A short close_timeout: when we leave, a server still streaming at us may not read
+        # our close frame for a while, and waiting for its answer gains nothing.
         async with connect(
-            url, max_size=self.max_frame_bytes, open_timeout=10, compression=None
+            url,
+            max_size=self.max_frame_bytes,
+            open_timeout=10,
+            close_timeout=1,
+            compression=None,
         ) as ws:
             self._generation += 1
             self._session = session
@@ -363,9 +369,7 @@ class Feed:
         body: bytes | None = None
         while body is None:
             try:
-                body = await fetch_snapshot(
-                    self._http, url, symbol, timeout=self.snapshot_timeout
-                )
+                body = await fetch_snapshot(self._http, url, symbol, timeout=self.snapshot_timeout)
             except RateLimitedError as e:
                 self.stats.rate_limited += 1
                 wait = e.retry_after if e.retry_after is not None else next(delays)

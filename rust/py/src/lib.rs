@@ -20,7 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::Trade>()?;
     m.add_class::<events::Candle>()?;
     m.add_class::<events::Quote>()?;
-    m.add_function(wrap_pyfunction!(session::venues, m)?)?;
+    m.add_function(wrap_pyfunction!(session::supported_venues, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -21,7 +21,7 @@ pub struct Session {
 
 /// The venues this build understands.
 #[pyfunction]
-pub fn venues() -> Vec<&'static str> {
+pub fn supported_venues() -> Vec<&'static str> {
     VENUES.to_vec()
 }
 
@@ -199,7 +199,9 @@ impl Session {
 #[pymethods]
 impl Session {
     #[new]
-    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES))]
+    // Keep the default equal to lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES (a literal, so that
+    // Python sees it in the signature).
+    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=8388608))]
     fn py_new(
         py: Python<'_>,
         venue: &str,
