@@ -42,7 +42,10 @@ pub struct OkxRule;
 
 impl SequenceRule for OkxRule {
     fn bridges(&self, snapshot_id: u64, d: &DeltaIds) -> Continuity {
-        if d.last <= snapshot_id {
+        if d.prev == Some(snapshot_id) && d.last != snapshot_id {
+            // The very next update (also when a reset restarts seqId lower).
+            Continuity::Apply
+        } else if d.last <= snapshot_id {
             Continuity::Stale
         } else if d.prev.is_some_and(|prev| prev <= snapshot_id) {
             Continuity::Apply
@@ -722,5 +725,290 @@ impl<'de> Visitor<'de> for LooseStr {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Frames written from OKX's v5 documentation of the `books` and `trades` channels and of
+    //! `GET /api/v5/market/books`.
+
+    use super::*;
+    use crate::checksum::crc32;
+    use crate::sync::SyncState;
+
+    fn session() -> OkxSession {
+        OkxSession::new(SessionOptions::default())
+    }
+
+    fn feed(s: &mut OkxSession, frame: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        s.receive(frame.as_bytes(), 1, &mut out)
+            .unwrap_or_else(|e| panic!("{frame}: {e}"));
+        out
+    }
+
+    /// A `books` frame: levels as (price, size) pairs.
+    fn book(
+        action: &str,
+        bids: &[(&str, &str)],
+        asks: &[(&str, &str)],
+        checksum: i64,
+        ids: Option<(i64, i64)>,
+    ) -> String {
+        let side = |levels: &[(&str, &str)]| {
+            levels
+                .iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}","0","1"]"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let seq = match ids {
+            Some((prev, seq)) => format!(r#","prevSeqId":{prev},"seqId":{seq}"#),
+            None => String::new(),
+        };
+        format!(
+            r#"{{"arg":{{"channel":"books","instId":"BTC-USDT"}},"action":"{action}","data":[{{"asks":[{}],"bids":[{}],"ts":"1652459225000","checksum":{checksum}{seq}}}]}}"#,
+            side(asks),
+            side(bids)
+        )
+    }
+
+    fn tops(s: &OkxSession) -> (Vec<String>, Vec<String>) {
+        let sync = s.symbols().sync(0).unwrap();
+        let fmt = |l: crate::book::Level| format!("{}:{}", l.price, l.qty);
+        (
+            sync.book.bids().map(fmt).collect(),
+            sync.book.asks().map(fmt).collect(),
+        )
+    }
+
+    fn counters(s: &OkxSession) -> crate::sync::SyncCounters {
+        s.symbols().sync(0).unwrap().counters
+    }
+
+    #[test]
+    fn seq_chain_with_keep_alive_and_gap() {
+        let mut s = session();
+        let out = feed(&mut s, &book("snapshot", &[("10.0", "1")], &[("10.5", "2")], 0, Some((-1, 100))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(100), .. }]));
+        // Steps are not +1: the chain is prevSeqId == previous seqId.
+        let out = feed(&mut s, &book("update", &[("10.1", "3")], &[], 0, Some((100, 107))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(107), .. }]));
+        // Keep-alive: seqId == prevSeqId == last: no change, no gap, no event.
+        let out = feed(&mut s, &book("update", &[], &[], 0, Some((107, 107))));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(107));
+        let out = feed(&mut s, &book("update", &[], &[("10.5", "0")], 0, Some((107, 120))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(120), .. }]));
+        assert_eq!(tops(&s), (vec!["10.1:3".into(), "10.0:1".into()], vec![]));
+        // An update whose prevSeqId is not the last seqId: a gap, the book is dropped.
+        let out = feed(&mut s, &book("update", &[("10.2", "1")], &[], 0, Some((130, 140))));
+        assert_eq!(
+            out,
+            vec![
+                Event::GapDetected { symbol: 0, expected: 120, received: 130 },
+                Event::NeedResubscribe { symbol: 0 },
+            ]
+        );
+        assert!(s.symbols().sync(0).unwrap().book.is_empty());
+        assert_eq!(counters(&s).gaps, 1);
+        // The in-band snapshot of the resubscription brings it back.
+        let out = feed(&mut s, &book("snapshot", &[("9.9", "1")], &[("10.4", "1")], 0, Some((-1, 150))));
+        assert!(out.contains(&Event::Resynced { symbol: 0, seq: Some(150) }));
+        assert!(matches!(out.last(), Some(Event::BookUpdated { seq: Some(150), .. })));
+        assert_eq!(tops(&s), (vec!["9.9:1".into()], vec!["10.4:1".into()]));
+    }
+
+    #[test]
+    fn seq_reset_chains_by_identity() {
+        // After maintenance OKX may restart seqId lower; prevSeqId still names the last one.
+        let mut s = session();
+        feed(&mut s, &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 500))));
+        let out = feed(&mut s, &book("update", &[("1.5", "1")], &[], 0, Some((500, 3))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(3), .. }]));
+        let out = feed(&mut s, &book("update", &[("1.6", "1")], &[], 0, Some((3, 9))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(9), .. }]));
+        assert_eq!(counters(&s).gaps, 0);
+    }
+
+    fn rest(seq: u64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> String {
+        let side = |levels: &[(&str, &str)]| {
+            levels
+                .iter()
+                .map(|(p, q)| format!(r#"["{p}","{q}","0","1"]"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        format!(
+            r#"{{"code":"0","msg":"","data":[{{"asks":[{}],"bids":[{}],"ts":"1652459225000","seqId":{seq}}}]}}"#,
+            side(asks),
+            side(bids)
+        )
+    }
+
+    #[test]
+    fn rest_snapshot_bridges_buffered_updates() {
+        let mut s = OkxSession::with_resync(SessionOptions::default(), ResyncBy::Snapshot);
+        // Updates arrive before any snapshot: buffered, one snapshot request.
+        let out = feed(&mut s, &book("update", &[("10.0", "5")], &[], 0, Some((90, 95))));
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        assert!(feed(&mut s, &book("update", &[("10.1", "1")], &[], 0, Some((95, 101)))).is_empty());
+        assert!(feed(&mut s, &book("update", &[], &[("10.3", "0")], 0, Some((101, 110)))).is_empty());
+        assert_eq!(s.symbols().sync(0).unwrap().buffered(), 3);
+
+        // A snapshot older than the first buffered update cannot be bridged: ask again.
+        let mut out = Vec::new();
+        s.receive_snapshot("BTC-USDT", rest(80, &[("9.0", "1")], &[("11", "1")]).as_bytes(), 2, &mut out)
+            .unwrap();
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        assert_eq!(counters(&s).stale_snapshots, 1);
+
+        // Snapshot at 100: update 95 is dropped (seqId <= 100), 101 bridges
+        // (prevSeqId 95 <= 100 < 101), 110 follows.
+        out.clear();
+        let body = rest(100, &[("10.0", "2"), ("9.9", "4")], &[("10.3", "7"), ("10.4", "1")]);
+        s.receive_snapshot("BTC-USDT", body.as_bytes(), 3, &mut out).unwrap();
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(110), .. }]));
+        assert_eq!(
+            tops(&s),
+            (
+                vec!["10.1:1".into(), "10.0:2".into(), "9.9:4".into()],
+                vec!["10.4:1".into()]
+            )
+        );
+        assert_eq!(counters(&s).stale_dropped, 1);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        // And the live stream goes on from 110.
+        let mut out = feed(&mut s, &book("update", &[("10.2", "1")], &[], 0, Some((110, 111))));
+        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(111), .. }]));
+        // A REST error body is a typed venue error.
+        let err = s
+            .receive_snapshot("BTC-USDT", br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#, 4, &mut out)
+            .unwrap_err();
+        assert!(matches!(err.error, FrameError::VenueError(_)));
+    }
+
+    fn okx_text_crc(text: &str) -> i64 {
+        crc32(text.as_bytes()) as i32 as i64
+    }
+
+    #[test]
+    fn checksum_zero_is_not_checked() {
+        let mut s = session();
+        feed(&mut s, &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], 0, None));
+        let out = feed(&mut s, &book("update", &[("1.1", "1")], &[], 0, None));
+        assert!(matches!(out[..], [Event::BookUpdated { .. }]));
+        assert_eq!(counters(&s).checksums_checked, 0);
+        assert_eq!(counters(&s).checksum_mismatches, 0);
+    }
+
+    #[test]
+    fn wrong_checksum_clears_and_resyncs() {
+        let mut s = session();
+        let good = okx_text_crc("1.0:1:2.0:1");
+        let out = feed(&mut s, &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], good, None));
+        assert!(matches!(out[..], [Event::BookUpdated { .. }]));
+        assert_eq!(counters(&s).checksums_checked, 1);
+        // The venue's checksum says the book is not what we hold after this update.
+        let wrong = okx_text_crc("1.1:1:1.0:1:2.0:1") ^ 1;
+        let out = feed(&mut s, &book("update", &[("1.1", "1")], &[], wrong, None));
+        let computed = okx_text_crc("1.1:1:2.0:1:1.0:1") as i32 as u32;
+        assert_eq!(
+            out,
+            vec![
+                Event::ChecksumMismatch { symbol: 0, expected: wrong as i32 as u32, computed },
+                Event::NeedResubscribe { symbol: 0 },
+            ],
+            "no BookUpdated for a book that failed its checksum"
+        );
+        assert!(s.symbols().sync(0).unwrap().book.is_empty());
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::AwaitingSnapshot);
+        assert_eq!(counters(&s).checksum_mismatches, 1);
+    }
+
+    #[test]
+    fn checksum_interleaves_unequal_sides() {
+        // Three bids, one ask: bid0:ask0 then the bids alone.
+        let mut s = session();
+        let crc = okx_text_crc("8476.98:415:8476.99:1:8475.55:0.3:8475.1:22");
+        let frame = book(
+            "snapshot",
+            &[("8476.98", "415"), ("8475.55", "0.3"), ("8475.1", "22")],
+            &[("8476.99", "1")],
+            crc,
+            None,
+        );
+        let out = feed(&mut s, &frame);
+        assert!(matches!(out[..], [Event::BookUpdated { .. }]), "{out:?}");
+        assert_eq!(counters(&s).checksums_checked, 1);
+        assert_eq!(counters(&s).checksum_mismatches, 0);
+        // Asks longer than bids: ask-only entries at the tail.
+        let crc = okx_text_crc("8476.98:415:8476.99:1:8477:2:8478.5:3");
+        let frame = book(
+            "snapshot",
+            &[("8476.98", "415")],
+            &[("8476.99", "1"), ("8477", "2"), ("8478.5", "3")],
+            crc,
+            None,
+        );
+        feed(&mut s, &frame);
+        assert_eq!(counters(&s).checksum_mismatches, 0);
+    }
+
+    #[test]
+    fn trades_acks_pong_and_tickers() {
+        let mut s = session();
+        assert!(feed(&mut s, "pong").is_empty());
+        assert!(feed(&mut s, r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}"#).is_empty());
+        assert!(feed(&mut s, r#"{"event":"error","code":"60012","msg":"Invalid request"}"#).is_empty());
+        assert!(feed(&mut s, r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}"#).is_empty());
+        assert_eq!(s.stats().ignored, 4);
+        let out = feed(
+            &mut s,
+            r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.90","sz":"0.12060306","side":"sell","ts":"1630048897897"},{"instId":"BTC-USDT","tradeId":"130639475","px":"42220.00","sz":"1","side":"buy","ts":"1630048897898"}]}"#,
+        );
+        assert_eq!(out.len(), 2);
+        let Event::Trade(t) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(t.price.to_string(), "42219.90");
+        assert_eq!(t.size.to_string(), "0.12060306");
+        assert_eq!(t.side, Some(TradeSide::Sell));
+        assert_eq!(t.trade_id, "130639474");
+        assert_eq!(t.exchange_ts_ns, 1_630_048_897_897_000_000);
+        assert_eq!(t.ts_ns, 1);
+        let Event::Trade(t) = &out[1] else { panic!("{out:?}") };
+        assert_eq!(t.side, Some(TradeSide::Buy));
+    }
+
+    #[test]
+    fn bad_book_frame_resyncs_only_its_symbol() {
+        let mut s = session();
+        feed(&mut s, &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 1))));
+        let other = book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 1)))
+            .replace("BTC-USDT", "ETH-USDT");
+        feed(&mut s, &other);
+        let mut out = Vec::new();
+        let bad = book("update", &[("1x", "1")], &[], 0, Some((1, 2)));
+        let err = s.receive(bad.as_bytes(), 1, &mut out).unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
+        assert!(matches!(err.error, FrameError::BadNumber { .. }));
+        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert!(s.symbols().sync(0).unwrap().book.is_empty());
+        assert!(!s.symbols().sync(1).unwrap().book.is_empty());
+        assert_eq!(s.stats().errors, 1);
+    }
+
+    #[test]
+    fn books5_replaces_the_book_each_message() {
+        let mut s = session();
+        let frame = |bid: &str, ask: &str| {
+            format!(
+                r#"{{"arg":{{"channel":"books5","instId":"BTC-USDT"}},"data":[{{"asks":[["{ask}","1","0","1"]],"bids":[["{bid}","1","0","1"]],"instId":"BTC-USDT","ts":"1","seqId":5}}]}}"#
+            )
+        };
+        feed(&mut s, &frame("10", "11"));
+        let out = feed(&mut s, &frame("12", "13"));
+        assert!(matches!(out[..], [Event::BookUpdated { .. }]));
+        assert_eq!(tops(&s), (vec!["12:1".into()], vec!["13:1".into()]));
     }
 }
