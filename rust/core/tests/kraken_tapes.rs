@@ -98,7 +98,10 @@ fn kraken_v1_book1000_10sym_2021() {
     let proof = replay(&tape);
     eprintln!("{TAPE}: {proof:?}");
     assert_eq!(proof.conns, 3);
-    assert_eq!(proof.checksums_checked, 4_269, "every Kraken checksum checked");
+    assert_eq!(
+        proof.checksums_checked, 4_269,
+        "every Kraken checksum checked"
+    );
     assert_eq!(proof.checksum_mismatches, 0);
     assert_eq!(proof.snapshots, 10);
     assert_eq!(proof.book_symbols, 10);

@@ -63,9 +63,7 @@ impl SequenceRule for OkxRule {
             Some(prev) if prev == d.last && prev == last.last => Continuity::Stale,
             // Chained by identity (also across a reset where seqId goes down).
             Some(prev) if prev == last.last => Continuity::Apply,
-            _ if d.last <= last.last && d.prev.is_none_or(|p| p < last.last) => {
-                Continuity::Stale
-            }
+            _ if d.last <= last.last && d.prev.is_none_or(|p| p < last.last) => Continuity::Stale,
             _ => Continuity::Gap {
                 expected: last.last,
                 received: d.prev.unwrap_or(d.first),
@@ -135,7 +133,11 @@ impl OkxSession {
         ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
     }
 
-    fn decode<'de>(&mut self, frame: &'de [u8], fields: &mut Fields<'de>) -> Result<(), FrameError> {
+    fn decode<'de>(
+        &mut self,
+        frame: &'de [u8],
+        fields: &mut Fields<'de>,
+    ) -> Result<(), FrameError> {
         self.levels.clear();
         self.items.clear();
         self.text.clear();
@@ -213,7 +215,9 @@ impl OkxSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        let name = fields.inst_id.ok_or(FrameError::MissingField("arg.instId"))?;
+        let name = fields
+            .inst_id
+            .ok_or(FrameError::MissingField("arg.instId"))?;
         let id = self.intern(name);
         let snapshot = match (kind, fields.action) {
             (BookKind::Full, _) | (_, Some("snapshot")) => true,
@@ -264,15 +268,7 @@ impl OkxSession {
         let mark = out.len();
         let applied = if snapshot {
             let bridging = sync.buffered() > 0;
-            sync.on_snapshot(
-                id,
-                &OkxRule,
-                seq_id,
-                levels,
-                exchange_ts_ns,
-                ts_ns,
-                out,
-            )?;
+            sync.on_snapshot(id, &OkxRule, seq_id, levels, exchange_ts_ns, ts_ns, out)?;
             // With buffered updates applied on top, the book is past what the checksum covers.
             !bridging && published(&out[mark..], id)
         } else if let Some(seq) = seq_id {
@@ -304,13 +300,14 @@ impl OkxSession {
             let item = self.items[i].clone();
             let name = match item.inst_id.clone() {
                 Some(r) => &self.text[r],
-                None => fields
-                    .inst_id
-                    .ok_or(FrameError::MissingField("instId"))?,
+                None => fields.inst_id.ok_or(FrameError::MissingField("instId"))?,
             };
             let price = item.px.ok_or(FrameError::MissingField("px"))?;
             let size = item.sz.ok_or(FrameError::MissingField("sz"))?;
-            let trade_id = &self.text[item.trade_id.clone().ok_or(FrameError::MissingField("tradeId"))?];
+            let trade_id = &self.text[item
+                .trade_id
+                .clone()
+                .ok_or(FrameError::MissingField("tradeId"))?];
             let symbol = self
                 .symbols
                 .intern(name, || SymbolSync::new(self.resync_by, None));
@@ -400,7 +397,12 @@ impl Session for OkxSession {
             Some(s) => u64::try_from(s).map_err(|_| {
                 ReceiveError::new(owned(), FrameError::Invalid(format!("negative seqId {s}")))
             })?,
-            None => return Err(ReceiveError::new(owned(), FrameError::MissingField("seqId"))),
+            None => {
+                return Err(ReceiveError::new(
+                    owned(),
+                    FrameError::MissingField("seqId"),
+                ))
+            }
         };
         let id = self.intern(symbol);
         let levels = &self.levels[item.levels.clone()];
@@ -790,33 +792,79 @@ mod tests {
     #[test]
     fn seq_chain_with_keep_alive_and_gap() {
         let mut s = session();
-        let out = feed(&mut s, &book("snapshot", &[("10.0", "1")], &[("10.5", "2")], 0, Some((-1, 100))));
-        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(100), .. }]));
+        let out = feed(
+            &mut s,
+            &book(
+                "snapshot",
+                &[("10.0", "1")],
+                &[("10.5", "2")],
+                0,
+                Some((-1, 100)),
+            ),
+        );
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(100), .. }]
+        ));
         // Steps are not +1: the chain is prevSeqId == previous seqId.
-        let out = feed(&mut s, &book("update", &[("10.1", "3")], &[], 0, Some((100, 107))));
-        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(107), .. }]));
+        let out = feed(
+            &mut s,
+            &book("update", &[("10.1", "3")], &[], 0, Some((100, 107))),
+        );
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(107), .. }]
+        ));
         // Keep-alive: seqId == prevSeqId == last: no change, no gap, no event.
         let out = feed(&mut s, &book("update", &[], &[], 0, Some((107, 107))));
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(107));
-        let out = feed(&mut s, &book("update", &[], &[("10.5", "0")], 0, Some((107, 120))));
-        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(120), .. }]));
+        let out = feed(
+            &mut s,
+            &book("update", &[], &[("10.5", "0")], 0, Some((107, 120))),
+        );
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(120), .. }]
+        ));
         assert_eq!(tops(&s), (vec!["10.1:3".into(), "10.0:1".into()], vec![]));
         // An update whose prevSeqId is not the last seqId: a gap, the book is dropped.
-        let out = feed(&mut s, &book("update", &[("10.2", "1")], &[], 0, Some((130, 140))));
+        let out = feed(
+            &mut s,
+            &book("update", &[("10.2", "1")], &[], 0, Some((130, 140))),
+        );
         assert_eq!(
             out,
             vec![
-                Event::GapDetected { symbol: 0, expected: 120, received: 130 },
+                Event::GapDetected {
+                    symbol: 0,
+                    expected: 120,
+                    received: 130
+                },
                 Event::NeedResubscribe { symbol: 0 },
             ]
         );
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
         assert_eq!(counters(&s).gaps, 1);
         // The in-band snapshot of the resubscription brings it back.
-        let out = feed(&mut s, &book("snapshot", &[("9.9", "1")], &[("10.4", "1")], 0, Some((-1, 150))));
-        assert!(out.contains(&Event::Resynced { symbol: 0, seq: Some(150) }));
-        assert!(matches!(out.last(), Some(Event::BookUpdated { seq: Some(150), .. })));
+        let out = feed(
+            &mut s,
+            &book(
+                "snapshot",
+                &[("9.9", "1")],
+                &[("10.4", "1")],
+                0,
+                Some((-1, 150)),
+            ),
+        );
+        assert!(out.contains(&Event::Resynced {
+            symbol: 0,
+            seq: Some(150)
+        }));
+        assert!(matches!(
+            out.last(),
+            Some(Event::BookUpdated { seq: Some(150), .. })
+        ));
         assert_eq!(tops(&s), (vec!["9.9:1".into()], vec!["10.4:1".into()]));
     }
 
@@ -824,10 +872,19 @@ mod tests {
     fn seq_reset_chains_by_identity() {
         // After maintenance OKX may restart seqId lower; prevSeqId still names the last one.
         let mut s = session();
-        feed(&mut s, &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 500))));
-        let out = feed(&mut s, &book("update", &[("1.5", "1")], &[], 0, Some((500, 3))));
+        feed(
+            &mut s,
+            &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 500))),
+        );
+        let out = feed(
+            &mut s,
+            &book("update", &[("1.5", "1")], &[], 0, Some((500, 3))),
+        );
         assert!(matches!(out[..], [Event::BookUpdated { seq: Some(3), .. }]));
-        let out = feed(&mut s, &book("update", &[("1.6", "1")], &[], 0, Some((3, 9))));
+        let out = feed(
+            &mut s,
+            &book("update", &[("1.6", "1")], &[], 0, Some((3, 9))),
+        );
         assert!(matches!(out[..], [Event::BookUpdated { seq: Some(9), .. }]));
         assert_eq!(counters(&s).gaps, 0);
     }
@@ -851,25 +908,49 @@ mod tests {
     fn rest_snapshot_bridges_buffered_updates() {
         let mut s = OkxSession::with_resync(SessionOptions::default(), ResyncBy::Snapshot);
         // Updates arrive before any snapshot: buffered, one snapshot request.
-        let out = feed(&mut s, &book("update", &[("10.0", "5")], &[], 0, Some((90, 95))));
+        let out = feed(
+            &mut s,
+            &book("update", &[("10.0", "5")], &[], 0, Some((90, 95))),
+        );
         assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
-        assert!(feed(&mut s, &book("update", &[("10.1", "1")], &[], 0, Some((95, 101)))).is_empty());
-        assert!(feed(&mut s, &book("update", &[], &[("10.3", "0")], 0, Some((101, 110)))).is_empty());
+        assert!(feed(
+            &mut s,
+            &book("update", &[("10.1", "1")], &[], 0, Some((95, 101)))
+        )
+        .is_empty());
+        assert!(feed(
+            &mut s,
+            &book("update", &[], &[("10.3", "0")], 0, Some((101, 110)))
+        )
+        .is_empty());
         assert_eq!(s.symbols().sync(0).unwrap().buffered(), 3);
 
         // A snapshot older than the first buffered update cannot be bridged: ask again.
         let mut out = Vec::new();
-        s.receive_snapshot("BTC-USDT", rest(80, &[("9.0", "1")], &[("11", "1")]).as_bytes(), 2, &mut out)
-            .unwrap();
+        s.receive_snapshot(
+            "BTC-USDT",
+            rest(80, &[("9.0", "1")], &[("11", "1")]).as_bytes(),
+            2,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
         assert_eq!(counters(&s).stale_snapshots, 1);
 
         // Snapshot at 100: update 95 is dropped (seqId <= 100), 101 bridges
         // (prevSeqId 95 <= 100 < 101), 110 follows.
         out.clear();
-        let body = rest(100, &[("10.0", "2"), ("9.9", "4")], &[("10.3", "7"), ("10.4", "1")]);
-        s.receive_snapshot("BTC-USDT", body.as_bytes(), 3, &mut out).unwrap();
-        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(110), .. }]));
+        let body = rest(
+            100,
+            &[("10.0", "2"), ("9.9", "4")],
+            &[("10.3", "7"), ("10.4", "1")],
+        );
+        s.receive_snapshot("BTC-USDT", body.as_bytes(), 3, &mut out)
+            .unwrap();
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(110), .. }]
+        ));
         assert_eq!(
             tops(&s),
             (
@@ -880,11 +961,22 @@ mod tests {
         assert_eq!(counters(&s).stale_dropped, 1);
         assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
         // And the live stream goes on from 110.
-        let mut out = feed(&mut s, &book("update", &[("10.2", "1")], &[], 0, Some((110, 111))));
-        assert!(matches!(out[..], [Event::BookUpdated { seq: Some(111), .. }]));
+        let mut out = feed(
+            &mut s,
+            &book("update", &[("10.2", "1")], &[], 0, Some((110, 111))),
+        );
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(111), .. }]
+        ));
         // A REST error body is a typed venue error.
         let err = s
-            .receive_snapshot("BTC-USDT", br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#, 4, &mut out)
+            .receive_snapshot(
+                "BTC-USDT",
+                br#"{"code":"51001","msg":"Instrument ID does not exist","data":[]}"#,
+                4,
+                &mut out,
+            )
             .unwrap_err();
         assert!(matches!(err.error, FrameError::VenueError(_)));
     }
@@ -896,7 +988,10 @@ mod tests {
     #[test]
     fn checksum_zero_is_not_checked() {
         let mut s = session();
-        feed(&mut s, &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], 0, None));
+        feed(
+            &mut s,
+            &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], 0, None),
+        );
         let out = feed(&mut s, &book("update", &[("1.1", "1")], &[], 0, None));
         assert!(matches!(out[..], [Event::BookUpdated { .. }]));
         assert_eq!(counters(&s).checksums_checked, 0);
@@ -907,7 +1002,10 @@ mod tests {
     fn wrong_checksum_clears_and_resyncs() {
         let mut s = session();
         let good = okx_text_crc("1.0:1:2.0:1");
-        let out = feed(&mut s, &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], good, None));
+        let out = feed(
+            &mut s,
+            &book("snapshot", &[("1.0", "1")], &[("2.0", "1")], good, None),
+        );
         assert!(matches!(out[..], [Event::BookUpdated { .. }]));
         assert_eq!(counters(&s).checksums_checked, 1);
         // The venue's checksum says the book is not what we hold after this update.
@@ -917,13 +1015,20 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Event::ChecksumMismatch { symbol: 0, expected: wrong as i32 as u32, computed },
+                Event::ChecksumMismatch {
+                    symbol: 0,
+                    expected: wrong as i32 as u32,
+                    computed
+                },
                 Event::NeedResubscribe { symbol: 0 },
             ],
             "no BookUpdated for a book that failed its checksum"
         );
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
-        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::AwaitingSnapshot);
+        assert_eq!(
+            s.symbols().sync(0).unwrap().state(),
+            SyncState::AwaitingSnapshot
+        );
         assert_eq!(counters(&s).checksum_mismatches, 1);
     }
 
@@ -960,8 +1065,16 @@ mod tests {
     fn trades_acks_pong_and_tickers() {
         let mut s = session();
         assert!(feed(&mut s, "pong").is_empty());
-        assert!(feed(&mut s, r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}"#).is_empty());
-        assert!(feed(&mut s, r#"{"event":"error","code":"60012","msg":"Invalid request"}"#).is_empty());
+        assert!(feed(
+            &mut s,
+            r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT"}}"#
+        )
+        .is_empty());
+        assert!(feed(
+            &mut s,
+            r#"{"event":"error","code":"60012","msg":"Invalid request"}"#
+        )
+        .is_empty());
         assert!(feed(&mut s, r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}"#).is_empty());
         assert_eq!(s.stats().ignored, 4);
         let out = feed(
@@ -969,21 +1082,28 @@ mod tests {
             r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.90","sz":"0.12060306","side":"sell","ts":"1630048897897"},{"instId":"BTC-USDT","tradeId":"130639475","px":"42220.00","sz":"1","side":"buy","ts":"1630048897898"}]}"#,
         );
         assert_eq!(out.len(), 2);
-        let Event::Trade(t) = &out[0] else { panic!("{out:?}") };
+        let Event::Trade(t) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(t.price.to_string(), "42219.90");
         assert_eq!(t.size.to_string(), "0.12060306");
         assert_eq!(t.side, Some(TradeSide::Sell));
         assert_eq!(t.trade_id, "130639474");
         assert_eq!(t.exchange_ts_ns, 1_630_048_897_897_000_000);
         assert_eq!(t.ts_ns, 1);
-        let Event::Trade(t) = &out[1] else { panic!("{out:?}") };
+        let Event::Trade(t) = &out[1] else {
+            panic!("{out:?}")
+        };
         assert_eq!(t.side, Some(TradeSide::Buy));
     }
 
     #[test]
     fn bad_book_frame_resyncs_only_its_symbol() {
         let mut s = session();
-        feed(&mut s, &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 1))));
+        feed(
+            &mut s,
+            &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 1))),
+        );
         let other = book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 1)))
             .replace("BTC-USDT", "ETH-USDT");
         feed(&mut s, &other);
