@@ -17,6 +17,7 @@
 //! v2 prices and quantities are JSON numbers: they are read as raw tokens, so the book keeps the
 //! digits Kraken wrote (trailing zeros included), which its checksum depends on.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -36,7 +37,7 @@ use crate::venue::{Session, SessionOptions, SessionStats};
 /// Kraken's book depth when a subscription names none.
 pub const DEFAULT_DEPTH: usize = 10;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ChannelKind {
     Book { depth: usize },
     Trade,
@@ -197,10 +198,10 @@ impl KrakenSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        let channel = v1.channel_id.and_then(|c| self.channels.get(&c)).cloned();
-        let kind = match (v1.name, &channel) {
+        let channel = v1.channel_id.and_then(|c| self.channels.get(&c));
+        let kind = match (v1.name, channel) {
             (Some(name), _) if name.starts_with("book") => ChannelKind::Book {
-                depth: match &channel {
+                depth: match channel {
                     Some(Channel {
                         kind: ChannelKind::Book { depth },
                         ..
@@ -210,7 +211,7 @@ impl KrakenSession {
             },
             (Some("trade"), _) => ChannelKind::Trade,
             (Some(_), _) => ChannelKind::Other,
-            (None, Some(c)) => c.kind.clone(),
+            (None, Some(c)) => c.kind,
             (None, None) => {
                 return Err(FrameError::Invalid(format!(
                     "channel {:?} was never announced and the frame does not name it",
@@ -219,11 +220,13 @@ impl KrakenSession {
                 .into())
             }
         };
-        let pair = v1
-            .pair
-            .or(channel.as_ref().map(|c| c.pair.as_str()))
-            .ok_or(FrameError::MissingField("pair"))?
-            .to_owned();
+        // The frame names its pair (borrowed, no copy); only a frame without one falls back to
+        // the pair the subscription announced.
+        let pair: Cow<'_, str> = match (v1.pair, channel) {
+            (Some(pair), _) => Cow::Borrowed(pair),
+            (None, Some(c)) => Cow::Owned(c.pair.clone()),
+            (None, None) => return Err(FrameError::MissingField("pair").into()),
+        };
         match kind {
             ChannelKind::Book { depth } => self.on_v1_book(v1, &pair, depth, ts_ns, out),
             ChannelKind::Trade => self.on_v1_trades(v1, &pair, ts_ns, out),
@@ -441,8 +444,12 @@ impl KrakenSession {
                 .get(&self.text[symbol_range.clone()])
                 .copied()
                 .unwrap_or(self.default_depth());
-            let name = self.text[symbol_range].to_owned();
-            let id = self.intern(&name, Some(depth));
+            let id = self.symbols.intern(&self.text[symbol_range], || {
+                SymbolSync::new(ResyncBy::Resubscribe, None)
+            });
+            if let Some(sync) = self.symbols.sync_mut(id) {
+                sync.set_truncate_to(Some(depth));
+            }
             let Some(snapshot) = snapshot else {
                 let e = FrameError::Invalid(format!("unknown book type {:?}", obj.kind));
                 return Err(self.bad_frame(id, e, out));
