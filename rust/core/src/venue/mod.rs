@@ -2,6 +2,8 @@
 
 pub mod binance;
 pub mod json;
+pub mod kraken;
+pub mod okx;
 
 use crate::error::ReceiveError;
 use crate::event::Event;
@@ -66,7 +68,7 @@ pub trait Session: Send {
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
 
-pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm"];
+pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm", "okx", "kraken"];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
     use binance::{BinanceSession, Market};
@@ -74,6 +76,8 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
         "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
         "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
+        "okx" => Box::new(okx::OkxSession::new(options)),
+        "kraken" => Box::new(kraken::KrakenSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned())),
     })
 }

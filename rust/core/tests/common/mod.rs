@@ -20,6 +20,9 @@ pub struct Record {
     pub data: Option<String>,
     #[serde(default)]
     pub venue: Option<String>,
+    /// The websocket connection a record belongs to (`c1`, `c2`, ...); tapes may hold several.
+    #[serde(default)]
+    pub conn: Option<String>,
 }
 
 /// The tapes folder; a missing folder fails the test loudly (CI must have ../shared).
@@ -49,4 +52,48 @@ pub fn query_symbol(url: &str) -> Option<String> {
     query
         .split('&')
         .find_map(|kv| kv.strip_prefix("symbol=").map(str::to_owned))
+}
+
+/// A query parameter of a URL (`instId` for OKX snapshots, for example).
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+/// Truncations and byte flips of a frame, deterministic (no RNG), for robustness tests.
+pub fn mutations(frame: &[u8], seed: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let len = frame.len();
+    if len == 0 {
+        return out;
+    }
+    // A small xorshift so each frame gets different positions without a dependency.
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for cut in [len / 2, len.saturating_sub(1), (next() as usize) % len] {
+        out.push(frame[..cut].to_vec());
+    }
+    for _ in 0..4 {
+        let mut flipped = frame.to_vec();
+        let at = (next() as usize) % len;
+        flipped[at] ^= 1 << (next() % 8);
+        out.push(flipped);
+    }
+    // Structural characters swapped for others that keep JSON plausible.
+    for (from, to) in [(b'"', b'\''), (b']', b'}'), (b'.', b'-'), (b'1', b'e')] {
+        if let Some(at) = frame.iter().position(|&c| c == from) {
+            let mut changed = frame.to_vec();
+            changed[at] = to;
+            out.push(changed);
+        }
+    }
+    out
 }
