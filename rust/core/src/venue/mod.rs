@@ -1,6 +1,8 @@
 //! One module per venue: how its frames decode and how its book ids chain.
 
 pub mod binance;
+pub mod bitfinex;
+pub mod gemini;
 pub mod json;
 
 use crate::error::ReceiveError;
@@ -66,7 +68,13 @@ pub trait Session: Send {
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
 
-pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm"];
+pub const VENUES: &[&str] = &[
+    "binance",
+    "binance-usdm",
+    "binance-coinm",
+    "gemini",
+    "bitfinex",
+];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
     use binance::{BinanceSession, Market};
@@ -74,6 +82,12 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
         "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
         "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
+        "gemini" => Box::new(gemini::GeminiSession::new(options)),
+        // Gemini v1 streams one symbol per connection: `gemini-v1:BTCUSD`.
+        v if v.len() > gemini::V1_PREFIX.len() && v.starts_with(gemini::V1_PREFIX) => Box::new(
+            gemini::GeminiV1Session::new(&v[gemini::V1_PREFIX.len()..], options),
+        ),
+        "bitfinex" => Box::new(bitfinex::BitfinexSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned())),
     })
 }
