@@ -39,7 +39,7 @@ use crate::checksum::crc32;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
-use crate::sync::{LevelChange, ResyncBy, SymbolSync, SyncState, Symbols, Unsequenced};
+use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, SyncState, Unsequenced};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// Conf flag: every data frame ends with the connection's sequence number.
@@ -192,10 +192,8 @@ impl BitfinexSession {
                     self.channels.retain(|c| c.id != chan);
                 }
             }
-            Some("conf") => {
-                if e.status.is_none_or(|s| s == "OK") {
-                    self.flags = e.flags.or(self.flags);
-                }
+            Some("conf") if e.status.is_none_or(|s| s == "OK") => {
+                self.flags = e.flags.or(self.flags);
             }
             // info (version, maintenance codes), error, pong: understood, nothing to keep.
             _ => {}
@@ -233,8 +231,9 @@ impl BitfinexSession {
             self.intern(name)
         };
         // One channel per id, and one book channel per symbol (a resubscribe replaces the old).
-        self.channels
-            .retain(|c| c.id != chan && !(kind == Kind::Book && c.kind == kind && c.symbol == symbol));
+        self.channels.retain(|c| {
+            c.id != chan && !(kind == Kind::Book && c.kind == kind && c.symbol == symbol)
+        });
         self.channels.push(Channel {
             id: chan,
             kind,
@@ -347,7 +346,10 @@ impl BitfinexSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let first_event = out.len();
-        let sync = self.symbols.sync_mut(symbol).expect("channel symbols exist");
+        let sync = self
+            .symbols
+            .sync_mut(symbol)
+            .expect("channel symbols exist");
         let result = if snapshot {
             sync.on_snapshot(
                 symbol,
@@ -399,7 +401,10 @@ impl BitfinexSession {
                     FrameError::Invalid(format!("checksum {crc} is not 32 bits")),
                 )
             })?;
-        let sync = self.symbols.sync_mut(symbol).expect("channel symbols exist");
+        let sync = self
+            .symbols
+            .sync_mut(symbol)
+            .expect("channel symbols exist");
         if sync.state() != SyncState::Live {
             // Nothing to check until the new book arrives.
             self.stats.ignored += 1;
@@ -457,7 +462,7 @@ pub fn write_js_number(value: Decimal, negate: bool, out: &mut String) {
         out.push('0');
         return;
     }
-    while scale > 0 && mantissa % 10 == 0 {
+    while scale > 0 && mantissa.is_multiple_of(10) {
         mantissa /= 10;
         scale -= 1;
     }
@@ -882,7 +887,10 @@ fn to_change<E: de::Error>(
     } else if !amount.is_zero() {
         Side::Bid
     } else {
-        return Err(invalid(fault, format!("level {price} has no side (amount 0)")));
+        return Err(invalid(
+            fault,
+            format!("level {price} has no side (amount 0)"),
+        ));
     };
     let qty = if count.is_zero() {
         Decimal::ZERO
@@ -1131,7 +1139,10 @@ mod tests {
         feed(s.as_mut(), "[17,[7255.2,1,-0.75],4]");
         let book = &s.symbols().sync(0).unwrap().book;
         let best = book.best_ask().unwrap();
-        assert_eq!((best.price.to_string(), best.qty.to_string()), ("7255.2".into(), "0.75".into()));
+        assert_eq!(
+            (best.price.to_string(), best.qty.to_string()),
+            ("7255.2".into(), "0.75".into())
+        );
         // Deleting an unknown level is harmless.
         feed(s.as_mut(), "[17,[1,0,1],5]");
         assert!(!s.symbols().sync(0).unwrap().book.is_crossed());
@@ -1147,7 +1158,10 @@ mod tests {
         assert_eq!(s.stats().ignored, ignored + 2);
         // 4 follows 3: no gap.
         let out = feed(s.as_mut(), "[17,[7254.6,2,0.7],4]");
-        assert!(matches!(&out[..], [Event::BookUpdated { seq: Some(4), .. }]));
+        assert!(matches!(
+            &out[..],
+            [Event::BookUpdated { seq: Some(4), .. }]
+        ));
         // Without the heartbeats counted, 4 after 1 would have been a gap.
         assert_eq!(s.symbols().sync(0).unwrap().counters.gaps, 0);
     }
@@ -1196,7 +1210,10 @@ mod tests {
             s.as_mut(),
             r#"{"event":"subscribed","channel":"book","chanId":27,"symbol":"tBTCUSD","prec":"P0","freq":"F0","len":"25","pair":"BTCUSD"}"#,
         );
-        let out = feed(s.as_mut(), &SNAPSHOT.replace("[17,", "[27,").replace("],1]", "],6]"));
+        let out = feed(
+            s.as_mut(),
+            &SNAPSHOT.replace("[17,", "[27,").replace("],1]", "],6]"),
+        );
         assert_eq!(
             out,
             vec![
@@ -1213,7 +1230,10 @@ mod tests {
             ]
         );
         assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
-        assert_eq!(s.symbols().sync(1).unwrap().state(), SyncState::AwaitingSnapshot);
+        assert_eq!(
+            s.symbols().sync(1).unwrap().state(),
+            SyncState::AwaitingSnapshot
+        );
     }
 
     /// The checksum text built by hand from the book of `SNAPSHOT`, the way Bitfinex's
@@ -1294,12 +1314,29 @@ mod tests {
         assert!(matches!(err.error, FrameError::Invalid(_)), "{err:?}");
         assert_eq!(err.symbol.as_deref(), Some("tBTCUSD"));
         assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
-        let err = s.receive(br#"[17,[7254.6,1,"1.2.3"],4]"#, 5, &mut out).unwrap_err();
-        assert!(matches!(err.error, FrameError::BadNumber { field: "amount", .. }), "{err:?}");
+        let err = s
+            .receive(br#"[17,[7254.6,1,"1.2.3"],4]"#, 5, &mut out)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.error,
+                FrameError::BadNumber {
+                    field: "amount",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert_eq!(s.symbols().sync(1).unwrap().state(), SyncState::Live);
         // Events and errors from the venue are understood, not errors.
-        feed(s.as_mut(), r#"{"event":"error","msg":"symbol: invalid","code":10300}"#);
-        feed(s.as_mut(), r#"{"event":"pong","ts":1511545528111,"cid":1234}"#);
+        feed(
+            s.as_mut(),
+            r#"{"event":"error","msg":"symbol: invalid","code":10300}"#,
+        );
+        feed(
+            s.as_mut(),
+            r#"{"event":"pong","ts":1511545528111,"cid":1234}"#,
+        );
         assert_eq!(s.stats().errors, 2);
     }
 

@@ -1202,7 +1202,10 @@ mod tests {
     #[test]
     fn v2_trade_and_heartbeat() {
         let mut s = new_session("gemini", SessionOptions::default()).unwrap();
-        let out = feed(s.as_mut(), r#"{"type":"heartbeat","timestamp":1560976400500}"#);
+        let out = feed(
+            s.as_mut(),
+            r#"{"type":"heartbeat","timestamp":1560976400500}"#,
+        );
         assert!(out.is_empty());
         assert_eq!(s.stats().ignored, 1);
         let out = feed(
@@ -1233,7 +1236,10 @@ mod tests {
                 &mut out,
             )
             .unwrap_err();
-        assert!(matches!(err.error, FrameError::BadNumber { field: "price", .. }));
+        assert!(matches!(
+            err.error,
+            FrameError::BadNumber { field: "price", .. }
+        ));
         assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
         // Deltas before the new book are dropped.
         let out = feed(
