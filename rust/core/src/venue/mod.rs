@@ -1,6 +1,8 @@
 //! One module per venue: how its frames decode and how its book ids chain.
 
 pub mod binance;
+pub mod bitfinex;
+pub mod gemini;
 pub mod json;
 pub mod kraken;
 pub mod okx;
@@ -68,7 +70,15 @@ pub trait Session: Send {
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
 
-pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm", "okx", "kraken"];
+pub const VENUES: &[&str] = &[
+    "binance",
+    "binance-usdm",
+    "binance-coinm",
+    "okx",
+    "kraken",
+    "gemini",
+    "bitfinex",
+];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
     use binance::{BinanceSession, Market};
@@ -78,6 +88,12 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
         "okx" => Box::new(okx::OkxSession::new(options)),
         "kraken" => Box::new(kraken::KrakenSession::new(options)),
+        "gemini" => Box::new(gemini::GeminiSession::new(options)),
+        // Gemini v1 streams one symbol per connection: `gemini-v1:BTCUSD`.
+        v if v.len() > gemini::V1_PREFIX.len() && v.starts_with(gemini::V1_PREFIX) => Box::new(
+            gemini::GeminiV1Session::new(&v[gemini::V1_PREFIX.len()..], options),
+        ),
+        "bitfinex" => Box::new(bitfinex::BitfinexSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned())),
     })
 }

@@ -97,3 +97,69 @@ pub fn mutations(frame: &[u8], seed: u64) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// A record with the websocket connection it came on (`conn`): a tape can hold several, and
+/// channel ids and sequence counters are per connection, so replay needs one session per `conn`.
+#[derive(Debug, Deserialize)]
+pub struct ConnRecord {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub ts_ns: u64,
+    #[serde(default)]
+    pub conn: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// All records of a tape with their connection names, header first.
+pub fn read_tape_with_conns(name: &str) -> Vec<ConnRecord> {
+    let path = tapes_dir().join(name);
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    BufReader::new(GzDecoder::new(file))
+        .lines()
+        .map(|line| serde_json::from_str(&line.expect("readable line")).expect("tape line"))
+        .collect()
+}
+
+/// Deterministic damaged copies of real frames: truncations at every kind of position and
+/// random byte flips (xorshift, fixed seed), `count` in all.
+pub fn mutated_frames(frames: &[&[u8]], count: usize) -> Vec<Vec<u8>> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let nonempty: Vec<&[u8]> = frames.iter().copied().filter(|f| !f.is_empty()).collect();
+    assert!(!nonempty.is_empty(), "no frames to mutate");
+    (0..count)
+        .map(|i| {
+            let frame = nonempty[next() as usize % nonempty.len()];
+            let mut bytes = frame.to_vec();
+            match i % 4 {
+                0 => bytes.truncate(next() as usize % bytes.len()),
+                1 => {
+                    let at = next() as usize % bytes.len();
+                    bytes[at] ^= 1 << (next() % 8);
+                }
+                2 => {
+                    const JSONISH: &[u8] = b"[]{}\",:-.0123456789eE \\x";
+                    for _ in 0..1 + next() % 8 {
+                        let at = next() as usize % bytes.len();
+                        bytes[at] = JSONISH[next() as usize % JSONISH.len()];
+                    }
+                }
+                _ => {
+                    let at = next() as usize % bytes.len();
+                    bytes.truncate(at);
+                    bytes.extend_from_slice(&frame[at..].iter().rev().copied().collect::<Vec<_>>());
+                }
+            }
+            bytes
+        })
+        .collect()
+}
