@@ -1,6 +1,8 @@
 //! One module per venue: how its frames decode and how its book ids chain.
 
 pub mod binance;
+pub mod bybit;
+pub mod coinbase;
 pub mod json;
 
 use crate::error::ReceiveError;
@@ -66,7 +68,7 @@ pub trait Session: Send {
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
 
-pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm"];
+pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm", "bybit", "coinbase"];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
     use binance::{BinanceSession, Market};
@@ -74,6 +76,8 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
         "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
         "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
+        "bybit" => Box::new(bybit::BybitSession::new(options)),
+        "coinbase" => Box::new(coinbase::CoinbaseSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned())),
     })
 }
