@@ -288,7 +288,9 @@ impl BybitSession {
                 (interval, name)
             }
             _ => {
-                return Err(FrameError::Invalid(format!("kline topic {topic:?} names no symbol")).into())
+                return Err(
+                    FrameError::Invalid(format!("kline topic {topic:?} names no symbol")).into(),
+                )
             }
         };
         let err = |e| ReceiveError::new(Some(name.to_owned()), e);
@@ -683,16 +685,30 @@ mod tests {
         let mut s = BybitSession::new(SessionOptions::default());
         let out = feed(
             &mut s,
-            &book_msg("snapshot", 100, r#"["10.0","1"],["9.5","2"]"#, r#"["10.5","3"]"#),
+            &book_msg(
+                "snapshot",
+                100,
+                r#"["10.0","1"],["9.5","2"]"#,
+                r#"["10.5","3"]"#,
+            ),
         );
         assert!(matches!(
             out.as_slice(),
-            [Event::BookUpdated { seq: Some(100), exchange_ts_ns: 1_700_000_000_123_000_000, .. }]
+            [Event::BookUpdated {
+                seq: Some(100),
+                exchange_ts_ns: 1_700_000_000_123_000_000,
+                ..
+            }]
         ));
         // Deleting a level the book never had is normal.
         let out = feed(
             &mut s,
-            &book_msg("delta", 101, r#"["9.0","0"],["9.5","0"]"#, r#"["11.0","0"]"#),
+            &book_msg(
+                "delta",
+                101,
+                r#"["9.0","0"],["9.5","0"]"#,
+                r#"["11.0","0"]"#,
+            ),
         );
         assert!(matches!(
             out.as_slice(),
@@ -715,7 +731,10 @@ mod tests {
                 r#"["101","1"],["102","1"]"#,
             ),
         );
-        feed(&mut s, &book_msg("delta", 6, r#"["97","4"]"#, r#"["103","5"]"#));
+        feed(
+            &mut s,
+            &book_msg("delta", 6, r#"["97","4"]"#, r#"["103","5"]"#),
+        );
         // A new snapshot (lower id, as after a resubscription elsewhere) replaces everything.
         let out = feed(
             &mut s,
@@ -740,10 +759,18 @@ mod tests {
         let mut s = BybitSession::new(SessionOptions::default());
         feed(
             &mut s,
-            &book_msg("snapshot", 500, r#"["100","1"],["99","2"]"#, r#"["101","1"]"#),
+            &book_msg(
+                "snapshot",
+                500,
+                r#"["100","1"],["99","2"]"#,
+                r#"["101","1"]"#,
+            ),
         );
         feed(&mut s, &book_msg("delta", 501, r#"["98","3"]"#, ""));
-        let out = feed(&mut s, &book_msg("delta", 1, r#"["200","1"]"#, r#"["201","2"]"#));
+        let out = feed(
+            &mut s,
+            &book_msg("delta", 1, r#"["200","1"]"#, r#"["201","2"]"#),
+        );
         assert!(
             matches!(out.as_slice(), [Event::BookUpdated { seq: Some(1), .. }]),
             "{out:?}"
@@ -819,10 +846,16 @@ mod tests {
         feed(&mut s, &book_msg("snapshot", 10, r#"["100","1"]"#, ""));
         feed(&mut s, &book_msg("delta", 12, "", r#"["101","1"]"#));
         // Ids restart while the symbol awaits its snapshot: the restart book is taken anyway.
-        let out = feed(&mut s, &book_msg("delta", 1, r#"["80","1"]"#, r#"["81","1"]"#));
+        let out = feed(
+            &mut s,
+            &book_msg("delta", 1, r#"["80","1"]"#, r#"["81","1"]"#),
+        );
         assert!(matches!(
             out.as_slice(),
-            [Event::Resynced { seq: Some(1), .. }, Event::BookUpdated { .. }]
+            [
+                Event::Resynced { seq: Some(1), .. },
+                Event::BookUpdated { .. }
+            ]
         ));
         assert_eq!(side(&s, Side::Ask), pairs(&[("81", "1")]));
     }
@@ -928,7 +961,11 @@ mod tests {
                 assert_eq!(c.close_ts_ns, 1_700_003_600_000_000_000);
                 assert_eq!(c.exchange_ts_ns, 1_700_003_600_000_000_000);
                 assert_eq!(
-                    (c.open.to_string(), c.close.to_string(), c.volume.to_string()),
+                    (
+                        c.open.to_string(),
+                        c.close.to_string(),
+                        c.volume.to_string()
+                    ),
                     ("1.10".into(), "1.20".into(), "300.5".into())
                 );
                 assert_eq!(s.symbols().name(c.symbol), "XYZUSDT");

@@ -248,7 +248,10 @@ impl CoinbaseSession {
             ));
         };
         let id = self.intern(product);
-        let levels = self.levels.get(event.levels.0..event.levels.1).unwrap_or(&[]);
+        let levels = self
+            .levels
+            .get(event.levels.0..event.levels.1)
+            .unwrap_or(&[]);
         let exchange_ts = if event.event_ts_ns > 0 {
             event.event_ts_ns
         } else {
@@ -259,15 +262,7 @@ impl CoinbaseSession {
         };
         let result = match event.kind {
             Some("snapshot") => sync
-                .on_snapshot(
-                    id,
-                    &Unsequenced,
-                    Some(seq),
-                    levels,
-                    exchange_ts,
-                    ts_ns,
-                    out,
-                )
+                .on_snapshot(id, &Unsequenced, Some(seq), levels, exchange_ts, ts_ns, out)
                 .map_err(FrameError::from),
             Some("update") if sync.state() == SyncState::Live => sync
                 .on_delta(
@@ -537,15 +532,13 @@ pub fn parse_iso8601_ns(text: &str) -> Option<u64> {
         return None;
     }
     let days = days_since_epoch(i64::from(year), month, day);
-    let secs = days * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second)
-        - offset_secs;
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
     let secs = u64::try_from(secs).ok()?;
     secs.checked_mul(NS_PER_SEC)?.checked_add(nanos)
 }
 
 fn is_leap(year: u32) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {
@@ -1094,7 +1087,11 @@ mod tests {
                 6,
                 "update",
                 "BTC-USD",
-                &[("bid", "100.10", "0"), ("bid", "100.05", "2"), ("offer", "101", "0")],
+                &[
+                    ("bid", "100.10", "0"),
+                    ("bid", "100.05", "2"),
+                    ("offer", "101", "0"),
+                ],
             ),
         );
         assert!(matches!(
@@ -1120,7 +1117,12 @@ mod tests {
         assert!(sync.book.is_empty());
         feed(
             &mut s,
-            &l2(1, "snapshot", "ETH-USD", &[("bid", "9", "1"), ("offer", "11", "1")]),
+            &l2(
+                1,
+                "snapshot",
+                "ETH-USD",
+                &[("bid", "9", "1"), ("offer", "11", "1")],
+            ),
         );
         // The dropped update was not replayed over the snapshot.
         assert_eq!(book(&s, 0), (vec!["1@9".into()], vec!["1@11".into()]));
@@ -1129,8 +1131,14 @@ mod tests {
     #[test]
     fn sequence_gap_resyncs_every_book_of_the_connection() {
         let mut s = CoinbaseSession::new(SessionOptions::default());
-        feed(&mut s, &l2(10, "snapshot", "BTC-USD", &[("bid", "100", "1")]));
-        feed(&mut s, &l2(11, "snapshot", "ETH-USD", &[("bid", "10", "1")]));
+        feed(
+            &mut s,
+            &l2(10, "snapshot", "BTC-USD", &[("bid", "100", "1")]),
+        );
+        feed(
+            &mut s,
+            &l2(11, "snapshot", "ETH-USD", &[("bid", "10", "1")]),
+        );
         // A product seen only through trades has no book to lose.
         feed(
             &mut s,
@@ -1165,7 +1173,10 @@ mod tests {
         // Updates until the new snapshots are dropped, no second gap, no second request.
         let out = feed(&mut s, &l2(16, "update", "BTC-USD", &[("bid", "99", "1")]));
         assert!(out.is_empty(), "{out:?}");
-        let out = feed(&mut s, &l2(17, "snapshot", "BTC-USD", &[("bid", "98", "2")]));
+        let out = feed(
+            &mut s,
+            &l2(17, "snapshot", "BTC-USD", &[("bid", "98", "2")]),
+        );
         assert_eq!(
             out,
             vec![
@@ -1181,7 +1192,10 @@ mod tests {
                 },
             ]
         );
-        let out = feed(&mut s, &l2(18, "snapshot", "ETH-USD", &[("offer", "12", "3")]));
+        let out = feed(
+            &mut s,
+            &l2(18, "snapshot", "ETH-USD", &[("offer", "12", "3")]),
+        );
         assert!(matches!(
             out.as_slice(),
             [
@@ -1199,7 +1213,10 @@ mod tests {
     #[test]
     fn unreadable_book_frame_resyncs_what_it_names() {
         let mut s = CoinbaseSession::new(SessionOptions::default());
-        feed(&mut s, &l2(1, "snapshot", "BTC-USD", &[("bid", "100", "1")]));
+        feed(
+            &mut s,
+            &l2(1, "snapshot", "BTC-USD", &[("bid", "100", "1")]),
+        );
         feed(&mut s, &l2(2, "snapshot", "ETH-USD", &[("bid", "10", "1")]));
         let mut out = Vec::new();
         let err = s
@@ -1334,7 +1351,10 @@ mod tests {
         );
         assert_eq!(
             candle_view(&out),
-            vec![(0, 1600, "1.4".into(), true), (0, 1900, "1.5".into(), false)]
+            vec![
+                (0, 1600, "1.4".into(), true),
+                (0, 1900, "1.5".into(), false)
+            ]
         );
         // Another product's buckets are its own.
         let out = feed(

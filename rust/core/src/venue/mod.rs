@@ -68,7 +68,13 @@ pub trait Session: Send {
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
 
-pub const VENUES: &[&str] = &["binance", "binance-usdm", "binance-coinm", "bybit", "coinbase"];
+pub const VENUES: &[&str] = &[
+    "binance",
+    "binance-usdm",
+    "binance-coinm",
+    "bybit",
+    "coinbase",
+];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
     use binance::{BinanceSession, Market};
