@@ -179,8 +179,11 @@ impl CoinbaseSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        if f.msg_type == Some("error") {
-            // The venue's answer to a bad request; nothing of the stream changed.
+        if f.msg_type == Some("error")
+            || (f.channel.is_none() && f.sequence_num.is_none() && !f.is_book())
+        {
+            // The venue's answer to a bad request, or a message kind we do not know: nothing
+            // of the stream changed.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -1388,12 +1391,18 @@ mod tests {
             r#"{"channel":"ticker","client_id":"","timestamp":"2026-01-02T03:04:05Z","sequence_num":2,"events":[{"type":"update","tickers":[{"type":"ticker","product_id":"BTC-USD","price":"1"}]}]}"#.to_owned(),
             r#"{"type":"error","message":"failure to subscribe"}"#.to_owned(),
             r#"{"channel":"status","timestamp":"2026-01-02T03:04:05Z","sequence_num":3,"events":[]}"#.to_owned(),
+            r#"{"hello":"world"}"#.to_owned(),
         ] {
             assert!(feed(&mut s, &frame).is_empty());
         }
-        assert_eq!(s.stats().ignored, 5);
+        assert_eq!(s.stats().ignored, 6);
         assert_eq!(s.stats().errors, 0);
         assert_eq!(s.connection_gaps(), 0);
+        // A data frame without its number is malformed, not unknown.
+        let mut out = Vec::new();
+        let frame = r#"{"channel":"market_trades","timestamp":"2026-01-02T03:04:05Z","events":[]}"#;
+        let err = s.receive(frame.as_bytes(), T0, &mut out).unwrap_err();
+        assert_eq!(err.error, FrameError::MissingField("sequence_num"));
         assert!(s.symbols().is_empty());
     }
 }
