@@ -174,6 +174,15 @@ impl SymbolSync {
         self.request_resync(symbol, out);
     }
 
+    /// Forgets the buffered deltas and the id of the last applied update, so the next
+    /// `on_snapshot` is taken whatever its id. For venues whose in-band snapshot always replaces
+    /// the book, even with a lower id (Bybit restarts its ids at 1). Book and state are kept.
+    pub fn forget_stream(&mut self) {
+        self.counters.stale_dropped += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.last_seq = None;
+    }
+
     /// A frame for this symbol could not be decoded: we may have missed an update.
     pub fn on_bad_frame(&mut self, symbol: SymbolId, out: &mut Vec<Event>) {
         self.counters.errors += 1;

@@ -2,6 +2,8 @@
 
 pub mod binance;
 pub mod bitfinex;
+pub mod bybit;
+pub mod coinbase;
 pub mod gemini;
 pub mod json;
 pub mod kraken;
@@ -78,6 +80,8 @@ pub const VENUES: &[&str] = &[
     "kraken",
     "gemini",
     "bitfinex",
+    "bybit",
+    "coinbase",
 ];
 
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
@@ -94,6 +98,8 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
             gemini::GeminiV1Session::new(&v[gemini::V1_PREFIX.len()..], options),
         ),
         "bitfinex" => Box::new(bitfinex::BitfinexSession::new(options)),
+        "bybit" => Box::new(bybit::BybitSession::new(options)),
+        "coinbase" => Box::new(coinbase::CoinbaseSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned())),
     })
 }

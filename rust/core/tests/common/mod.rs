@@ -163,3 +163,59 @@ pub fn mutated_frames(frames: &[&[u8]], count: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Broken copies of a real frame for robustness tests, deterministic for a seed: cut short at
+/// various lengths, one byte replaced (by JSON punctuation, a digit, a letter or a high byte),
+/// one byte removed, or a slice doubled.
+pub fn broken_copies(frame: &[u8], count: usize, seed: u64) -> Vec<Vec<u8>> {
+    const BYTES: &[u8] = b"{}[]\",:.-+0123456789eE\\ tfnx\x00\xff\xc3";
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |bound: usize| -> usize {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % bound.max(1)
+    };
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut m = frame.to_vec();
+        let at = next(frame.len());
+        match i % 4 {
+            0 => m.truncate(at),
+            1 => {
+                if let Some(b) = m.get_mut(at) {
+                    *b = BYTES[next(BYTES.len())];
+                }
+            }
+            2 => {
+                if at < m.len() {
+                    m.remove(at);
+                }
+            }
+            _ => {
+                let end = (at + 1 + next(16)).min(m.len());
+                let slice = m[at..end].to_vec();
+                m.splice(at..at, slice);
+            }
+        }
+        out.push(m);
+    }
+    out
+}
+
+/// The first `"key":<unsigned integer>` of a JSON text, and where its digits are.
+pub fn find_number(text: &str, key: &str) -> Option<(u64, std::ops::Range<usize>)> {
+    let pattern = format!("\"{key}\":");
+    let start = text.find(&pattern)? + pattern.len();
+    let len = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+    let value = text[start..start + len].parse().ok()?;
+    Some((value, start..start + len))
+}
+
+/// The JSON text with its first `"key":<unsigned integer>` set to `value` (to renumber a real
+/// frame so that it follows on in a robustness test).
+pub fn with_number(text: &str, key: &str, value: u64) -> Option<String> {
+    let (_, at) = find_number(text, key)?;
+    Some(format!("{}{value}{}", &text[..at.start], &text[at.end..]))
+}
