@@ -178,3 +178,25 @@ def test_trades_quotes_and_candles(tape_path: Callable[[str], Path]) -> None:
     assert float(trade.price) == trade.price_float
     assert trade.exchange_ts_ns > 1_600_000_000 * 10**9
     assert quotes and quotes[0].bid_price.count(".") == 1
+
+
+def test_receive_batch_applies_in_rust_and_invalidates_views() -> None:
+    s = synced_session()
+    view = s.book("BTCUSDT")
+    frames = [
+        depth("BTCUSDT", 102, 102, [["10.50", "1"]], []),
+        b"{not json",
+        depth("BTCUSDT", 103, 103, [], [["10.90", "2"]]),
+    ]
+    assert s.receive_batch(frames, 5) == 2
+    assert s.stats()["errors"] == 1
+    assert not view.is_current
+    book = s.book("BTCUSDT")
+    assert book.best_bid_exact() == ("10.50", "1")
+    assert book.best_ask_exact() == ("10.90", "2")
+
+
+def test_default_frame_limit_is_8_mib() -> None:
+    s = Session("binance")
+    with pytest.raises(OversizedFrameError):
+        s.receive(b" " * (8 * 1024 * 1024 + 1), 1)

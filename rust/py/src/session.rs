@@ -52,7 +52,9 @@ impl Session {
             let next = self.names.len() as u32;
             self.names
                 .push(PyString::new(py, symbols.name(next)).unbind());
-            self.versions.push(0);
+        }
+        if self.versions.len() < self.names.len() {
+            self.versions.resize(self.names.len(), 0);
         }
         self.names[id as usize].clone_ref(py)
     }
@@ -242,6 +244,31 @@ impl Session {
             this.inner.receive(bytes, ts_ns, &mut this.events)
         };
         Self::finish(slf, result)
+    }
+
+    /// Many frames in one call, for replay and benchmarks: decoded and applied in Rust with no
+    /// Python object per frame. Returns how many book updates were applied. Frames that fail
+    /// are counted in `stats()["errors"]` (and resync their symbol) instead of raising.
+    #[pyo3(name = "receive_batch")]
+    fn py_receive_batch(&mut self, frames: Vec<Vec<u8>>, ts_ns: u64) -> u64 {
+        let mut updates = 0;
+        for frame in &frames {
+            self.events.clear();
+            let _ = self.inner.receive(frame, ts_ns, &mut self.events);
+            updates += self
+                .events
+                .iter()
+                .filter(|e| matches!(e, Event::BookUpdated { .. }))
+                .count() as u64;
+        }
+        // Books moved without views being handed out: any older view must now refuse to read.
+        let symbols = self.inner.symbols().len();
+        self.versions.resize(symbols, 0);
+        for v in &mut self.versions {
+            *v += 1;
+        }
+        self.events.clear();
+        updates
     }
 
     /// A REST depth snapshot body for `symbol`, received at `ts_ns`.
