@@ -117,7 +117,48 @@ impl Decimal {
         Self::parse_bytes(text.as_bytes())
     }
 
+    /// Parses ASCII text; the common shape (`digits[.digits]`, at most 18 digits) takes a fast
+    /// path with no overflow check per digit.
+    #[inline]
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self, DecimalError> {
+        if let Some(d) = Self::parse_plain(bytes) {
+            return Ok(d);
+        }
+        Self::parse_general(bytes)
+    }
+
+    #[inline]
+    fn parse_plain(bytes: &[u8]) -> Option<Self> {
+        if bytes.is_empty() || bytes.len() > 19 {
+            return None;
+        }
+        let mut mantissa: i64 = 0;
+        let mut point: Option<usize> = None;
+        for (i, &c) in bytes.iter().enumerate() {
+            if c.is_ascii_digit() {
+                mantissa = mantissa * 10 + (c - b'0') as i64;
+            } else if c == b'.' && point.is_none() && i > 0 {
+                point = Some(i);
+            } else {
+                return None;
+            }
+        }
+        let scale = match point {
+            Some(at) if at + 1 == bytes.len() => return None,
+            Some(at) => bytes.len() - at - 1,
+            None => 0,
+        };
+        // At most 18 digits were read (19 bytes with a point), so no overflow was possible.
+        if point.is_none() && bytes.len() > 18 {
+            return None;
+        }
+        Some(Decimal {
+            mantissa,
+            scale: scale as u8,
+        })
+    }
+
+    fn parse_general(bytes: &[u8]) -> Result<Self, DecimalError> {
         let (negative, digits) = match bytes.first() {
             None => return Err(DecimalError::Empty),
             Some(b'-') => (true, &bytes[1..]),

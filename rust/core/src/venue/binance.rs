@@ -5,17 +5,12 @@
 //! `U <= lastUpdateId + 1 <= u`; futures chain `pu == previous u` and bridge with
 //! `U <= lastUpdateId <= u`.
 
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-
 use crate::book::Side;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Quote, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
-use crate::venue::json::{LevelsSeed, NumberFault};
+use crate::venue::scan::Scanner;
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +130,9 @@ impl BinanceSession {
             _ => {
                 if let Some(msg) = f.msg {
                     return Err(FrameError::VenueError(format!(
-                        "code {}: {msg}",
-                        f.code.unwrap_or(0)
+                        "code {}: {}",
+                        f.code.unwrap_or(0),
+                        String::from_utf8_lossy(msg)
                     ))
                     .into());
                 }
@@ -314,19 +310,21 @@ impl Session for BinanceSession {
         let owned_symbol = || Some(symbol.to_owned());
         self.levels.clear();
         let mut fields = Fields::default();
-        let mut fault = NumberFault::default();
         decode(
             body,
             &mut fields,
             &mut self.levels,
-            &mut fault,
             self.options.max_frame_bytes,
         )
         .map_err(|e| ReceiveError::new(owned_symbol(), e))?;
         if let Some(msg) = fields.msg {
             return Err(ReceiveError::new(
                 owned_symbol(),
-                FrameError::VenueError(format!("code {}: {msg}", fields.code.unwrap_or(0))),
+                FrameError::VenueError(format!(
+                    "code {}: {}",
+                    fields.code.unwrap_or(0),
+                    String::from_utf8_lossy(msg)
+                )),
             ));
         }
         let last_update_id = fields.last_update_id.ok_or_else(|| {
@@ -366,12 +364,10 @@ impl BinanceSession {
     ) -> Result<(), ReceiveError> {
         self.levels.clear();
         let mut fields = Fields::default();
-        let mut fault = NumberFault::default();
         match decode(
             frame,
             &mut fields,
             &mut self.levels,
-            &mut fault,
             self.options.max_frame_bytes,
         ) {
             Ok(()) => self.on_fields(&fields, ts_ns, out),
@@ -388,11 +384,10 @@ impl BinanceSession {
     }
 }
 
-fn decode<'de>(
-    frame: &'de [u8],
-    fields: &mut Fields<'de>,
+fn decode<'a>(
+    frame: &'a [u8],
+    fields: &mut Fields<'a>,
     levels: &mut Vec<LevelChange>,
-    fault: &mut NumberFault,
     max_bytes: usize,
 ) -> Result<(), FrameError> {
     if frame.len() > max_bytes {
@@ -401,44 +396,9 @@ fn decode<'de>(
             max: max_bytes,
         });
     }
-    let mut de = serde_json::Deserializer::from_slice(frame);
-    let seed = FieldsSeed {
-        fields,
-        levels,
-        fault,
-    };
-    let result = seed.deserialize(&mut de).and_then(|()| de.end());
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => Err(match fault.fault {
-            Some((field, error)) => FrameError::BadNumber { field, error },
-            None => FrameError::Json(e.to_string()),
-        }),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Kline<'a> {
-    #[serde(rename = "t")]
-    open_time: u64,
-    #[serde(rename = "T")]
-    close_time: u64,
-    #[serde(rename = "i", borrow)]
-    interval: &'a str,
-    #[serde(rename = "o", borrow)]
-    open: &'a str,
-    #[serde(rename = "c", borrow)]
-    close: &'a str,
-    #[serde(rename = "h", borrow)]
-    high: &'a str,
-    #[serde(rename = "l", borrow)]
-    low: &'a str,
-    #[serde(rename = "v", borrow)]
-    volume: &'a str,
-    #[serde(rename = "n")]
-    trades: Option<u64>,
-    #[serde(rename = "x")]
-    closed: bool,
+    let mut scanner = Scanner::new(frame);
+    read_object(&mut scanner, fields, levels, true)?;
+    Ok(scanner.finish()?)
 }
 
 /// Every field any Binance frame we read can carry; filled in one pass over the frame.
@@ -464,124 +424,188 @@ struct Fields<'a> {
     k: Option<Kline<'a>>,
     last_update_id: Option<u64>,
     code: Option<i64>,
-    msg: Option<&'a str>,
+    msg: Option<&'a [u8]>,
 }
 
-struct FieldsSeed<'f, 'a> {
-    fields: &'f mut Fields<'a>,
-    levels: &'f mut Vec<LevelChange>,
-    fault: &'f mut NumberFault,
+#[derive(Debug, Default)]
+struct Kline<'a> {
+    open_time: u64,
+    close_time: u64,
+    interval: &'a str,
+    open: &'a str,
+    close: &'a str,
+    high: &'a str,
+    low: &'a str,
+    volume: &'a str,
+    trades: Option<u64>,
+    closed: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for FieldsSeed<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldsSeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Binance event object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let f = self.fields;
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "data" => map.next_value_seed(FieldsSeed {
-                    fields: &mut *f,
-                    levels: &mut *self.levels,
-                    fault: &mut *self.fault,
-                })?,
-                "e" => f.e = Some(map.next_value()?),
-                "s" => f.s = Some(map.next_value()?),
-                "U" => f.first_id = Some(map.next_value()?),
-                "u" => f.last_id = Some(map.next_value()?),
-                "pu" => f.prev_id = Some(map.next_value()?),
-                "E" => f.event_time = Some(map.next_value()?),
-                "T" => f.tx_time = Some(map.next_value()?),
-                "b" | "bids" => map.next_value_seed(SideSeed {
-                    side: Side::Bid,
-                    levels: &mut *self.levels,
-                    fault: &mut *self.fault,
-                    text: &mut f.b_str,
-                    number: &mut None,
-                })?,
-                "a" | "asks" => map.next_value_seed(SideSeed {
-                    side: Side::Ask,
-                    levels: &mut *self.levels,
-                    fault: &mut *self.fault,
-                    text: &mut f.a_str,
-                    number: &mut f.a_num,
-                })?,
-                "B" => f.bid_size = map.next_value::<Option<&str>>()?,
-                "A" => f.ask_size = map.next_value::<Option<&str>>()?,
-                "p" => f.p = Some(map.next_value()?),
-                "q" => f.q = Some(map.next_value()?),
-                "t" => f.t = Some(map.next_value()?),
-                "m" => f.m = Some(map.next_value()?),
-                "k" => f.k = Some(map.next_value()?),
-                "lastUpdateId" => f.last_update_id = Some(map.next_value()?),
-                "code" => f.code = map.next_value()?,
-                "msg" => f.msg = map.next_value()?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+/// One object of the frame: the combined-stream wrapper, the event inside it, or a raw event.
+fn read_object<'a>(
+    s: &mut Scanner<'a>,
+    f: &mut Fields<'a>,
+    levels: &mut Vec<LevelChange>,
+    outer: bool,
+) -> Result<(), FrameError> {
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        match key {
+            b"data" if outer => read_object(s, f, levels, false)?,
+            b"e" => f.e = Some(s.str_value()?),
+            b"s" => f.s = Some(s.str_value()?),
+            b"U" => f.first_id = Some(s.u64()?),
+            b"u" => f.last_id = Some(s.u64()?),
+            b"pu" => f.prev_id = Some(s.u64()?),
+            b"E" => f.event_time = Some(s.u64()?),
+            b"T" => f.tx_time = Some(s.u64()?),
+            b"b" | b"bids" => side_value(s, Side::Bid, levels, &mut f.b_str, &mut None)?,
+            b"a" | b"asks" => side_value(s, Side::Ask, levels, &mut f.a_str, &mut f.a_num)?,
+            b"B" => f.bid_size = optional_str(s)?,
+            b"A" => f.ask_size = optional_str(s)?,
+            b"p" => f.p = Some(s.str_value()?),
+            b"q" => f.q = Some(s.str_value()?),
+            b"t" => f.t = Some(s.u64()?),
+            b"m" => f.m = Some(s.bool()?),
+            b"k" => f.k = Some(read_kline(s)?),
+            b"lastUpdateId" => f.last_update_id = Some(s.u64()?),
+            b"code" => f.code = Some(signed(s)?),
+            b"msg" => f.msg = Some(s.string()?),
+            _ => s.skip_value()?,
         }
-        Ok(())
     }
+    Ok(())
+}
+
+fn optional_str<'a>(s: &mut Scanner<'a>) -> Result<Option<&'a str>, FrameError> {
+    if s.null()? {
+        return Ok(None);
+    }
+    Ok(Some(s.str_value()?))
+}
+
+fn signed(s: &mut Scanner<'_>) -> Result<i64, FrameError> {
+    let text = s.number()?;
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| s.error("expected an integer").into())
 }
 
 /// `b`/`a`: a list of levels (depth), a price string (bookTicker) or an order id (old trades).
-struct SideSeed<'f, 'a> {
+fn side_value<'a>(
+    s: &mut Scanner<'a>,
     side: Side,
-    levels: &'f mut Vec<LevelChange>,
-    fault: &'f mut NumberFault,
-    text: &'f mut Option<&'a str>,
-    number: &'f mut Option<u64>,
-}
-
-impl<'de> DeserializeSeed<'de> for SideSeed<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+    levels: &mut Vec<LevelChange>,
+    text: &mut Option<&'a str>,
+    number: &mut Option<u64>,
+) -> Result<(), FrameError> {
+    match s.peek() {
+        Some(b'[') => read_levels(s, side, levels),
+        Some(b'"') => {
+            *text = Some(s.str_value()?);
+            Ok(())
+        }
+        Some(b'0'..=b'9') => {
+            *number = Some(s.u64()?);
+            Ok(())
+        }
+        _ => Ok(s.skip_value()?),
     }
 }
 
-impl<'de> Visitor<'de> for SideSeed<'_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("levels, a price string or an id")
+/// `[["price","qty"], ...]`, parsed straight into the level buffer.
+fn read_levels(
+    s: &mut Scanner<'_>,
+    side: Side,
+    levels: &mut Vec<LevelChange>,
+) -> Result<(), FrameError> {
+    s.begin_array()?;
+    let mut first = true;
+    while s.next_element(&mut first)? {
+        s.begin_array()?;
+        let mut inner = true;
+        if !s.next_element(&mut inner)? {
+            return Err(s.error("empty price level").into());
+        }
+        let price = s.quoted_decimal()?;
+        if !s.next_element(&mut inner)? {
+            return Err(s.error("price level without a quantity").into());
+        }
+        let qty = s.quoted_decimal()?;
+        while s.next_element(&mut inner)? {
+            s.skip_value()?;
+        }
+        let price = price.map_err(|error| FrameError::BadNumber {
+            field: "price",
+            error,
+        })?;
+        let qty = qty.map_err(|error| FrameError::BadNumber {
+            field: "quantity",
+            error,
+        })?;
+        levels.push((side, price, qty));
     }
+    Ok(())
+}
 
-    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        de::Visitor::visit_seq(
-            LevelsSeed {
-                side: self.side,
-                out: self.levels,
-                fault: self.fault,
-            },
-            seq,
-        )
+fn read_kline<'a>(s: &mut Scanner<'a>) -> Result<Kline<'a>, FrameError> {
+    let mut k = Kline::default();
+    let mut seen = 0u16;
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(key) = s.next_key(&mut first)? {
+        let bit = match key {
+            b"t" => {
+                k.open_time = s.u64()?;
+                1
+            }
+            b"T" => {
+                k.close_time = s.u64()?;
+                2
+            }
+            b"i" => {
+                k.interval = s.str_value()?;
+                4
+            }
+            b"o" => {
+                k.open = s.str_value()?;
+                8
+            }
+            b"c" => {
+                k.close = s.str_value()?;
+                16
+            }
+            b"h" => {
+                k.high = s.str_value()?;
+                32
+            }
+            b"l" => {
+                k.low = s.str_value()?;
+                64
+            }
+            b"v" => {
+                k.volume = s.str_value()?;
+                128
+            }
+            b"x" => {
+                k.closed = s.bool()?;
+                256
+            }
+            b"n" => {
+                k.trades = Some(s.u64()?);
+                0
+            }
+            _ => {
+                s.skip_value()?;
+                0
+            }
+        };
+        seen |= bit;
     }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
-        *self.text = Some(v);
-        Ok(())
+    if seen != 511 {
+        return Err(FrameError::MissingField("k.{t,T,i,o,c,h,l,v,x}"));
     }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        *self.number = Some(v);
-        Ok(())
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        *self.number = u64::try_from(v).ok();
-        Ok(())
-    }
+    Ok(k)
 }

@@ -8,6 +8,7 @@ pub mod gemini;
 pub mod json;
 pub mod kraken;
 pub mod okx;
+pub mod scan;
 
 use crate::error::ReceiveError;
 use crate::event::Event;

@@ -1,0 +1,506 @@
+//! A pull scanner over one JSON frame, for the hottest decoders.
+//!
+//! serde_json validates and unescapes every string and builds each number twice; a depth frame
+//! needs neither. The scanner walks the bytes once, hands out raw slices of strings and numbers,
+//! and skips what the caller does not ask for. It is strict about structure (commas, colons,
+//! brackets, literals, number grammar, nothing after the value, a nesting limit), so malformed
+//! frames are refused as serde_json would refuse them. String contents are not UTF-8-checked
+//! unless the caller asks for a `&str` (`str_value`); escapes are kept as written, so an escaped
+//! key simply matches nothing.
+
+use crate::decimal::{Decimal, DecimalError};
+use crate::error::FrameError;
+
+/// A scan failure: small and `Copy`, so the hot paths return it in registers; it becomes a
+/// `FrameError` (with its message) only when a frame is actually refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanError {
+    pub pos: usize,
+    pub what: &'static str,
+}
+
+impl From<ScanError> for FrameError {
+    #[cold]
+    fn from(e: ScanError) -> Self {
+        FrameError::Json(format!("{} at byte {}", e.what, e.pos))
+    }
+}
+
+/// Deeper nesting than any venue sends; refusing it bounds the recursion in `skip_value`.
+const MAX_DEPTH: u32 = 64;
+
+/// The index of the first byte at or after `i` that is a quote, a backslash or a control
+/// character (or `buf.len()`). Eight bytes at a time: a word holds such a byte exactly when one
+/// of the three classic "has a zero byte" tests on it fires.
+#[inline(always)]
+fn skip_plain_string_bytes(buf: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let quote = w ^ (ONES * b'"' as u64);
+        let slash = w ^ (ONES * b'\\' as u64);
+        let stop = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let stop = stop & HIGHS;
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < buf.len() && !STRING_STOP[buf[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// Bytes that end the fast part of a string scan: `"`, `\\` and control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = true;
+        c += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+pub struct Scanner<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Scanner { buf, pos: 0 }
+    }
+
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub fn error(&self, what: &'static str) -> ScanError {
+        ScanError {
+            pos: self.pos,
+            what,
+        }
+    }
+
+    #[inline]
+    fn skip_ws(&mut self) {
+        while let Some(&c) = self.buf.get(self.pos) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The next non-space byte, not consumed.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.buf.get(self.pos).copied()
+    }
+
+    #[inline(always)]
+    fn eat(&mut self, c: u8) -> Result<(), ScanError> {
+        // Venue frames are compact: test the byte before looking for white space.
+        if self.buf.get(self.pos) == Some(&c) || self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.expected(c))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn expected(&self, c: u8) -> ScanError {
+        self.error(match c {
+            b'{' => "expected '{'",
+            b'[' => "expected '['",
+            b':' => "expected ':'",
+            b'"' => "expected a string",
+            _ => "unexpected character",
+        })
+    }
+
+    /// Only white space may follow the value.
+    pub fn finish(&mut self) -> Result<(), ScanError> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(self.error("trailing characters")),
+        }
+    }
+
+    pub fn begin_object(&mut self) -> Result<(), ScanError> {
+        self.eat(b'{')
+    }
+
+    pub fn begin_array(&mut self) -> Result<(), ScanError> {
+        self.eat(b'[')
+    }
+
+    /// The next key of an object (raw bytes), or None at its end. `first` says whether this is
+    /// the first call for the object (no comma expected before it).
+    #[inline]
+    pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, ScanError> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            Some(b',') if !*first => self.pos += 1,
+            Some(_) if *first => {}
+            _ => return Err(self.error("expected ',' or '}'")),
+        }
+        *first = false;
+        let key = self.string()?;
+        self.eat(b':')?;
+        Ok(Some(key))
+    }
+
+    /// Whether an array has another element (consuming the comma), false at its end.
+    #[inline]
+    pub fn next_element(&mut self, first: &mut bool) -> Result<bool, ScanError> {
+        match self.peek() {
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => Err(self.error("expected ',' or ']'")),
+        }
+    }
+
+    /// The raw contents of a string value (between the quotes, escapes as written).
+    #[inline]
+    pub fn string(&mut self) -> Result<&'a [u8], ScanError> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let buf = self.buf;
+        let mut i = self.pos;
+        loop {
+            i = skip_plain_string_bytes(buf, i);
+            match buf.get(i) {
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(&buf[start..i]);
+                }
+                Some(b'\\') => i += 2,
+                Some(_) => {
+                    self.pos = i;
+                    return Err(self.error("control character in string"));
+                }
+                None => {
+                    self.pos = buf.len();
+                    return Err(self.error("unterminated string"));
+                }
+            }
+        }
+    }
+
+    /// A quoted decimal (`"2683.80000000"`) parsed while it is scanned: one pass over the
+    /// digits instead of finding the string's end and parsing it again. Anything unusual
+    /// (signs, exponents, 19+ digits, escapes) goes through the general parser.
+    #[inline]
+    pub fn quoted_decimal(&mut self) -> Result<Result<Decimal, DecimalError>, ScanError> {
+        self.eat(b'"')?;
+        let buf = self.buf;
+        let start = self.pos;
+        let mut i = start;
+        let mut mantissa: i64 = 0;
+        let mut digits = 0usize;
+        let mut point: Option<usize> = None;
+        while let Some(&c) = buf.get(i) {
+            match c {
+                // 18 digits always fit an i64; a 19th goes to the general parser.
+                b'0'..=b'9' if digits < 18 => {
+                    mantissa = mantissa * 10 + (c - b'0') as i64;
+                    digits += 1;
+                }
+                b'.' if point.is_none() && i > start => point = Some(i),
+                b'"' => {
+                    let plain = digits > 0 && point != Some(i - 1);
+                    if plain {
+                        self.pos = i + 1;
+                        let scale = point.map_or(0, |p| i - p - 1) as u8;
+                        return Ok(Decimal::new(mantissa, scale));
+                    }
+                    break;
+                }
+                _ => break,
+            }
+            i += 1;
+        }
+        self.pos = start - 1;
+        let raw = self.string()?;
+        Ok(Decimal::parse_bytes(raw))
+    }
+
+    /// A string value as `&str` (checked UTF-8, no escapes allowed: venues never escape the
+    /// short identifiers we read this way).
+    pub fn str_value(&mut self) -> Result<&'a str, ScanError> {
+        let raw = self.string()?;
+        if raw.contains(&b'\\') {
+            return Err(self.error("escaped identifier"));
+        }
+        std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))
+    }
+
+    /// The raw text of a number value, checked against the JSON number grammar.
+    #[inline]
+    pub fn number(&mut self) -> Result<&'a [u8], ScanError> {
+        self.skip_ws();
+        let start = self.pos;
+        let b = self.buf;
+        let mut i = self.pos;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        let int_start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let int_len = i - int_start;
+        if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+            return Err(self.error("invalid number"));
+        }
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == frac_start {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let exp_start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == exp_start {
+                return Err(self.error("invalid number"));
+            }
+        }
+        self.pos = i;
+        Ok(&b[start..i])
+    }
+
+    /// An unsigned integer value.
+    #[inline]
+    pub fn u64(&mut self) -> Result<u64, ScanError> {
+        // Fast path: up to 19 plain digits followed by a delimiter.
+        let buf = self.buf;
+        let start = self.pos;
+        let mut i = start;
+        let mut value: u64 = 0;
+        while i < buf.len() && i - start < 19 && buf[i].is_ascii_digit() {
+            value = value * 10 + (buf[i] - b'0') as u64;
+            i += 1;
+        }
+        let len = i - start;
+        let delimited = matches!(
+            buf.get(i),
+            None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+        );
+        if len > 0 && delimited && (len == 1 || buf[start] != b'0') {
+            self.pos = i;
+            return Ok(value);
+        }
+        let text = self.number()?;
+        if text.len() <= 19 && text.iter().all(u8::is_ascii_digit) {
+            // 19 digits cannot overflow a u64: no checks per digit.
+            return Ok(text.iter().fold(0u64, |v, &c| v * 10 + (c - b'0') as u64));
+        }
+        let mut value: u64 = 0;
+        for &c in text {
+            if !c.is_ascii_digit() {
+                return Err(self.error("expected an unsigned integer"));
+            }
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((c - b'0') as u64))
+                .ok_or_else(|| self.error("integer out of range"))?;
+        }
+        Ok(value)
+    }
+
+    /// `null` (true) or something else (false, nothing consumed).
+    pub fn null(&mut self) -> Result<bool, ScanError> {
+        if self.peek() == Some(b'n') {
+            self.literal(b"null")?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn bool(&mut self) -> Result<bool, ScanError> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true").map(|_| true),
+            Some(b'f') => self.literal(b"false").map(|_| false),
+            _ => Err(self.error("expected true or false")),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), ScanError> {
+        if self.buf[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    /// Skips any value, checking its structure.
+    pub fn skip_value(&mut self) -> Result<(), ScanError> {
+        self.skip_nested(0)
+    }
+
+    fn skip_nested(&mut self, depth: u32) -> Result<(), ScanError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => {
+                self.pos += 1;
+                let mut first = true;
+                while self.next_key(&mut first)?.is_some() {
+                    self.skip_nested(depth + 1)?;
+                }
+                Ok(())
+            }
+            Some(b'[') => {
+                self.pos += 1;
+                let mut first = true;
+                while self.next_element(&mut first)? {
+                    self.skip_nested(depth + 1)?;
+                }
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
+            Some(_) => Err(self.error("unexpected character")),
+            None => Err(self.error("unexpected end of frame")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skip_all(text: &str) -> Result<(), ScanError> {
+        let mut s = Scanner::new(text.as_bytes());
+        s.skip_value()?;
+        s.finish()
+    }
+
+    #[test]
+    fn accepts_what_json_accepts() {
+        for ok in [
+            r#"{"a":[1,-2.5,3e4,0.1E-2],"b":{"c":null,"d":true,"e":false},"f":"x\"y"}"#,
+            " [ ] ",
+            "{}",
+            r#"["\\", "\u00e9"]"#,
+            "0",
+        ] {
+            assert!(skip_all(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_json_refuses() {
+        for bad in [
+            "{",
+            "[1,]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "[1 2]",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "tru",
+            "\"abc",
+            "[1]]",
+            "{\"a\":1}x",
+            "\"a\nb\"",
+            "",
+            "{,}",
+        ] {
+            assert!(skip_all(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(100) + &"]".repeat(100);
+        assert!(skip_all(&deep).is_err());
+    }
+
+    #[test]
+    fn quoted_decimals_match_the_general_parser() {
+        for text in [
+            "0",
+            "0.35130000",
+            "7.6110",
+            "12",
+            "1.5e-7",
+            "-3",
+            "1.",
+            ".5",
+            "",
+            "1.2.3",
+            "a",
+            "123456789012345678",
+            "1234567890123456789",
+            "0.000000000000000001",
+            "1\\u0030",
+        ] {
+            let json = format!("\"{text}\"");
+            let mut s = Scanner::new(json.as_bytes());
+            let fast = s.quoted_decimal().unwrap();
+            assert_eq!(fast, Decimal::parse(&text.replace("\\\\", "\\")), "{text}");
+            s.finish().unwrap();
+        }
+        assert!(Scanner::new(b"\"12").quoted_decimal().is_err());
+        assert!(Scanner::new(b"12").quoted_decimal().is_err());
+    }
+
+    #[test]
+    fn walks_objects_and_arrays() {
+        let mut s = Scanner::new(br#"{"k": [ "1.5" , "2" ], "n": 42}"#);
+        s.begin_object().unwrap();
+        let mut first = true;
+        assert_eq!(s.next_key(&mut first).unwrap(), Some(&b"k"[..]));
+        s.begin_array().unwrap();
+        let mut el = true;
+        assert!(s.next_element(&mut el).unwrap());
+        assert_eq!(s.string().unwrap(), b"1.5");
+        assert!(s.next_element(&mut el).unwrap());
+        assert_eq!(s.string().unwrap(), b"2");
+        assert!(!s.next_element(&mut el).unwrap());
+        assert_eq!(s.next_key(&mut first).unwrap(), Some(&b"n"[..]));
+        assert_eq!(s.u64().unwrap(), 42);
+        assert_eq!(s.next_key(&mut first).unwrap(), None);
+        s.finish().unwrap();
+    }
+}
