@@ -7,9 +7,10 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
 PYDEPS  := websockets orjson aiohttp rich pytest pytest-asyncio pytest-benchmark mypy ruff maturin
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
-.PHONY: help venv build demo test test-rust test-python lint fmt bench clean
+.PHONY: help venv build demo test test-rust test-python system-deps lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,7 +38,12 @@ test: test-rust test-python ## build and run every Rust and Python test
 test-rust: ## Rust unit, property and tape tests
 	cargo test -p lobfeed-core --release
 
-test-python: build ## Python tests against the local exchange server
+system-deps: ## Debian packages the tests drive (tmux for the headless printer test)
+	@command -v tmux >/dev/null || { \
+		echo "installing tmux"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
+
+test-python: build system-deps ## Python tests against the local exchange server
 	$(VENV)/bin/pytest -q
 
 lint: build ## rustfmt, clippy, ruff, mypy --strict, stubtest

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-url")
     p.add_argument("--rest-url")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--replay", metavar="TAPE", help="show a tape in-process instead of a live feed")
+    p.add_argument("--speed", type=_speed, default=1.0, help="with --replay: time scale, or 'max'")
+    p.add_argument("--hold", type=float, default=0.0, help="keep the last screen this many seconds")
 
     p = sub.add_parser("demo", help="the book printer on a real tape through the local exchange")
     p.add_argument("--speed", type=_speed, default=10.0)
@@ -82,6 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "verify":
         return _verify(args.tapes, args.json, args.allow_gaps)
     if command == "book":
+        if args.replay:
+            return asyncio.run(
+                _book_replay(
+                    args.replay, args.venue, args.symbol, args.depth, args.speed, args.hold
+                )
+            )
         return asyncio.run(
             _book(args.venue, args.symbol, args.depth, args.ws_url, args.rest_url, args.duration)
         )
@@ -164,6 +173,26 @@ async def _book(
         f"{printer.updates} book updates, {feed.stats.frames} frames, "
         f"{feed.stats.gaps} gaps, {feed.stats.frame_errors} rejected frames"
     )
+    return 0
+
+
+async def _book_replay(
+    tape_path: str, venue: str, symbol: str, depth: int, speed: float, hold: float
+) -> int:
+    from lobfeed.printer import BookPrinter, replay_into, show
+    from lobfeed.tape import Tape
+
+    tape = Tape.open(tape_path)
+    if tape.header.venue != venue:
+        print(f"{tape_path} is a {tape.header.venue} tape, not {venue}", file=sys.stderr)
+        return 2
+    printer = BookPrinter(venue, symbol, depth)
+    run = asyncio.ensure_future(replay_into(printer, tape, speed))
+    await show(printer, run)
+    await run
+    if hold > 0:
+        await asyncio.sleep(hold)
+    print(f"{printer.updates} book updates replayed from {tape_path}")
     return 0
 
 

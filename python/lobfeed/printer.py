@@ -16,6 +16,8 @@ from rich.text import Text
 
 from lobfeed._native import BookUpdate, Session
 from lobfeed.exceptions import StaleBookError
+from lobfeed.replay import TapeReplayer
+from lobfeed.tape import Tape
 
 BAR_WIDTH = 12
 # Exchange-to-us lags beyond this come from a replayed tape's old timestamps, not the network.
@@ -36,6 +38,10 @@ class BookPrinter:
         self.symbol = symbol
         self.depth = depth
         self.session_of = session
+        #: "Now" for rates; a replay sets it to the tape's clock.
+        self.clock: Callable[[], int] = time.time_ns
+        #: Frame-to-callback latency is only meaningful for frames received live.
+        self.live = True
         self.updates = 0
         self.seq: int | None = None
         self.latencies_ns: deque[int] = deque(maxlen=4096)
@@ -45,10 +51,10 @@ class BookPrinter:
     def on_book(self, update: BookUpdate) -> None:
         if update.symbol != self.symbol:
             return
-        now = time.time_ns()
         self.updates += 1
         self.seq = update.seq
-        self.latencies_ns.append(now - update.ts_ns)
+        if self.live:
+            self.latencies_ns.append(time.time_ns() - update.ts_ns)
         self.arrivals.append(update.ts_ns)
         if update.exchange_ts_ns:
             self.exchange_lag_ns = update.ts_ns - update.exchange_ts_ns
@@ -56,7 +62,7 @@ class BookPrinter:
     def updates_per_second(self) -> float:
         if not self.arrivals:
             return 0.0
-        horizon = time.time_ns() - 1_000_000_000
+        horizon = self.clock() - 1_000_000_000
         while self.arrivals and self.arrivals[0] < horizon:
             self.arrivals.popleft()
         return float(len(self.arrivals))
@@ -105,7 +111,7 @@ class BookPrinter:
             + (
                 f"frame→callback p50 {latency[0]:.1f}µs p99 {latency[1]:.1f}µs"
                 if latency
-                else "frame→callback -"
+                else "frame→callback " + ("-" if self.live else "n/a (replay)")
             ),
             "exchange→receive "
             + (
@@ -143,3 +149,35 @@ async def show(printer: BookPrinter, done: asyncio.Future[Any], *, fps: float = 
             await asyncio.wait({done}, timeout=1 / fps)
             live.update(printer.render(), refresh=True)
     console.print()
+
+
+async def replay_into(printer: BookPrinter, tape: Tape, speed: float) -> None:
+    """Feeds a tape to the printer in-process, paced by its recorded times divided by ``speed``."""
+    replayer = TapeReplayer(tape)
+    printer.session_of = lambda: _session_with(replayer, printer.symbol)
+    printer.live = False
+    tape_now = [0]
+    printer.clock = lambda: tape_now[0]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first_ts: int | None = None
+    last_line = -1
+    for record, event in replayer.events():
+        if record.line != last_line:
+            last_line = record.line
+            tape_now[0] = record.ts_ns
+            if first_ts is None:
+                first_ts = record.ts_ns
+            due = started + (record.ts_ns - first_ts) / 1e9 / speed
+            delay = due - loop.time()
+            # Yield now and then even at full speed, so the screen gets redrawn.
+            await asyncio.sleep(delay if delay > 0 else 0)
+        if isinstance(event, BookUpdate):
+            printer.on_book(event)
+
+
+def _session_with(replayer: TapeReplayer, symbol: str) -> Session | None:
+    for session in replayer.sessions.values():
+        if symbol in session.symbols():
+            return session
+    return None

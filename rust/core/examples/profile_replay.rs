@@ -1,5 +1,5 @@
 //! Replays a tape's frames through a session, for profilers (callgrind, perf):
-//! `cargo run --release -p lobfeed-core --example profile_replay -- TAPE [REPEATS]`.
+//! `cargo run --release -p lobfeed-core --example profile_replay -- TAPE [REPEATS] [depth]`.
 
 use std::io::{BufRead, BufReader};
 use std::time::Instant;
@@ -11,6 +11,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: profile_replay TAPE [REPEATS]");
     let repeats: usize = args.next().map_or(1, |r| r.parse().expect("a number"));
+    // `depth`: keep only depth frames (and the snapshot), to profile the book path alone.
+    let depth_only = args.next().as_deref() == Some("depth");
     let file = std::fs::File::open(&path).expect("tape");
     let mut venue = String::new();
     let mut records: Vec<(Option<String>, Vec<u8>)> = Vec::new();
@@ -18,7 +20,12 @@ fn main() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         match v["type"].as_str() {
             Some("header") => venue = v["venue"].as_str().unwrap().to_owned(),
-            Some("recv") => records.push((None, v["data"].as_str().unwrap().as_bytes().to_vec())),
+            Some("recv") => {
+                let data = v["data"].as_str().unwrap();
+                if !depth_only || data.contains("depthUpdate") {
+                    records.push((None, data.as_bytes().to_vec()));
+                }
+            }
             Some("http") => {
                 let url = v["url"].as_str().unwrap();
                 if let Some(s) = url.split("symbol=").nth(1) {
