@@ -56,7 +56,8 @@ fn main() {
             } else {
                 (Side::Ask, 1_000_001 + offset)
             };
-            book.apply(side, Decimal::new(price, 2).unwrap(), qty).unwrap();
+            book.apply(side, Decimal::new(price, 2).unwrap(), qty)
+                .unwrap();
         }
         books.push(book);
     }

@@ -286,18 +286,13 @@ impl Session for BinanceSession {
         self.market.venue_name()
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn receive_snapshot(
@@ -352,6 +347,10 @@ impl Session for BinanceSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 

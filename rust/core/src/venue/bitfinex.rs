@@ -526,32 +526,13 @@ impl Session for BitfinexSession {
         "bitfinex"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
-    }
-
-    /// Bitfinex books come in-band; a REST body is refused (the I/O layer never fetches one).
-    fn receive_snapshot(
-        &mut self,
-        symbol: &str,
-        _body: &[u8],
-        _ts_ns: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError> {
-        Err(ReceiveError::new(
-            Some(symbol.to_owned()),
-            FrameError::Invalid("bitfinex books come in-band: resubscribe instead".into()),
-        ))
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -560,6 +541,10 @@ impl Session for BitfinexSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 

@@ -382,34 +382,13 @@ impl Session for BybitSession {
         "bybit"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
-    }
-
-    /// Bybit books come in-band (`NeedResubscribe`); there is no REST snapshot to hand in.
-    fn receive_snapshot(
-        &mut self,
-        symbol: &str,
-        _body: &[u8],
-        _ts_ns: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError> {
-        Err(ReceiveError::new(
-            Some(symbol.to_owned()),
-            FrameError::Invalid(
-                "bybit sends book snapshots in-band: resubscribe instead of fetching one".into(),
-            ),
-        ))
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -418,6 +397,10 @@ impl Session for BybitSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 

@@ -281,32 +281,13 @@ impl Session for GeminiSession {
         "gemini"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
-    }
-
-    /// Gemini's books come in-band; a REST body is refused (the I/O layer never fetches one).
-    fn receive_snapshot(
-        &mut self,
-        symbol: &str,
-        _body: &[u8],
-        _ts_ns: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError> {
-        Err(ReceiveError::new(
-            Some(symbol.to_owned()),
-            FrameError::Invalid("gemini books come in-band: resubscribe instead".into()),
-        ))
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -315,6 +296,10 @@ impl Session for GeminiSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 
@@ -726,31 +711,13 @@ impl Session for GeminiV1Session {
         "gemini-v1"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
-    }
-
-    fn receive_snapshot(
-        &mut self,
-        symbol: &str,
-        _body: &[u8],
-        _ts_ns: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError> {
-        Err(ReceiveError::new(
-            Some(symbol.to_owned()),
-            FrameError::Invalid("gemini books come in-band: reconnect instead".into()),
-        ))
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -759,6 +726,10 @@ impl Session for GeminiV1Session {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 

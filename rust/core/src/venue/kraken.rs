@@ -511,34 +511,13 @@ impl Session for KrakenSession {
         "kraken"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
-    }
-
-    /// Kraken's books come in-band only: a REST body is refused.
-    fn receive_snapshot(
-        &mut self,
-        symbol: &str,
-        _body: &[u8],
-        _ts_ns: u64,
-        _out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError> {
-        Err(ReceiveError::new(
-            Some(symbol.to_owned()),
-            FrameError::Invalid(
-                "Kraken books are snapshotted in-band: resubscribe instead of fetching".into(),
-            ),
-        ))
+        self.receive_inner(frame, ts_ns, out)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -547,6 +526,10 @@ impl Session for KrakenSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 

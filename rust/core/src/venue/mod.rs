@@ -10,7 +10,7 @@ pub mod kraken;
 pub mod okx;
 pub mod scan;
 
-use crate::error::ReceiveError;
+use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
 use crate::sync::Symbols;
 
@@ -53,20 +53,46 @@ pub trait Session: Send {
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
-    ) -> Result<(), ReceiveError>;
+    ) -> Result<(), ReceiveError> {
+        self.stats_mut().frames += 1;
+        let result = self.receive_frame(frame, ts_ns, out);
+        if result.is_err() {
+            self.stats_mut().errors += 1;
+        }
+        result
+    }
 
-    /// A REST snapshot body for `symbol`, fetched because of a `NeedSnapshot` (or unsolicited).
-    fn receive_snapshot(
+    /// The venue's decoding of one frame; `receive` wraps it with the frame counters.
+    fn receive_frame(
         &mut self,
-        symbol: &str,
-        body: &[u8],
+        frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError>;
 
+    /// A REST snapshot body for `symbol`, fetched because of a `NeedSnapshot` (or unsolicited).
+    /// Venues whose books only come in-band refuse it: the I/O layer resubscribes instead.
+    fn receive_snapshot(
+        &mut self,
+        symbol: &str,
+        _body: &[u8],
+        _ts_ns: u64,
+        _out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        Err(ReceiveError::new(
+            Some(symbol.to_owned()),
+            FrameError::Invalid(format!(
+                "{} books come in-band: resubscribe instead of fetching a snapshot",
+                self.venue()
+            )),
+        ))
+    }
+
     fn symbols(&self) -> &Symbols;
 
     fn stats(&self) -> SessionStats;
+
+    fn stats_mut(&mut self) -> &mut SessionStats;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

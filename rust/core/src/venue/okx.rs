@@ -350,18 +350,13 @@ impl Session for OkxSession {
         "okx"
     }
 
-    fn receive(
+    fn receive_frame(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        self.stats.frames += 1;
-        let result = self.receive_inner(frame, ts_ns, out);
-        if result.is_err() {
-            self.stats.errors += 1;
-        }
-        result
+        self.receive_inner(frame, ts_ns, out)
     }
 
     /// The body of `GET /api/v5/market/books?instId=..&sz=400`:
@@ -425,6 +420,10 @@ impl Session for OkxSession {
 
     fn stats(&self) -> SessionStats {
         self.stats
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.stats
     }
 }
 
