@@ -58,8 +58,9 @@ class VenueSpec:
         """Raises ``ValueError`` if the venue cannot serve ``sub``."""
         unsupported = sub.channels - self.channels
         if unsupported:
+            offered = sorted(self.channels)
             raise ValueError(
-                f"{self.name} does not offer {sorted(unsupported)}; it offers {sorted(self.channels)}"
+                f"{self.name} does not offer {sorted(unsupported)}; it offers {offered}"
             )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:

@@ -45,9 +45,13 @@ class BitfinexSpec(VenueSpec):
                 book = {"channel": "book", "symbol": symbol, "prec": PRECISION, "len": length}
                 messages.append(_dumps({"event": "subscribe", **book}))
             if TRADES in sub.channels:
-                messages.append(_dumps({"event": "subscribe", "channel": "trades", "symbol": symbol}))
+                messages.append(
+                    _dumps({"event": "subscribe", "channel": "trades", "symbol": symbol})
+                )
             if QUOTES in sub.channels:
-                messages.append(_dumps({"event": "subscribe", "channel": "ticker", "symbol": symbol}))
+                messages.append(
+                    _dumps({"event": "subscribe", "channel": "ticker", "symbol": symbol})
+                )
         return messages
 
 

@@ -16,7 +16,12 @@ import orjson
 from lobfeed.venues.base import BOOK, CANDLES, QUOTES, TRADES, Subscription, VenueSpec
 
 #: Feed channel -> Coinbase channel, in the order they are subscribed.
-CHANNEL_NAMES = ((BOOK, "level2"), (TRADES, "market_trades"), (CANDLES, "candles"), (QUOTES, "ticker"))
+CHANNEL_NAMES = (
+    (BOOK, "level2"),
+    (TRADES, "market_trades"),
+    (CANDLES, "candles"),
+    (QUOTES, "ticker"),
+)
 HEARTBEATS = "heartbeats"
 
 

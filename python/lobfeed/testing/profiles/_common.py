@@ -18,7 +18,7 @@ A client that asks for everything the recording client asked for gets the record
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +32,8 @@ from lobfeed.testing.server import (
     VenueProfile,
 )
 
-Key = Hashable
+Key = tuple[Any, ...]
+"""What identifies one subscription on a venue, such as ``("books", "BTC-USDT")``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +145,7 @@ class RecordedRest:
         self.records: list[tuple[str, dict[str, list[str]], int, str]] = []
         for record in tape.iter_records("http"):
             url = urlsplit(record.url or "")
-            self.records.append(
-                (url.path, parse_qs(url.query), record.ts_ns, record.data or "")
-            )
+            self.records.append((url.path, parse_qs(url.query), record.ts_ns, record.data or ""))
 
     def paths(self) -> set[str]:
         return {path for path, _, _, _ in self.records}

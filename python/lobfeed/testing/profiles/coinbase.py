@@ -26,7 +26,12 @@ from lobfeed.testing.server import register_profile
 #: Channel name in frames -> the subscription channel that carries it.
 FRAME_CHANNELS = {"l2_data": "level2", "level2": "level2"}
 #: Per-product lists inside an event, by subscription channel.
-PRODUCT_LISTS = {"market_trades": "trades", "candles": "candles", "ticker": "tickers", "ticker_batch": "tickers"}
+PRODUCT_LISTS = {
+    "market_trades": "trades",
+    "candles": "candles",
+    "ticker": "tickers",
+    "ticker_batch": "tickers",
+}
 ANY_PRODUCT = "*"
 CONNECTION_WIDE = frozenset({"heartbeats", "status"})
 _SEQUENCE = re.compile(r'"sequence_num":(\d+)')

@@ -87,11 +87,18 @@ class KrakenProfile(KeyedProfile[KeyedSubscription]):
         if event == "ping":
             return [_dumps(_with_reqid({"event": "pong"}, reqid))]
         if event not in ("subscribe", "unsubscribe"):
-            return [_dumps(_with_reqid({"errorMessage": "Unsupported event", "event": "error"}, reqid))]
+            return [
+                _dumps(_with_reqid({"errorMessage": "Unsupported event", "event": "error"}, reqid))
+            ]
         pairs, subscription = msg.get("pair"), msg.get("subscription")
         name = _request_name(subscription) if isinstance(subscription, dict) else None
+        error: dict[str, Any]
         if name is None or not isinstance(pairs, list) or not pairs:
-            error = {"errorMessage": "Malformed request", "event": "subscriptionStatus", "status": "error"}
+            error = {
+                "errorMessage": "Malformed request",
+                "event": "subscriptionStatus",
+                "status": "error",
+            }
             return [_dumps(_with_reqid(error, reqid))]
         assert isinstance(subscription, dict)
         answers: list[str] = []

@@ -75,7 +75,9 @@ class OkxProfile(KeyedProfile[KeyedSubscription]):
         for arg in args:
             key = _arg_key(arg)
             if key is None:
-                answers.append(_error("60018", f"Wrong URL or channel:{orjson.dumps(arg).decode()}"))
+                answers.append(
+                    _error("60018", f"Wrong URL or channel:{orjson.dumps(arg).decode()}")
+                )
                 continue
             keys.append(key)
             ack = {"channel": key[0], "instId": key[1]}
