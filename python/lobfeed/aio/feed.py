@@ -138,6 +138,9 @@ class Feed:
         self._ws: ClientConnection | None = None
         self._http: aiohttp.ClientSession | None = None
         self._generation = 0
+        # The connection generation already being closed to resync (venues that cannot
+        # resubscribe one book, like Bitfinex, resync every book by reconnecting once).
+        self._closing_generation = 0
         self._pending_snapshots: dict[str, asyncio.Task[None]] = {}
         self._snapshot_attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -410,8 +413,10 @@ class Feed:
             return
         messages = self.spec.resubscribe_messages(symbol, self.subscription)
         if not messages:
-            log.error("%s %s: cannot resubscribe, reconnecting", self.venue, symbol)
-            self._spawn(ws.close(code=1011, reason="resync"))
+            if self._closing_generation != self._generation:
+                self._closing_generation = self._generation
+                log.warning("%s %s: cannot resubscribe, reconnecting", self.venue, symbol)
+                self._spawn(ws.close(code=1011, reason="resync"))
             return
         self.stats.resubscribes += 1
         conn = f"c{self._generation}"
