@@ -11,8 +11,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from lobfeed import Feed
 from lobfeed._native import Session
-from lobfeed.tape import Tape
+from lobfeed.replay import verify
+from lobfeed.tape import Tape, TapeWriter
 from lobfeed.testing import ExchangeServer
 from lobfeed.venues import SPECS, Subscription, spec_for
 
@@ -265,3 +267,31 @@ async def test_recorded_rest_answers(tapes: Callable[[str], Tape]) -> None:
         assert status == 200 and orjson.loads(body)["result"]["category"] == "linear"
         status, _ = await asyncio.to_thread(_get, f"{srv.rest_url}/v5/market/orderbook")
         assert status == 404
+
+
+async def test_a_tape_named_by_a_venue_alias(tapes: Callable[[str], Tape], tmp_path: Path) -> None:
+    """A tape whose header says ``bybit-spot`` replays, verifies and is served like ``bybit``."""
+    path = tmp_path / "spot.jsonl"
+    with TapeWriter(path, "bybit-spot") as out:
+        for r in tapes("bybit-2026.jsonl.gz").records:
+            if r.conn != "c3":
+                continue
+            if r.type == "open" and r.url is not None:
+                out.open(r.conn, r.url, r.ts_ns)
+            elif r.type in ("send", "recv") and r.data is not None:
+                (out.send if r.type == "send" else out.recv)(r.conn, r.data, r.ts_ns)
+    tape = Tape.open(path)
+    proof = verify(tape)
+    assert proof.failures() == [] and proof.book_updates == 550
+    books: list[str] = []
+    async with ExchangeServer(tape, speed=INF) as srv:
+        feed = Feed(
+            "bybit-spot",
+            ["ETHUSDT"],
+            channels=("book",),
+            on_book=lambda u: books.append(u.symbol),
+            ws_url=srv.ws_url,
+            reconnect=False,
+        )
+        await asyncio.wait_for(feed.run(), 30)
+    assert books == ["ETHUSDT"] * 250

@@ -24,6 +24,7 @@ from lobfeed._native import (
 )
 from lobfeed.exceptions import FrameError
 from lobfeed.tape import Tape, TapeRecord
+from lobfeed.venues import SPECS
 
 DEFAULT_DEPTH = 25
 
@@ -53,13 +54,16 @@ class TapeReplayer:
     def __init__(self, tape: Tape, *, depth: int | None = None) -> None:
         self.tape = tape
         self.venue = tape.header.venue
+        # A tape may name a venue alias (``bybit-spot``): sessions take the decoder's name.
+        spec = SPECS.get(self.venue)
+        self.session_venue = spec.session_venue if spec is not None else self.venue
         self.depth = depth
         self.sessions: dict[str, Session] = {}
 
     def session_for(self, conn: str) -> Session:
         session = self.sessions.get(conn)
         if session is None:
-            session = self.sessions[conn] = Session(self.venue, depth=self.depth)
+            session = self.sessions[conn] = Session(self.session_venue, depth=self.depth)
         return session
 
     def _snapshot_session(self, symbol: str) -> Session:

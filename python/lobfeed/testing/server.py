@@ -10,7 +10,8 @@ What a venue's URLs, subscribe messages and REST endpoints look like is a venue 
 nothing venue-specific.  Binance (``binance``, ``binance-usdm``, ``binance-coinm``) is built in;
 another venue is added by writing a module ``lobfeed/testing/profiles/<family>.py`` (``<family>``
 being the venue name up to its first ``-``) that defines and registers a profile: the server
-imports it the first time a tape of that venue is served.
+imports it the first time a tape of that venue is served.  Profiles ship for ``bybit``, ``okx``,
+``kraken`` (ws v1), ``coinbase``, ``gemini`` (v2) and ``bitfinex``.
 
 :class:`FaultPlan` injects the failures a feed handler must survive: rate-limited snapshots,
 dropped connections, gaps, garbage and oversized frames.
@@ -759,7 +760,8 @@ class ExchangeServer:
         try:
             await ready.wait()
             settle = self.profile.settle_s
-            while settle > 0:
+            # At most 20 settle periods: a client that never stops talking still gets its data.
+            for _ in range(20 if settle > 0 else 0):
                 activity.clear()
                 try:
                     await asyncio.wait_for(activity.wait(), settle)

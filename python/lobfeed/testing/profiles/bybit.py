@@ -40,7 +40,7 @@ class BybitSubscription(KeyedSubscription):
 
 @register_profile
 class BybitProfile(KeyedProfile[BybitSubscription]):
-    venues = ("bybit",)
+    venues = ("bybit", "bybit-linear", "bybit-spot", "bybit-inverse")
 
     def __init__(self, tape: Tape) -> None:
         self.categories: dict[str, str] = {}
