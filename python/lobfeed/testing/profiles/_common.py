@@ -66,7 +66,7 @@ SubT = TypeVar("SubT", bound=KeyedSubscription)
 class KeyedProfile(VenueProfile[SubT], abc.ABC):
     """A profile whose frames are picked by subscription key (see the module docstring)."""
 
-    settle_s = 0.05
+    settle_s = 0.1
 
     def __init__(self, tape: Tape) -> None:
         super().__init__(tape)
