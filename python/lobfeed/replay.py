@@ -24,6 +24,7 @@ from lobfeed._native import (
 )
 from lobfeed.exceptions import FrameError
 from lobfeed.tape import Tape, TapeRecord
+from lobfeed.venues import SPECS
 
 DEFAULT_DEPTH = 25
 
@@ -53,13 +54,16 @@ class TapeReplayer:
     def __init__(self, tape: Tape, *, depth: int | None = None) -> None:
         self.tape = tape
         self.venue = tape.header.venue
+        # A tape may name a venue alias (``bybit-spot``): sessions take the decoder's name.
+        spec = SPECS.get(self.venue)
+        self.session_venue = spec.session_venue if spec is not None else self.venue
         self.depth = depth
         self.sessions: dict[str, Session] = {}
 
     def session_for(self, conn: str) -> Session:
         session = self.sessions.get(conn)
         if session is None:
-            session = self.sessions[conn] = Session(self.venue, depth=self.depth)
+            session = self.sessions[conn] = Session(self.session_venue, depth=self.depth)
         return session
 
     def _snapshot_session(self, symbol: str) -> Session:
@@ -158,6 +162,8 @@ class Proof:
     trades: int = 0
     candles: int = 0
     max_depth: tuple[int, int] = (0, 0)
+    min_depth: tuple[int, int] = (0, 0)
+    """Fewest bid and ask levels over all applied book updates (each side on its own)."""
     disagreements: list[str] = field(default_factory=list)
 
     def failures(self, *, allow_gaps: bool = False) -> list[str]:
@@ -196,6 +202,7 @@ class Proof:
             "trades": self.trades,
             "candles": self.candles,
             "max_depth": list(self.max_depth),
+            "min_depth": list(self.min_depth),
             "disagreements": self.disagreements[:20],
         }
 
@@ -212,6 +219,8 @@ def verify(tape: Tape) -> Proof:
     tops: dict[tuple[str, int], Top] = {}
     quotes: dict[tuple[str, int], Top] = {}
     max_bids = max_asks = 0
+    min_bids: int | None = None
+    min_asks: int | None = None
     for _record, ev in replayer.events():
         if isinstance(ev, BookUpdate):
             proof.book_updates += 1
@@ -221,6 +230,8 @@ def verify(tape: Tape) -> Proof:
                 proof.disagreements.append(f"{ev.symbol} crossed at seq {ev.seq}")
             bids, asks = book.depth()
             max_bids, max_asks = max(max_bids, bids), max(max_asks, asks)
+            min_bids = bids if min_bids is None else min(min_bids, bids)
+            min_asks = asks if min_asks is None else min(min_asks, asks)
             if ev.seq is not None:
                 tops[(ev.symbol, ev.seq)] = (book.best_bid_exact(), book.best_ask_exact())
         elif isinstance(ev, Quote):
@@ -256,6 +267,7 @@ def verify(tape: Tape) -> Proof:
             proof.resyncs += counters["resyncs"]
     proof.symbols = len(symbols)
     proof.max_depth = (max_bids, max_asks)
+    proof.min_depth = (min_bids or 0, min_asks or 0)
     return proof
 
 
@@ -279,6 +291,7 @@ def format_proof(proof: Proof, *, allow_gaps: bool = False) -> str:
     lines.append(f"  frames rejected         {proof.frame_errors}")
     lines.append(f"  trades, candles         {proof.trades}, {proof.candles}")
     lines.append(f"  deepest book (bid/ask)  {proof.max_depth[0]}/{proof.max_depth[1]}")
+    lines.append(f"  shallowest (bid/ask)    {proof.min_depth[0]}/{proof.min_depth[1]}")
     for text in proof.disagreements[:10]:
         lines.append(f"  ! {text}")
     problems = proof.failures(allow_gaps=allow_gaps)

@@ -74,6 +74,10 @@ class FeedStats:
 class Feed:
     """Books, trades, candles and quotes of one venue, delivered to callbacks.
 
+    ``venue`` is a name of ``lobfeed.venues.SPECS`` (``binance``, ``bybit-spot``, ``okx``,
+    ``kraken``, ``coinbase``, ...); ``symbols`` are spelled the way that venue spells them.
+    A channel the venue does not offer is refused with ``ValueError``.
+
     ``on_book`` gets a ``BookUpdate`` (``.symbol``, ``.seq``, ``.exchange_ts_ns``, ``.ts_ns``
     when the frame arrived, and ``.book``, a lazy view of the Rust book). ``on_candle`` gets
     only closed candles unless ``closed_candles_only=False``. ``on_event`` gets the sync
@@ -113,6 +117,7 @@ class Feed:
             depth=depth,
             candle_interval=candle_interval,
         )
+        self.spec.check(self.subscription)
         self.ws_url = ws_url or self.spec.ws_url
         self.rest_url = rest_url or self.spec.rest_url
         self.reconnect = reconnect
@@ -133,6 +138,9 @@ class Feed:
         self._ws: ClientConnection | None = None
         self._http: aiohttp.ClientSession | None = None
         self._generation = 0
+        # The connection generation already being closed to resync (venues that cannot
+        # resubscribe one book, like Bitfinex, resync every book by reconnecting once).
+        self._closing_generation = 0
         self._pending_snapshots: dict[str, asyncio.Task[None]] = {}
         self._snapshot_attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -198,7 +206,9 @@ class Feed:
         """One connection's life; returns whether any frame arrived."""
         url = self.spec.connect_url(self.ws_url, self.subscription)
         session = Session(
-            self.venue, depth=self.subscription.depth, max_frame_bytes=self.max_frame_bytes
+            self.spec.session_venue,
+            depth=self.subscription.depth,
+            max_frame_bytes=self.max_frame_bytes,
         )
         # A short close_timeout: when we leave, a server still streaming at us may not read
         # our close frame for a while, and waiting for its answer gains nothing.
@@ -403,8 +413,10 @@ class Feed:
             return
         messages = self.spec.resubscribe_messages(symbol, self.subscription)
         if not messages:
-            log.error("%s %s: cannot resubscribe, reconnecting", self.venue, symbol)
-            self._spawn(ws.close(code=1011, reason="resync"))
+            if self._closing_generation != self._generation:
+                self._closing_generation = self._generation
+                log.warning("%s %s: cannot resubscribe, reconnecting", self.venue, symbol)
+                self._spawn(ws.close(code=1011, reason="resync"))
             return
         self.stats.resubscribes += 1
         conn = f"c{self._generation}"
@@ -440,7 +452,10 @@ class Feed:
         if self._record_path is None:
             yield
             return
-        with TapeWriter(self._record_path, self.venue, note="recorded by lobfeed Feed") as tape:
+        # The header names the decoding session's venue (``bybit`` for ``bybit-spot``): the
+        # connection URLs in the tape keep what differs, and replay needs the session's name.
+        note = f"recorded by lobfeed Feed ({self.venue})"
+        with TapeWriter(self._record_path, self.spec.session_venue, note=note) as tape:
             self._tape = tape
             try:
                 yield

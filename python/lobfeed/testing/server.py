@@ -10,7 +10,8 @@ What a venue's URLs, subscribe messages and REST endpoints look like is a venue 
 nothing venue-specific.  Binance (``binance``, ``binance-usdm``, ``binance-coinm``) is built in;
 another venue is added by writing a module ``lobfeed/testing/profiles/<family>.py`` (``<family>``
 being the venue name up to its first ``-``) that defines and registers a profile: the server
-imports it the first time a tape of that venue is served.
+imports it the first time a tape of that venue is served.  Profiles ship for ``bybit``, ``okx``,
+``kraken`` (ws v1), ``coinbase``, ``gemini`` (v2) and ``bitfinex``.
 
 :class:`FaultPlan` injects the failures a feed handler must survive: rate-limited snapshots,
 dropped connections, gaps, garbage and oversized frames.
@@ -177,6 +178,12 @@ class VenueProfile(abc.ABC, Generic[SubT]):
     venues: ClassVar[tuple[str, ...]] = ()
     """Tape header venue names this profile serves."""
 
+    settle_s: ClassVar[float] = 0.0
+    """Once a subscription is ready, wait until the client has sent nothing for this long
+    before replaying.  Venues subscribed by several messages set it, so that every channel the
+    client asks for right after connecting is known before the first frame goes out (a real
+    venue answers each subscription with its own snapshot; a replay cannot)."""
+
     def __init__(self, tape: Tape) -> None:
         self.tape = tape
         self.venue = tape.header.venue
@@ -193,6 +200,10 @@ class VenueProfile(abc.ABC, Generic[SubT]):
     @abc.abstractmethod
     def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | None:
         """The text to send for recorded frame ``index``, or ``None`` if ``sub`` excludes it."""
+
+    def greeting(self, sub: SubT) -> list[str]:
+        """Frames the venue sends as soon as a websocket is open (before any subscription)."""
+        return []
 
     def is_snapshot_request(self, path: str) -> bool:
         """Whether a REST path is a book snapshot (these are counted and can be rate-limited)."""
@@ -712,14 +723,18 @@ class ExchangeServer:
         self._unfinished.add(live)
         self._done.clear()
         ready = asyncio.Event()
+        activity = asyncio.Event()
         if sub.ready:
             ready.set()
-        streamer = asyncio.create_task(self._stream(ws, live, ready))
+        streamer = asyncio.create_task(self._stream(ws, live, ready, activity))
         try:
+            for frame in self.profile.greeting(sub):
+                await ws.send(frame)
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 for reply in self.profile.on_message(sub, text):
                     await ws.send(reply)
+                activity.set()
                 if sub.ready:
                     ready.set()
         except ConnectionClosed:
@@ -739,9 +754,19 @@ class ExchangeServer:
         if not self._unfinished and self.stats.connections:
             self._done.set()
 
-    async def _stream(self, ws: ServerConnection, live: LiveStream, ready: asyncio.Event) -> None:
+    async def _stream(
+        self, ws: ServerConnection, live: LiveStream, ready: asyncio.Event, activity: asyncio.Event
+    ) -> None:
         try:
             await ready.wait()
+            settle = self.profile.settle_s
+            # At most 20 settle periods: a client that never stops talking still gets its data.
+            for _ in range(20 if settle > 0 else 0):
+                activity.clear()
+                try:
+                    await asyncio.wait_for(activity.wait(), settle)
+                except TimeoutError:
+                    break
             if await self._replay(ws, live):
                 await ws.close(1000, "end of tape")
         except ConnectionClosed:

@@ -1,9 +1,15 @@
-"""Per-venue endpoints and messages, looked up by venue name."""
+"""Per-venue endpoints and messages, looked up by venue name.
+
+Venue names ``Feed`` takes: ``binance``, ``binance-usdm``, ``binance-coinm``; ``bybit`` (linear,
+the same as ``bybit-linear``), ``bybit-spot``, ``bybit-inverse``; ``okx``; ``kraken`` (ws v1)
+and ``kraken-v2``; ``coinbase``; ``gemini`` (v2); ``bitfinex``. A spec's ``session_venue`` is the
+name of the Rust session that decodes it (``bybit`` for every Bybit category).
+"""
 
 from __future__ import annotations
 
 from lobfeed.exceptions import UnknownVenueError
-from lobfeed.venues import binance
+from lobfeed.venues import binance, bitfinex, bybit, coinbase, gemini, kraken, okx
 from lobfeed.venues.base import (
     BOOK,
     CANDLES,
@@ -15,7 +21,18 @@ from lobfeed.venues.base import (
 )
 
 SPECS: dict[str, VenueSpec] = {
-    spec.name: spec for spec in (binance.SPOT, binance.USDM, binance.COINM)
+    spec.name: spec
+    for spec in (
+        binance.SPOT,
+        binance.USDM,
+        binance.COINM,
+        *bybit.SPECS,
+        okx.SPEC,
+        *kraken.SPECS,
+        coinbase.SPEC,
+        gemini.SPEC,
+        bitfinex.SPEC,
+    )
 }
 
 

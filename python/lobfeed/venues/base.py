@@ -7,6 +7,9 @@ where to connect, what to send, and where a REST snapshot lives.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 BOOK = "book"
 TRADES = "trades"
@@ -40,6 +43,25 @@ class VenueSpec:
     rest_url: str | None = None
     #: Seconds between application-level pings, for venues that want them.
     heartbeat_interval: float | None = None
+    #: The channels this venue can be asked for (``Feed`` refuses the others).
+    channels: frozenset[str] = CHANNELS
+    #: The venue name the Rust ``Session`` knows, when the spec's own name is an alias
+    #: (``bybit-spot`` is decoded by the ``bybit`` session). Empty: ``name``.
+    native_venue: str = ""
+
+    @property
+    def session_venue(self) -> str:
+        """The name to create a ``lobfeed._native.Session`` with (and to write in tape headers)."""
+        return self.native_venue or self.name
+
+    def check(self, sub: Subscription) -> None:
+        """Raises ``ValueError`` if the venue cannot serve ``sub``."""
+        unsupported = sub.channels - self.channels
+        if unsupported:
+            offered = sorted(self.channels)
+            raise ValueError(
+                f"{self.name} does not offer {sorted(unsupported)}; it offers {offered}"
+            )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         """The URL to open (venues that subscribe by URL put the streams in it)."""
@@ -60,3 +82,21 @@ class VenueSpec:
     def heartbeat_message(self) -> str | None:
         """The application-level ping, if the venue wants one every ``heartbeat_interval``."""
         return None
+
+
+def pick_depth(depth: int | None, offered: tuple[int, ...], default: int) -> int:
+    """The venue depth to subscribe for a wanted ``depth``: the smallest offered one that is at
+    least as deep (the deepest when none is), ``default`` when no depth is wanted."""
+    if depth is None:
+        return default
+    if depth <= 0:
+        raise ValueError(f"depth must be positive, got {depth}")
+    for level in sorted(offered):
+        if level >= depth:
+            return level
+    return max(offered)
+
+
+def chunks(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of at most ``size``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,58 @@
+"""Bitfinex websocket v2 (``wss://api-pub.bitfinex.com/ws/2``): P0 books, trades, tickers.
+
+The first message is ``conf`` with flags 65536 (one sequence number on every frame of the
+connection) and 131072 (book checksums). Then one subscribe per channel and symbol; symbols
+are spelled the Bitfinex way (``tBTCUSD``). Bitfinex assigns each subscription a ``chanId``
+and unsubscribes only by ``chanId``, which the Rust session keeps to itself: a resync is done
+by reconnecting (``resubscribe_messages`` returns nothing, so ``Feed`` reconnects). A gap in
+the connection's sequence puts every book of the connection in question anyway.
+``quotes`` subscribes ``ticker``, which the Rust core does not turn into ``Quote`` events yet.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, pick_depth
+
+FLAG_SEQ_ALL = 65536
+FLAG_CHECKSUM = 131072
+#: Book lengths Bitfinex offers for P precisions.
+LENGTHS = (1, 25, 100, 250)
+DEFAULT_LENGTH = 25
+PRECISION = "P0"
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+class BitfinexSpec(VenueSpec):
+    name = "bitfinex"
+    ws_url = "wss://api-pub.bitfinex.com"
+    rest_url = "https://api-pub.bitfinex.com"
+    channels = frozenset({BOOK, TRADES, QUOTES})
+    flags = FLAG_SEQ_ALL | FLAG_CHECKSUM
+
+    def connect_url(self, ws_url: str, sub: Subscription) -> str:
+        return f"{ws_url.rstrip('/')}/ws/2"
+
+    def subscribe_messages(self, sub: Subscription) -> list[str]:
+        length = str(pick_depth(sub.depth, LENGTHS, DEFAULT_LENGTH))
+        messages = [_dumps({"event": "conf", "flags": self.flags})]
+        for symbol in sub.symbols:
+            if BOOK in sub.channels:
+                book = {"channel": "book", "symbol": symbol, "prec": PRECISION, "len": length}
+                messages.append(_dumps({"event": "subscribe", **book}))
+            if TRADES in sub.channels:
+                messages.append(
+                    _dumps({"event": "subscribe", "channel": "trades", "symbol": symbol})
+                )
+            if QUOTES in sub.channels:
+                messages.append(
+                    _dumps({"event": "subscribe", "channel": "ticker", "symbol": symbol})
+                )
+        return messages
+
+
+SPEC = BitfinexSpec()

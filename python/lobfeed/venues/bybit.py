@@ -1,0 +1,113 @@
+"""Bybit v5 public streams: one URL per product category, topics subscribed by message.
+
+Venue names: ``bybit`` and ``bybit-linear`` (USDT/USDC perpetuals and futures, the default),
+``bybit-spot``, ``bybit-inverse``. The same symbol is a different market in each category, so
+the category is part of the venue name; all of them are decoded by the Rust ``bybit`` session
+and recorded under the tape venue ``bybit`` (the connection URL keeps the category).
+
+Books are the in-band ``orderbook.N`` topic: a snapshot on subscribe, then deltas; a resync
+is an unsubscribe and a subscribe of the symbol's book topic. ``quotes`` subscribes ``tickers``
+(best bid/ask on linear and inverse), which the Rust core does not turn into ``Quote`` events yet.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from lobfeed.venues.base import (
+    BOOK,
+    CANDLES,
+    QUOTES,
+    TRADES,
+    Subscription,
+    VenueSpec,
+    chunks,
+    pick_depth,
+)
+
+DEFAULT_DEPTH = 200
+#: Book depths each category offers (``orderbook.{depth}.{symbol}``).
+BOOK_DEPTHS: dict[str, tuple[int, ...]] = {
+    "spot": (1, 50, 200, 1000),
+    "linear": (1, 50, 200, 500),
+    "inverse": (1, 50, 200, 500),
+}
+#: ``candle_interval`` (Binance spelling, used by ``Feed``) -> Bybit ``kline`` interval.
+KLINE_INTERVALS: dict[str, str] = {
+    "1m": "1",
+    "3m": "3",
+    "5m": "5",
+    "15m": "15",
+    "30m": "30",
+    "1h": "60",
+    "2h": "120",
+    "4h": "240",
+    "6h": "360",
+    "12h": "720",
+    "1d": "D",
+    "1w": "W",
+    "1M": "M",
+}
+# Bybit spot takes at most 10 topics per subscribe request; the other categories take more,
+# but one limit for all keeps the messages the same shape.
+MAX_ARGS = 10
+
+
+def _op(op: str, args: list[str]) -> str:
+    return orjson.dumps({"op": op, "args": args}).decode()
+
+
+class BybitSpec(VenueSpec):
+    native_venue = "bybit"
+    rest_url = "https://api.bybit.com"
+    ws_url = "wss://stream.bybit.com"
+    heartbeat_interval = 20.0
+    channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
+
+    def __init__(self, name: str, category: str) -> None:
+        if category not in BOOK_DEPTHS:
+            raise ValueError(f"unknown Bybit category {category!r}")
+        self.name = name
+        self.category = category
+
+    def book_topic(self, symbol: str, sub: Subscription) -> str:
+        depth = pick_depth(sub.depth, BOOK_DEPTHS[self.category], DEFAULT_DEPTH)
+        return f"orderbook.{depth}.{symbol}"
+
+    def topics(self, sub: Subscription) -> list[str]:
+        interval = KLINE_INTERVALS.get(sub.candle_interval)
+        if CANDLES in sub.channels and interval is None:
+            raise ValueError(
+                f"Bybit has no {sub.candle_interval!r} klines; known: {', '.join(KLINE_INTERVALS)}"
+            )
+        topics: list[str] = []
+        for symbol in sub.symbols:
+            if BOOK in sub.channels:
+                topics.append(self.book_topic(symbol, sub))
+            if TRADES in sub.channels:
+                topics.append(f"publicTrade.{symbol}")
+            if CANDLES in sub.channels:
+                topics.append(f"kline.{interval}.{symbol}")
+            if QUOTES in sub.channels:
+                topics.append(f"tickers.{symbol}")
+        return topics
+
+    def connect_url(self, ws_url: str, sub: Subscription) -> str:
+        return f"{ws_url.rstrip('/')}/v5/public/{self.category}"
+
+    def subscribe_messages(self, sub: Subscription) -> list[str]:
+        return [_op("subscribe", args) for args in chunks(self.topics(sub), MAX_ARGS)]
+
+    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+        topic = self.book_topic(symbol, sub)
+        return [_op("unsubscribe", [topic]), _op("subscribe", [topic])]
+
+    def heartbeat_message(self) -> str | None:
+        return '{"op":"ping"}'
+
+
+LINEAR = BybitSpec("bybit", "linear")
+LINEAR_ALIAS = BybitSpec("bybit-linear", "linear")
+SPOT = BybitSpec("bybit-spot", "spot")
+INVERSE = BybitSpec("bybit-inverse", "inverse")
+SPECS = (LINEAR, LINEAR_ALIAS, SPOT, INVERSE)

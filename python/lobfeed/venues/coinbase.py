@@ -1,0 +1,53 @@
+"""Coinbase Advanced Trade market data: ``level2``, ``market_trades``, ``candles``, ``ticker``.
+
+One subscribe message per channel. ``heartbeats`` is always subscribed: it keeps quiet
+connections open, and every frame of the connection carries one ``sequence_num`` counter, so a
+heartbeat also reveals a frame lost on a quiet channel. After a gap the Rust session asks to
+resubscribe every book: each symbol's ``level2`` is unsubscribed and subscribed again, which
+makes Coinbase send that product's snapshot. Candles are Coinbase's five-minute buckets
+(``candle_interval`` is not used); ``quotes`` subscribes ``ticker``, which the Rust core does
+not turn into ``Quote`` events yet.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from lobfeed.venues.base import BOOK, CANDLES, QUOTES, TRADES, Subscription, VenueSpec
+
+#: Feed channel -> Coinbase channel, in the order they are subscribed.
+CHANNEL_NAMES = (
+    (BOOK, "level2"),
+    (TRADES, "market_trades"),
+    (CANDLES, "candles"),
+    (QUOTES, "ticker"),
+)
+HEARTBEATS = "heartbeats"
+
+
+def _message(kind: str, products: list[str], channel: str) -> str:
+    return orjson.dumps({"type": kind, "product_ids": products, "channel": channel}).decode()
+
+
+class CoinbaseSpec(VenueSpec):
+    name = "coinbase"
+    ws_url = "wss://advanced-trade-ws.coinbase.com"
+    rest_url = "https://api.coinbase.com"
+    channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
+
+    def subscribe_messages(self, sub: Subscription) -> list[str]:
+        products = list(sub.symbols)
+        messages = [_message("subscribe", products, HEARTBEATS)]
+        for channel, name in CHANNEL_NAMES:
+            if channel in sub.channels:
+                messages.append(_message("subscribe", products, name))
+        return messages
+
+    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+        return [
+            _message("unsubscribe", [symbol], "level2"),
+            _message("subscribe", [symbol], "level2"),
+        ]
+
+
+SPEC = CoinbaseSpec()

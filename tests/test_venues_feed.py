@@ -1,0 +1,343 @@
+"""`Feed` over loopback against the local exchange, for every venue with a real tape.
+
+Each case runs a Feed against ``ExchangeServer`` replaying the tape and compares what the
+callbacks got, event by event, with what the in-process replay of the recorded connection(s)
+produces: books (symbol, seq, top 10 levels as exact strings), trades and candles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lobfeed import BookUpdate, Candle, Feed, GapDetected, Trade
+from lobfeed.aio import Backoff
+from lobfeed.replay import TapeReplayer, verify
+from lobfeed.tape import Tape
+from lobfeed.testing import ExchangeServer, FaultPlan
+
+TIMEOUT = 60
+FAST = Backoff(initial=0.01, maximum=0.05)
+
+BookRow = tuple[str, int | None, list[tuple[str, str]], list[tuple[str, str]]]
+TradeRow = tuple[str, str, str, str | None, str]
+CandleRow = tuple[str, str, int, int, str, str, str, str, str, bool]
+
+
+@dataclass
+class Got:
+    books: list[BookRow] = field(default_factory=list)
+    trades: list[TradeRow] = field(default_factory=list)
+    candles: list[CandleRow] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+    def add(self, ev: Any) -> None:
+        if isinstance(ev, BookUpdate):
+            book = ev.book
+            self.books.append((ev.symbol, ev.seq, book.bids(10), book.asks(10)))
+        elif isinstance(ev, Trade):
+            self.trades.append((ev.symbol, ev.price, ev.size, ev.side, ev.trade_id))
+        elif isinstance(ev, Candle):
+            self.candles.append(
+                (
+                    ev.symbol,
+                    ev.interval,
+                    ev.open_ts_ns,
+                    ev.close_ts_ns,
+                    ev.open,
+                    ev.high,
+                    ev.low,
+                    ev.close,
+                    ev.volume,
+                    ev.closed,
+                )
+            )
+        else:
+            self.events.append(ev)
+
+
+@dataclass(frozen=True)
+class Case:
+    venue: str
+    """The venue name given to Feed."""
+    tape: str
+    conns: frozenset[str]
+    """The tape connections that carried what the Feed asks for."""
+    symbols: tuple[str, ...]
+    channels: tuple[str, ...]
+    depth: int | None = None
+    books: int = 0
+    trades: int = 0
+    candles: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.venue
+
+
+CASES = [
+    Case(
+        "bybit",
+        "bybit-2026.jsonl.gz",
+        frozenset({"c2"}),
+        ("BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"),
+        ("book", "trades", "candles", "quotes"),
+        books=1598,
+        trades=327,
+        candles=75,
+    ),
+    Case(
+        "bybit-spot",
+        "bybit-2026.jsonl.gz",
+        frozenset({"c3"}),
+        ("BTCUSDT", "ETHUSDT"),
+        ("book", "trades", "candles", "quotes"),
+        books=550,
+        trades=20,
+        candles=25,
+    ),
+    Case(
+        "okx",
+        "okx-books-3inst-2022.jsonl.gz",
+        frozenset({"c1"}),
+        ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT"),
+        ("book", "trades", "quotes"),
+        books=290,
+        trades=74,
+    ),
+    Case(
+        # Books were recorded on c3, trades on c1, tickers on c2: one Feed connection gets all.
+        "kraken",
+        "kraken-v1-book1000-10sym-2021.jsonl.gz",
+        frozenset({"c1", "c2", "c3"}),
+        (
+            "WAVES/EUR",
+            "XMR/USD",
+            "KSM/XBT",
+            "GRT/ETH",
+            "SC/EUR",
+            "ETH/CHF",
+            "OCEAN/XBT",
+            "OMG/USD",
+            "XBT/CHF",
+            "ADA/XBT",
+        ),
+        ("book", "trades", "quotes"),
+        depth=1000,
+        books=4279,
+        trades=10,
+    ),
+    Case(
+        "coinbase",
+        "coinbase-2026.jsonl.gz",
+        frozenset({"c2"}),
+        ("BTC-USD", "ETH-USD"),
+        ("book", "trades", "candles", "quotes"),
+        books=775,
+        trades=279,
+        candles=204,
+    ),
+    Case(
+        "gemini",
+        "gemini-v2-l2-10sym-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "BTCGBP",
+            "LINKETH",
+            "FILUSD",
+            "ZECLTC",
+            "BATBTC",
+            "ETHEUR",
+            "LTCETH",
+            "GRTUSD",
+            "ANKRUSD",
+            "ALCXUSD",
+        ),
+        ("book", "trades"),
+        books=655,
+        trades=516,
+    ),
+    Case(
+        "bitfinex",
+        "bitfinex-book-p0-7sym-2021.jsonl.gz",
+        frozenset({"c1"}),
+        ("tBFTUSD", "tIOTETH", "tDOGUSD", "tMNABTC", "tODEUSD", "tTESTBTC:TESTUSD", "tSNGUSD"),
+        ("book", "trades", "quotes"),
+        depth=100,
+        books=1600,
+        trades=210,
+    ),
+]
+
+
+def in_process(tape: Tape, conns: frozenset[str]) -> Got:
+    """What replaying the tape's records of ``conns`` in-process gives."""
+    records = [r for r in tape.records if r.conn in conns]
+    got = Got()
+    for _record, ev in TapeReplayer(Tape(tape.path, tape.header, records)).events():
+        got.add(ev)
+    return got
+
+
+def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> Feed:
+    kwargs: dict[str, Any] = {
+        "channels": case.channels,
+        "depth": case.depth,
+        "on_book": got.add,
+        "on_trade": got.add,
+        "on_candle": got.add,
+        "on_event": got.add,
+        "closed_candles_only": False,
+        "ws_url": server.ws_url,
+        "rest_url": server.rest_url,
+        "reconnect": False,
+        "backoff": FAST,
+    }
+    kwargs.update(options)
+    return Feed(case.venue, case.symbols, **kwargs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_feed_over_loopback_equals_in_process_replay(
+    case: Case, tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    tape = Tape.open(tape_path(case.tape))
+    expected = in_process(tape, case.conns)
+    got = Got()
+    recording = tmp_path / "recorded.jsonl.gz"
+    async with ExchangeServer(tape, speed=float("inf")) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+
+    assert (len(got.books), len(got.trades), len(got.candles)) == (
+        case.books,
+        case.trades,
+        case.candles,
+    )
+    assert got.books == expected.books
+    assert got.trades == expected.trades
+    assert got.candles == expected.candles
+    assert got.events == []  # no gap, resync or checksum mismatch
+    stats = feed.stats
+    assert (stats.frame_errors, stats.gaps, stats.resubscribes, stats.checksum_mismatches) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    # What the Feed recorded replays to the same books, under the session's venue name.
+    recorded = Tape.open(recording)
+    assert recorded.venue == feed.spec.session_venue
+    proof = verify(recorded)
+    assert proof.failures() == []
+    assert proof.book_updates == case.books
+
+
+SUBSETS = [
+    # Venues numbering every frame of a connection: leaving channels out must not look like a gap.
+    ("coinbase", ("ETH-USD",), ("book",), None),
+    ("bitfinex", ("tBFTUSD", "tDOGUSD"), ("book",), 100),
+    ("bybit", ("SOLUSDT",), ("trades",), None),
+    ("kraken", ("XBT/CHF", "OMG/USD"), ("book",), 1000),
+]
+
+
+@pytest.mark.parametrize(("venue", "symbols", "channels", "depth"), SUBSETS, ids=lambda v: v)
+async def test_a_subset_of_the_recording_streams_without_gaps(
+    venue: str,
+    symbols: tuple[str, ...],
+    channels: tuple[str, ...],
+    depth: int | None,
+    tape_path: Callable[[str], Path],
+) -> None:
+    case = next(c for c in CASES if c.venue == venue)
+    tape = Tape.open(tape_path(case.tape))
+    expected = in_process(tape, case.conns)
+    got = Got()
+    subset = Case(venue, case.tape, case.conns, symbols, channels, depth)
+    async with ExchangeServer(tape, speed=float("inf")) as server:
+        feed = make_feed(subset, server, got)
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert got.events == []
+    assert feed.stats.gaps == 0
+    # Sequence numbers are the server's for this connection; books and trades are the same.
+    assert [b[:1] + b[2:] for b in got.books] == [
+        b[:1] + b[2:] for b in expected.books if b[0] in symbols and "book" in channels
+    ]
+    assert got.trades == [t for t in expected.trades if t[0] in symbols and "trades" in channels]
+    assert got.books or got.trades
+
+
+async def test_coinbase_gap_resubscribes_each_book(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost frame breaks Coinbase's connection sequence: every book is resubscribed."""
+    case = next(c for c in CASES if c.venue == "coinbase")
+    got = Got()
+    recording = tmp_path / "coinbase.jsonl"
+    faults = FaultPlan(drop_frames=frozenset({400}))
+    async with ExchangeServer(tape_path(case.tape), speed=float("inf"), faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    gaps = [e for e in got.events if isinstance(e, GapDetected)]
+    assert {g.symbol for g in gaps} == {"BTC-USD", "ETH-USD"}
+    assert {(g.expected, g.received) for g in gaps} == {(400, 401)}
+    assert feed.stats.resubscribes == 2
+    sent = [r.data for r in Tape.open(recording).iter_records("send")]
+    for product in ("BTC-USD", "ETH-USD"):
+        assert f'{{"type":"unsubscribe","product_ids":["{product}"],"channel":"level2"}}' in sent
+        assert f'{{"type":"subscribe","product_ids":["{product}"],"channel":"level2"}}' in sent
+    # Nothing after the gap is delivered on a book the gap made suspect.
+    assert got.books and max(seq or 0 for _, seq, _, _ in got.books) < 400
+    assert feed.stats.frame_errors == 0
+
+
+async def test_bitfinex_gap_reconnects_and_rebuilds(tape_path: Callable[[str], Path]) -> None:
+    """Bitfinex unsubscribes only by channel id, which the session keeps: a gap reconnects."""
+    case = next(c for c in CASES if c.venue == "bitfinex")
+    tape = Tape.open(tape_path(case.tape))
+    expected = in_process(tape, case.conns)
+    per_connection: dict[int, Got] = {}
+    events: list[Any] = []
+    faults = FaultPlan(drop_frames=frozenset({300}))
+    async with ExchangeServer(tape, speed=float("inf"), faults=faults) as server:
+        feed = make_feed(case, server, Got(), reconnect=True, on_event=events.append)
+
+        def on_book(update: BookUpdate) -> None:
+            got = per_connection.setdefault(feed.stats.connections, Got())
+            got.add(update)
+            if len(per_connection.get(2, Got()).books) >= 200:
+                feed.stop()
+
+        feed._on_book = on_book
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    # One lost frame: every book live on the connection saw the same gap, one reconnect.
+    gaps = [e for e in events if isinstance(e, GapDetected)]
+    assert feed.stats.gaps == len(gaps) > 1
+    assert {(g.expected, g.received) for g in gaps} == {(gaps[0].expected, gaps[0].expected + 1)}
+    assert feed.stats.reconnects == 1
+    gap = gaps[0]
+    first, second = per_connection[1].books, per_connection[2].books
+    # Up to the gap the first connection agrees with the tape. After it, until the connection
+    # is closed, only books rebuilt from a snapshot sent after the gap may be delivered, and
+    # they agree with the tape too.
+    before = [b for b in first if b[1] is not None and b[1] < gap.expected]
+    assert before == [b for b in expected.books if b[1] is not None and b[1] < gap.expected]
+    assert all(b in expected.books for b in first)
+    suspect = {g.symbol for g in gaps}
+    assert not any(b[0] in suspect for b in first[len(before) :])
+    # The second connection starts over from fresh snapshots and agrees with the tape.
+    assert second == expected.books[: len(second)]
+
+
+def test_channels_a_venue_does_not_offer_are_refused() -> None:
+    with pytest.raises(ValueError, match="candles"):
+        Feed("okx", ["BTC-USDT"], channels=("book", "candles"))
+    with pytest.raises(ValueError, match="quotes"):
+        Feed("gemini", ["BTCUSD"], channels=("quotes",))
+    Feed("bybit-spot", ["BTCUSDT"], channels=("book", "candles"))
