@@ -250,11 +250,13 @@ impl Session {
     /// Python object per frame. Returns how many book updates were applied. Frames that fail
     /// are counted in `stats()["errors"]` (and resync their symbol) instead of raising.
     #[pyo3(name = "receive_batch")]
-    fn py_receive_batch(&mut self, frames: Vec<Vec<u8>>, ts_ns: u64) -> u64 {
+    fn py_receive_batch(&mut self, frames: Vec<Bound<'_, PyBytes>>, ts_ns: u64) -> u64 {
         let mut updates = 0;
         for frame in &frames {
             self.events.clear();
-            let _ = self.inner.receive(frame, ts_ns, &mut self.events);
+            let _ = self
+                .inner
+                .receive(frame.as_bytes(), ts_ns, &mut self.events);
             updates += self
                 .events
                 .iter()
