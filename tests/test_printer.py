@@ -90,6 +90,7 @@ def test_live_demo_on_a_terminal(tmux: Callable[[str], str]) -> None:
     session = tmux(f"{sys.executable} -m lobfeed demo --speed max")
     shown = wait_for(session, "book updates,", "state live")
     assert "local exchange on ws://127.0.0.1:" in shown
+    assert "replaying binance-ethusdt-20240808.jsonl.gz" in shown
     assert "binance ETHUSDT" in shown
     assert "state live" in shown
     assert "0 gaps, 0 rejected frames" in shown

@@ -209,7 +209,9 @@ async def _demo(tape_path: str | None, speed: float, depth: int) -> int:
     symbol = DEMO_SYMBOL if tape_path is None else _first_depth_symbol(tape)
     async with ExchangeServer(tape, speed=speed) as server:
         print(
-            f"local exchange on {server.ws_url} replaying {tape.path} at {speed}x "
+            f"local exchange on {server.ws_url} replaying {Path(tape.path).name} at "
+            + ("full speed" if speed == float("inf") else f"{speed:g}x")
+            + " "
             f"({tape.header.venue}, captured {tape.header.captured})"
         )
         return await _book(
