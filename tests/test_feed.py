@@ -265,3 +265,29 @@ async def test_closed_candles_by_default(tape_path: Callable[[str], Path]) -> No
     assert all(c.closed for c in closed)
     assert len(closed) == sum(c.closed for c in every)
     assert {c.interval for c in every} == {"1m"}
+
+
+async def test_a_silent_connection_is_dropped_after_idle_timeout(
+    tape_path: Callable[[str], Path],
+) -> None:
+    got = Collected()
+    # At this speed the tape's second frame is hours away: the feed hears nothing.
+    async with ExchangeServer(tape_path(ETH_TAPE), speed=1e-4) as server:
+        feed = make_feed(server, got, idle_timeout=0.3)
+        with pytest.raises(ConnectionLostError, match=r"no frame for 0\.3s"):
+            await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert feed.stats.idle_timeouts == 1
+
+
+async def test_idle_timeout_reconnects_when_allowed(tape_path: Callable[[str], Path]) -> None:
+    got = Collected()
+    async with ExchangeServer(tape_path(ETH_TAPE), speed=1e-4) as server:
+        feed = make_feed(server, got, idle_timeout=0.2, reconnect=True)
+        run = asyncio.ensure_future(feed.run())
+        while feed.stats.connections < 2:
+            await asyncio.sleep(0.05)
+            assert not run.done(), run
+        feed.stop()
+        await asyncio.wait_for(run, TIMEOUT)
+    assert feed.stats.idle_timeouts >= 1
+    assert feed.stats.reconnects >= 1

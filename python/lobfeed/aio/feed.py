@@ -65,6 +65,7 @@ class FeedStats:
     snapshot_failures: int = 0
     rate_limited: int = 0
     resubscribes: int = 0
+    idle_timeouts: int = 0
     gaps: int = 0
     resyncs: int = 0
     checksum_mismatches: int = 0
@@ -145,6 +146,8 @@ class Feed:
         self._snapshot_attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
+        self._last_frame_at = 0.0
+        self._idle_aborted = False
 
     # -- public -------------------------------------------------------------------------
 
@@ -232,20 +235,23 @@ class Feed:
             for message in self.spec.subscribe_messages(self.subscription):
                 await self._send(ws, conn, message)
             heartbeat = self._start_heartbeat(ws, conn)
+            # A watchdog task rather than a timeout around each recv: arming and cancelling a
+            # timer per frame would cost more than handling the frame.
+            self._last_frame_at = time.monotonic()
+            watchdog = self._spawn(self._watch_idle(ws))
             received = False
             try:
                 while True:
                     try:
-                        async with asyncio.timeout(self.idle_timeout):
-                            raw = await ws.recv(decode=False)
-                    except TimeoutError:
-                        log.warning(
-                            "%s: no frame for %.0fs, reconnecting", self.venue, self.idle_timeout
-                        )
-                        raise
+                        raw = await ws.recv(decode=False)
                     except websockets.ConnectionClosedOK:
                         return received
+                    except websockets.ConnectionClosedError:
+                        if self._idle_aborted:
+                            raise TimeoutError(f"no frame for {self.idle_timeout:g}s") from None
+                        raise
                     ts_ns = time.time_ns()
+                    self._last_frame_at = time.monotonic()
                     received = True
                     if self._tape is not None:
                         self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
@@ -253,9 +259,23 @@ class Feed:
                     if self._stopping.is_set():
                         return received
             finally:
+                watchdog.cancel()
                 if heartbeat is not None:
                     heartbeat.cancel()
                 self._ws = None
+
+    async def _watch_idle(self, ws: ClientConnection) -> None:
+        """Drops a connection that has sent nothing for ``idle_timeout`` seconds."""
+        self._idle_aborted = False
+        while True:
+            idle = time.monotonic() - self._last_frame_at
+            if idle >= self.idle_timeout:
+                self.stats.idle_timeouts += 1
+                log.warning("%s: no frame for %.1fs, dropping the connection", self.venue, idle)
+                self._idle_aborted = True
+                ws.transport.abort()
+                return
+            await asyncio.sleep(self.idle_timeout - idle)
 
     async def _send(self, ws: ClientConnection, conn: str, message: str) -> None:
         if self._tape is not None:
