@@ -15,9 +15,12 @@
 //! Trades: `S` is the taker's side (`Buy`/`Sell`), `i` the trade id, `T` the trade time (ms).
 //! Candles: `confirm: true` marks a closed candle; the interval is spelled like Binance's
 //! (`1` becomes `1m`, `60` becomes `1h`, `D` becomes `1d`, `W` `1w`, `M` `1M`).
-//! Operation answers (`{"op":..}`: subscribe acks, pongs, errors), `tickers` and any other topic
-//! are understood and counted as ignored.
+//! Operation answers (`{"op":..}`: subscribe acks, pongs), `tickers` and any other topic are
+//! understood and counted as ignored. A refused operation (`"success":false`) is the venue's
+//! error: `FrameError::VenueError` with its `op` and `ret_msg` (and `ret_code` if sent), naming
+//! no symbol (the answer names no topic); nothing of any book changes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -28,7 +31,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
-use crate::venue::json::{LevelsSeed, NumberFault};
+use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// `u` must grow by exactly one from one book message to the next.
@@ -116,8 +119,18 @@ impl BybitSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
+        if f.success == Some(false) {
+            // A refused request (a subscribe to an unknown topic, say): the venue's answer
+            // names no topic, so no symbol's state changes.
+            let op = f.op.unwrap_or("request");
+            let message = match f.ret_msg.as_deref() {
+                Some(text) if !text.is_empty() => format!("{op}: {text}"),
+                _ => format!("{op} failed"),
+            };
+            return Err(venue_error(None, f.ret_code.as_deref(), Some(&message)));
+        }
         if f.op.is_some() || f.success.is_some() {
-            // Subscribe/unsubscribe acks (also failed ones), pongs.
+            // Subscribe/unsubscribe acks, pongs.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -451,6 +464,8 @@ struct Fields<'a> {
     ts: Option<u64>,
     op: Option<&'a str>,
     success: Option<bool>,
+    ret_msg: Option<Cow<'a, str>>,
+    ret_code: Option<Cow<'a, str>>,
     data: DataShape,
     s: Option<&'a str>,
     u: Option<u64>,
@@ -530,6 +545,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "ts" => f.ts = Some(map.next_value()?),
                 "op" => f.op = Some(map.next_value()?),
                 "success" => f.success = Some(map.next_value()?),
+                "ret_msg" => f.ret_msg = map.next_value_seed(LooseText)?,
+                "ret_code" => f.ret_code = map.next_value_seed(LooseText)?,
                 "data" => map.next_value_seed(DataSeed {
                     fields: &mut *f,
                     levels: &mut *self.levels,
@@ -966,7 +983,6 @@ mod tests {
         let mut s = BybitSession::new(SessionOptions::default());
         for frame in [
             r#"{"success":true,"ret_msg":"","conn_id":"c-1","req_id":"","op":"subscribe"}"#,
-            r#"{"success":false,"ret_msg":"error:handler not found","conn_id":"c-1","op":"subscribe"}"#,
             r#"{"req_id":"p1","op":"pong","args":["1700000000000"],"conn_id":"c-1"}"#,
             r#"{"topic":"tickers.XYZUSDT","type":"delta","data":{"symbol":"XYZUSDT","bid1Price":"1"},"cs":1,"ts":1}"#,
             r#"{"topic":"allLiquidation.XYZUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"XYZUSDT","S":"Sell","v":"1","p":"1"}]}"#,
@@ -974,8 +990,45 @@ mod tests {
         ] {
             assert!(feed(&mut s, frame).is_empty());
         }
-        assert_eq!(s.stats().ignored, 6);
+        assert_eq!(s.stats().ignored, 5);
         assert_eq!(s.stats().errors, 0);
         assert!(s.symbols().is_empty());
+    }
+
+    #[test]
+    fn refused_operation_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = BybitSession::new(SessionOptions::default());
+        feed(
+            &mut s,
+            &book_msg("snapshot", 10, r#"["100","1"]"#, r#"["101","2"]"#),
+        );
+        let before = (side(&s, Side::Bid), side(&s, Side::Ask));
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"success":false,"ret_msg":"error:topic not exists \"orderbook.50.NOPE\"","conn_id":"c-9","req_id":"r1","op":"subscribe"}"#,
+                T0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol, None);
+        assert_eq!(
+            err.error,
+            FrameError::VenueError(
+                r#"subscribe: error:topic not exists "orderbook.50.NOPE""#.into()
+            )
+        );
+        assert!(out.is_empty());
+        assert_eq!((side(&s, Side::Bid), side(&s, Side::Ask)), before);
+        assert_eq!(s.symbols().len(), 1);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().sync(0).unwrap().counters.errors, 0);
+        assert_eq!((s.stats().errors, s.stats().ignored), (1, 0));
+        // And the stream goes on.
+        let out = feed(&mut s, &book_msg("delta", 11, r#"["99","1"]"#, ""));
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(11), .. }]
+        ));
     }
 }

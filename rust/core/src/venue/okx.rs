@@ -2,7 +2,9 @@
 //! `books5`, `bbo-tbt` full each message), trades, and the REST depth snapshot.
 //!
 //! Frames: `{"arg":{"channel","instId"},"action":"snapshot"|"update","data":[{...}]}`; acks and
-//! errors are `{"event":...}`, the heartbeat answer is the text `pong`.
+//! notices are `{"event":...}` (counted as ignored), the heartbeat answer is the text `pong`.
+//! An error answer `{"event":"error","code","msg"}` is `FrameError::VenueError` ("code C: msg"),
+//! naming the instrument when it carries an `arg`; it changes no book.
 //!
 //! Two independent proofs keep a book honest:
 //! - the legacy CRC32 `checksum` of the top 25 levels (see `checksum::okx_checksum`), checked
@@ -23,6 +25,7 @@
 //!
 //! One book channel per instrument per session: the book is keyed by `instId`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -34,7 +37,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
-use crate::venue::json::{LevelsSeed, NumberFault};
+use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// OKX's `seqId` chain. `first == last == seqId`, `prev == prevSeqId` (None for -1).
@@ -187,8 +190,17 @@ impl OkxSession {
             }
             return Err(ReceiveError::new(fields.inst_id.map(str::to_owned), error));
         }
+        if fields.event == Some("error") {
+            // A refused request; it names its instrument only when it echoes the `arg`, and
+            // no book changes either way.
+            return Err(venue_error(
+                fields.inst_id,
+                fields.code.as_deref(),
+                fields.msg.as_deref(),
+            ));
+        }
         if fields.event.is_some() {
-            // subscribe/unsubscribe acks, errors, notices, connection counts.
+            // subscribe/unsubscribe acks, notices, connection counts.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -372,11 +384,8 @@ impl Session for OkxSession {
         let mut fields = Fields::default();
         self.decode(body, &mut fields)
             .map_err(|e| ReceiveError::new(owned(), e))?;
-        if let Some(code) = fields.code.filter(|c| *c != "0") {
-            return Err(ReceiveError::new(
-                owned(),
-                FrameError::VenueError(format!("code {code}: {}", fields.msg.unwrap_or(""))),
-            ));
+        if let Some(code) = fields.code.as_deref().filter(|c| *c != "0") {
+            return Err(venue_error(Some(symbol), Some(code), fields.msg.as_deref()));
         }
         let item = match self.items.as_slice() {
             [item] => item.clone(),
@@ -434,8 +443,8 @@ struct Fields<'a> {
     inst_id: Option<&'a str>,
     action: Option<&'a str>,
     event: Option<&'a str>,
-    code: Option<&'a str>,
-    msg: Option<&'a str>,
+    code: Option<Cow<'a, str>>,
+    msg: Option<Cow<'a, str>>,
 }
 
 /// One element of `data[]`: book fields and trade fields, whichever it has. Strings live in
@@ -498,8 +507,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "arg" => map.next_value_seed(ArgSeed { fields: &mut *f })?,
                 "action" => f.action = Some(map.next_value()?),
                 "event" => f.event = Some(map.next_value()?),
-                "code" => f.code = map.next_value_seed(LooseStr)?,
-                "msg" => f.msg = map.next_value_seed(LooseStr)?,
+                "code" => f.code = map.next_value_seed(LooseText)?,
+                "msg" => f.msg = map.next_value_seed(LooseText)?,
                 "data" => map.next_value_seed(DataSeed {
                     bufs: self.bufs.reborrow(),
                 })?,
@@ -678,54 +687,6 @@ impl Visitor<'_> for IntSeed {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         v.parse()
             .map_err(|_| E::custom(format_args!("not an integer: {v:?}")))
-    }
-}
-
-/// A string when it is one (borrowed from the frame), nothing otherwise.
-struct LooseStr;
-
-impl<'de> DeserializeSeed<'de> for LooseStr {
-    type Value = Option<&'de str>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LooseStr {
-    type Value = Option<&'de str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
     }
 }
 
@@ -1071,7 +1032,7 @@ mod tests {
         .is_empty());
         assert!(feed(
             &mut s,
-            r#"{"event":"error","code":"60012","msg":"Invalid request"}"#
+            r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade.","connId":"a4d3ae55"}"#
         )
         .is_empty());
         assert!(feed(&mut s, r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}"#).is_empty());
@@ -1115,6 +1076,48 @@ mod tests {
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
         assert!(!s.symbols().sync(1).unwrap().book.is_empty());
         assert_eq!(s.stats().errors, 1);
+    }
+
+    #[test]
+    fn error_answer_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = session();
+        feed(
+            &mut s,
+            &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 7))),
+        );
+        let mut out = Vec::new();
+        // The message quotes the refused request, escaped quotes and all.
+        let err = s
+            .receive(
+                br#"{"event":"error","code":"60012","msg":"Invalid request: {\"op\": \"subscribe\"}","connId":"a4d3ae55"}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol, None);
+        assert_eq!(
+            err.error,
+            FrameError::VenueError(r#"code 60012: Invalid request: {"op": "subscribe"}"#.into())
+        );
+        // An error that echoes its `arg` names the instrument, without touching its book.
+        let err = s
+            .receive(
+                br#"{"event":"error","code":60018,"msg":"Wrong URL or channel:books,instId:BTC-USDT doesn't exist.","arg":{"channel":"books","instId":"BTC-USDT"}}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
+        assert!(
+            matches!(&err.error, FrameError::VenueError(m) if m.starts_with("code 60018: Wrong URL"))
+        );
+        assert!(out.is_empty());
+        assert_eq!(tops(&s), (vec!["1:1".into()], vec!["2:1".into()]));
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(7));
+        assert_eq!(counters(&s).errors, 0);
+        assert_eq!(s.symbols().len(), 1);
+        assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
     }
 
     #[test]
