@@ -25,10 +25,17 @@ __version__: str
 @final
 class Session:
     def __new__(
-        cls, venue: str, *, depth: int | None = None, max_frame_bytes: int = 8388608
+        cls,
+        venue: str,
+        *,
+        depth: int | None = None,
+        max_frame_bytes: int = 8388608,
+        resync: str | None = None,
     ) -> Session: ...
     @property
     def venue(self) -> str: ...
+    @property
+    def resync(self) -> str: ...
     def receive(self, frame: bytes | str, ts_ns: int) -> tuple[_Event, ...]: ...
     def receive_snapshot(
         self, symbol: str, body: bytes | str, ts_ns: int

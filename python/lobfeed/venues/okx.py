@@ -1,7 +1,8 @@
 """OKX v5 public websocket: ``books`` (400 levels) or ``books5``, ``trades``, ``tickers``.
 
 The book comes in-band on subscribe (a resync is an unsubscribe and a subscribe); the REST
-book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead.
+book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead
+(``Feed("okx", .., resync="snapshot")``).
 The connection wants the text ``ping`` within 30 s of silence: one is sent every 25 s.
 ``quotes`` subscribes ``tickers``, which the Rust core does not turn into ``Quote`` events yet.
 Candles live on OKX's ``/ws/v5/business`` endpoint and are not offered here.

@@ -344,6 +344,11 @@ impl Session for BinanceSession {
         .map_err(|e| ReceiveError::new(owned_symbol(), e.into()))
     }
 
+    fn resync_modes(&self) -> &'static [ResyncBy] {
+        // Depth streams carry no book: only the REST snapshot rebuilds one.
+        &[ResyncBy::Snapshot]
+    }
+
     fn symbols(&self) -> &Symbols {
         &self.symbols
     }

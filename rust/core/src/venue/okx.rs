@@ -19,9 +19,10 @@
 //!   recordings) are applied in order, guarded by the checksum alone.
 //!
 //! Resync: by default a gap or mismatch asks for `NeedResubscribe` (the in-band snapshot OKX
-//! sends on subscribe); `OkxSession::with_resync(.., ResyncBy::Snapshot)` asks for `NeedSnapshot`
-//! instead, for clients that fetch the REST book (OKX's announced procedure once the in-band
-//! snapshot is gone). Either way, updates are buffered until a snapshot bridges them.
+//! sends on subscribe); `SessionOptions::resync = Some(ResyncBy::Snapshot)` (or
+//! `OkxSession::with_resync`) asks for `NeedSnapshot` instead, for clients that fetch the REST
+//! book (OKX's announced procedure once the in-band snapshot is gone). Either way, updates are
+//! buffered until a snapshot bridges them.
 //!
 //! One book channel per instrument per session: the book is keyed by `instId`.
 
@@ -103,9 +104,10 @@ pub struct OkxSession {
 }
 
 impl OkxSession {
-    /// A session that resyncs through the in-band snapshot (`NeedResubscribe`).
+    /// A session that resyncs as `options.resync` says: through the in-band snapshot
+    /// (`NeedResubscribe`) unless it asks for `ResyncBy::Snapshot`.
     pub fn new(options: SessionOptions) -> Self {
-        Self::with_resync(options, ResyncBy::Resubscribe)
+        Self::with_resync(options, options.resync.unwrap_or(ResyncBy::Resubscribe))
     }
 
     /// A session whose gaps ask for what the client is set up for: `ResyncBy::Snapshot` when it
@@ -117,7 +119,10 @@ impl OkxSession {
             items: Vec::with_capacity(8),
             text: String::with_capacity(256),
             stats: SessionStats::default(),
-            options,
+            options: SessionOptions {
+                resync: Some(resync_by),
+                ..options
+            },
             resync_by,
         }
     }
@@ -369,6 +374,10 @@ impl Session for OkxSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         self.receive_inner(frame, ts_ns, out)
+    }
+
+    fn resync_modes(&self) -> &'static [ResyncBy] {
+        &[ResyncBy::Resubscribe, ResyncBy::Snapshot]
     }
 
     /// The body of `GET /api/v5/market/books?instId=..&sz=400`:
