@@ -1,4 +1,4 @@
-"""Session options chosen from Python: the resync procedure, and the venue's channel ids.
+"""Session options chosen from Python (the resync procedure) and the venue's channel ids.
 
 OKX frames are written from OKX's v5 documentation of the ``books`` channel and of
 ``GET /api/v5/market/books``; Bitfinex events from its websocket v2 documentation.
@@ -19,6 +19,7 @@ from lobfeed import (
     Session,
     UnsupportedOptionError,
 )
+from lobfeed.venues import Subscription, spec_for
 
 Levels = list[tuple[str, str]]
 
@@ -136,3 +137,63 @@ def test_resync_choices_are_checked() -> None:
     with pytest.raises(UnsupportedOptionError):
         lobfeed.Feed("kraken", ["XBT/USD"], resync="snapshot")
     assert lobfeed.Feed("okx", ["BTC-USDT"], resync="snapshot").resync == "snapshot"
+
+
+# -- channel ids -------------------------------------------------------------------------------
+
+BITFINEX_EVENTS = [
+    '{"event":"info","version":2,"serverId":"5b73a436","platform":{"status":1}}',
+    '{"event":"conf","status":"OK","flags":196608}',
+    '{"event":"subscribed","channel":"book","chanId":17,"symbol":"tBTCUSD","prec":"P0",'
+    '"freq":"F0","len":"25","pair":"BTCUSD"}',
+    '{"event":"subscribed","channel":"trades","chanId":18,"symbol":"tBTCUSD","pair":"BTCUSD"}',
+]
+
+
+def test_bitfinex_channel_of_a_book() -> None:
+    s = Session("bitfinex")
+    assert s.channel("tBTCUSD") is None
+    for frame in BITFINEX_EVENTS:
+        assert s.receive(frame, 1) == ()
+    assert s.channel("tBTCUSD") == 17  # the book's chanId, not the trades'
+    assert s.channel("tETHUSD") is None
+    s.receive('{"event":"unsubscribed","status":"OK","chanId":17}', 2)
+    assert s.channel("tBTCUSD") is None
+    s.receive(BITFINEX_EVENTS[2].replace('"chanId":17', '"chanId":31'), 3)
+    assert s.channel("tBTCUSD") == 31
+
+
+def test_kraken_v1_channel_and_venues_without_channel_ids() -> None:
+    s = Session("kraken")
+    s.receive(
+        '{"channelID":42,"channelName":"book-10","event":"subscriptionStatus","pair":"XBT/USD",'
+        '"status":"subscribed","subscription":{"depth":10,"name":"book"}}',
+        1,
+    )
+    assert s.channel("XBT/USD") == 42
+    okx = Session("okx")
+    okx.receive(okx_update(90, 95, bids=[("1", "1")]), 1)
+    assert okx.symbols() == ["BTC-USDT"] and okx.channel("BTC-USDT") is None
+
+
+def test_bitfinex_resubscribes_one_book_by_its_channel() -> None:
+    spec = spec_for("bitfinex")
+    sub = Subscription(("tBTCUSD", "tETHUSD"), frozenset({"book", "trades"}), depth=100)
+    s = Session(spec.session_venue)
+    for frame in BITFINEX_EVENTS:
+        s.receive(frame, 1)
+    messages = spec.resubscribe_messages("tBTCUSD", sub, channel=s.channel("tBTCUSD"))
+    assert [orjson.loads(m) for m in messages] == [
+        {"event": "unsubscribe", "chanId": 17},
+        {"event": "subscribe", "channel": "book", "symbol": "tBTCUSD", "prec": "P0", "len": "100"},
+    ]
+    # A book with no channel held (its subscription never succeeded): subscribe only.
+    assert spec.resubscribe_messages("tETHUSD", sub, channel=s.channel("tETHUSD")) == [
+        '{"event":"subscribe","channel":"book","symbol":"tETHUSD","prec":"P0","len":"100"}'
+    ]
+    # Venues that resubscribe by name take the channel keyword and do not need it.
+    okx_sub = Subscription(("BTC-USDT",), frozenset({"book"}))
+    okx = spec_for("okx")
+    assert okx.resubscribe_messages("BTC-USDT", okx_sub, channel=5) == okx.resubscribe_messages(
+        "BTC-USDT", okx_sub
+    )

@@ -145,8 +145,8 @@ class Feed:
         self._ws: ClientConnection | None = None
         self._http: aiohttp.ClientSession | None = None
         self._generation = 0
-        # The connection generation already being closed to resync (venues that cannot
-        # resubscribe one book, like Bitfinex, resync every book by reconnecting once).
+        # The connection generation already being closed to resync (a venue that cannot
+        # resubscribe one book resyncs every book by reconnecting once).
         self._closing_generation = 0
         self._pending_snapshots: dict[str, asyncio.Task[None]] = {}
         self._snapshot_attempts: dict[str, int] = {}
@@ -419,7 +419,9 @@ class Feed:
         ws = self._ws
         if ws is None:
             return
-        messages = self.spec.resubscribe_messages(symbol, self.subscription)
+        # Venues that unsubscribe by channel id (Bitfinex) need the id the session holds.
+        channel = self._session.channel(symbol) if self._session is not None else None
+        messages = self.spec.resubscribe_messages(symbol, self.subscription, channel=channel)
         if not messages:
             if self._closing_generation != self._generation:
                 self._closing_generation = self._generation

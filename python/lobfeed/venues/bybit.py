@@ -98,7 +98,9 @@ class BybitSpec(VenueSpec):
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         return [_op("subscribe", args) for args in chunks(self.topics(sub), MAX_ARGS)]
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         topic = self.book_topic(symbol, sub)
         return [_op("unsubscribe", [topic]), _op("subscribe", [topic])]
 

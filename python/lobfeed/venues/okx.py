@@ -57,7 +57,9 @@ class OkxSpec(VenueSpec):
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         return [_op("subscribe", self.args(sub))]
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         arg = {"channel": self.book_channel(sub), "instId": symbol}
         return [_op("unsubscribe", [arg]), _op("subscribe", [arg])]
 

@@ -334,6 +334,12 @@ impl Session {
         Ok(BookView::new(slf.clone().unbind(), id, name, version, seq))
     }
 
+    /// The venue's channel id of this symbol's book, where the venue has one (Bitfinex
+    /// `chanId`, Kraken v1 `channelID`: what an unsubscribe names); None otherwise.
+    fn channel(&self, symbol: &str) -> Option<u64> {
+        self.inner.book_channel(symbol)
+    }
+
     /// Symbols seen so far, as the venue spells them.
     fn symbols(&self) -> Vec<String> {
         self.inner.symbols().names().to_vec()

@@ -3,7 +3,8 @@
 //!
 //! - Events are objects: `info`, `conf` (the flags the server accepted), `subscribed` (maps a
 //!   `chanId` to a channel and symbol), `unsubscribed`, `pong`. They are counted as ignored once
-//!   used. An `error` event (`{"event":"error","msg","code"}`, a refused subscribe or
+//!   used. The book's `chanId` of a symbol is `Session::book_channel` (Bitfinex unsubscribes
+//!   by `chanId` only). An `error` event (`{"event":"error","msg","code"}`, a refused subscribe or
 //!   unsubscribe) is `FrameError::VenueError` ("code C: msg"), naming the symbol the event
 //!   echoes (`symbol`, `pair`, or the `chanId` of a channel held); it changes no book.
 //! - Data frames are arrays `[chanId, payload, ..., seq]`. With conf flag 65536 the last element
@@ -559,6 +560,15 @@ impl Session for BitfinexSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         self.receive_inner(frame, ts_ns, out)
+    }
+
+    /// The `chanId` of the symbol's book channel, which Bitfinex's unsubscribe names.
+    fn book_channel(&self, symbol: &str) -> Option<u64> {
+        let id = self.symbols.id(symbol)?;
+        self.channels
+            .iter()
+            .find(|c| c.kind == Kind::Book && c.symbol == id)
+            .map(|c| c.id)
     }
 
     fn symbols(&self) -> &Symbols {
@@ -1421,5 +1431,33 @@ mod tests {
             matches!(out[..], [Event::BookUpdated { seq: Some(2), .. }]),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn book_channel_follows_subscribe_and_unsubscribe() {
+        let mut s = subscribed();
+        assert_eq!(
+            s.book_channel("tBTCUSD"),
+            Some(17),
+            "the book's, not the trades'"
+        );
+        assert_eq!(s.book_channel("tETHUSD"), None);
+        feed(
+            s.as_mut(),
+            r#"{"event":"unsubscribed","status":"OK","chanId":17}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), None);
+        // Resubscribed: a new channel id.
+        feed(
+            s.as_mut(),
+            r#"{"event":"subscribed","channel":"book","chanId":23,"symbol":"tBTCUSD","prec":"P0","freq":"F0","len":"25","pair":"BTCUSD"}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), Some(23));
+        // A raw book is not the P book the session keeps.
+        feed(
+            s.as_mut(),
+            r#"{"event":"subscribed","channel":"book","chanId":24,"symbol":"tBTCUSD","prec":"R0","len":"25"}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), Some(23));
     }
 }

@@ -11,8 +11,8 @@
 //! re-sent because it came back inside the subscribed depth) are applied like any level.
 //!
 //! The depth comes from the subscription: v1 `subscriptionStatus` (which also maps channelID to
-//! pair), else the channel name `book-N`; v2 `subscribe` results; else `SessionOptions::depth`,
-//! else Kraken's default of 10.
+//! pair, given back by `Session::book_channel`), else the channel name `book-N`; v2 `subscribe`
+//! results; else `SessionOptions::depth`, else Kraken's default of 10.
 //!
 //! v2 prices and quantities are JSON numbers: they are read as raw tokens, so the book keeps the
 //! digits Kraken wrote (trailing zeros included), which its checksum depends on.
@@ -535,6 +535,16 @@ impl Session for KrakenSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         self.receive_inner(frame, ts_ns, out)
+    }
+
+    /// The v1 `channelID` of the pair's book (v2 has no channel ids). Should a pair hold two
+    /// book channels, the newest (Kraken numbers channels upwards) is given.
+    fn book_channel(&self, symbol: &str) -> Option<u64> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ChannelKind::Book { .. }) && c.pair == symbol)
+            .map(|(id, _)| *id)
+            .max()
     }
 
     fn symbols(&self) -> &Symbols {
@@ -2027,7 +2037,13 @@ mod tests {
         assert_eq!(s.symbols().sync(0).unwrap().counters.errors, 0);
         assert_eq!((s.stats().errors, s.stats().ignored), (4, 0));
         // The channel mapping survived: channel 42 still feeds the book.
-        assert!(s.channels.contains_key(&42));
+        assert_eq!(s.book_channel("XBT/USD"), Some(42));
+        assert_eq!(s.book_channel("XBT/EUR"), None);
+        feed(
+            &mut s,
+            r#"{"channelID":42,"channelName":"book-10","event":"subscriptionStatus","pair":"XBT/USD","status":"unsubscribed","subscription":{"depth":10,"name":"book"}}"#,
+        );
+        assert_eq!(s.book_channel("XBT/USD"), None);
     }
 
     #[test]

@@ -99,6 +99,12 @@ pub trait Session: Send {
         &[ResyncBy::Resubscribe]
     }
 
+    /// The venue's channel id of `symbol`'s book, where the venue has one (Bitfinex `chanId`,
+    /// Kraken v1 `channelID`): what its unsubscribe request names.
+    fn book_channel(&self, _symbol: &str) -> Option<u64> {
+        None
+    }
+
     fn symbols(&self) -> &Symbols;
 
     fn stats(&self) -> SessionStats;
