@@ -4,7 +4,8 @@ The book comes in-band on subscribe (a resync is an unsubscribe and a subscribe)
 book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead
 (``Feed("okx", .., resync="snapshot")``).
 The connection wants the text ``ping`` within 30 s of silence: one is sent every 25 s.
-``quotes`` subscribes ``tickers``, which the Rust core does not turn into ``Quote`` events yet.
+``quotes`` subscribes ``tickers``, whose best bid/ask the Rust core turns into ``Quote`` events
+(no ``seq``).
 Candles live on OKX's ``/ws/v5/business`` endpoint and are not offered here.
 """
 

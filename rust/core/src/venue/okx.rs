@@ -25,6 +25,9 @@
 //! buffered until a snapshot bridges them.
 //!
 //! One book channel per instrument per session: the book is keyed by `instId`.
+//!
+//! `tickers` items become `Quote` events from `bidPx`/`bidSz`/`askPx`/`askSz`, with no `seq`
+//! (tickers carry no `seqId`); they are information only, never checked against the book.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -36,7 +39,7 @@ use crate::book::Side;
 use crate::checksum::okx_checksum;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
-use crate::event::{Event, SymbolId, Trade, TradeSide};
+use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
 use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
@@ -218,6 +221,7 @@ impl OkxSession {
         }
         match channel {
             "trades" | "trades-all" => self.on_trades(&fields, ts_ns, out),
+            "tickers" => self.on_tickers(&fields, ts_ns, out),
             _ => {
                 self.stats.ignored += 1;
                 Ok(())
@@ -337,6 +341,50 @@ impl OkxSession {
                 exchange_ts_ns: ms_to_ns(item.ts.unwrap_or(0)),
                 ts_ns,
             }));
+        }
+        Ok(())
+    }
+}
+
+impl OkxSession {
+    /// `tickers`: each item's best bid and ask (`bidPx`, `bidSz`, `askPx`, `askSz`) is a `Quote`
+    /// with no `seq` (tickers carry no `seqId`). An item without all four (an empty side) gives
+    /// none.
+    fn on_tickers(
+        &mut self,
+        fields: &Fields<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let start = out.len();
+        for i in 0..self.items.len() {
+            let item = self.items[i].clone();
+            let (Some(bid_price), Some(bid_size), Some(ask_price), Some(ask_size)) =
+                (item.bid_px, item.bid_sz, item.ask_px, item.ask_sz)
+            else {
+                continue;
+            };
+            let name = match item.inst_id.clone() {
+                Some(r) => &self.text[r],
+                None => fields.inst_id.ok_or(FrameError::MissingField("instId"))?,
+            };
+            let resync_by = self.resync_by;
+            let symbol = self
+                .symbols
+                .intern(name, || SymbolSync::new(resync_by, None));
+            out.push(Event::Quote(Quote {
+                symbol,
+                seq: None,
+                bid_price,
+                bid_size,
+                ask_price,
+                ask_size,
+                exchange_ts_ns: ms_to_ns(item.ts.unwrap_or(0)),
+                ts_ns,
+            }));
+        }
+        if out.len() == start {
+            self.stats.ignored += 1;
         }
         Ok(())
     }
@@ -470,6 +518,11 @@ struct Item {
     px: Option<Decimal>,
     sz: Option<Decimal>,
     side: Option<TradeSide>,
+    /// Tickers' best bid and ask.
+    bid_px: Option<Decimal>,
+    bid_sz: Option<Decimal>,
+    ask_px: Option<Decimal>,
+    ask_sz: Option<Decimal>,
 }
 
 struct Bufs<'f> {
@@ -646,6 +699,19 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
                 }
                 "px" => item.px = Some(bufs.fault.parse("px", map.next_value()?)?),
                 "sz" => item.sz = Some(bufs.fault.parse("sz", map.next_value()?)?),
+                "bidPx" | "bidSz" | "askPx" | "askSz" => {
+                    let text: &str = map.next_value()?;
+                    // Empty when the side has nothing.
+                    if !text.is_empty() {
+                        let (slot, field) = match key {
+                            "bidPx" => (&mut item.bid_px, "bidPx"),
+                            "bidSz" => (&mut item.bid_sz, "bidSz"),
+                            "askPx" => (&mut item.ask_px, "askPx"),
+                            _ => (&mut item.ask_sz, "askSz"),
+                        };
+                        *slot = Some(bufs.fault.parse(field, text)?);
+                    }
+                }
                 "side" => {
                     item.side = match map.next_value::<&str>()? {
                         "buy" => Some(TradeSide::Buy),
@@ -1127,6 +1193,60 @@ mod tests {
         assert_eq!(counters(&s).errors, 0);
         assert_eq!(s.symbols().len(), 1);
         assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
+    }
+
+    #[test]
+    fn tickers_become_quotes_without_seq() {
+        let mut s = session();
+        let out = feed(
+            &mut s,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5.10","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}"#,
+        );
+        let [Event::Quote(q)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(q.seq, None);
+        assert_eq!(
+            (
+                q.bid_price.to_string(),
+                q.bid_size.to_string(),
+                q.ask_price.to_string(),
+                q.ask_size.to_string()
+            ),
+            (
+                "8888.88".into(),
+                "5.10".into(),
+                "9999.99".into(),
+                "11".into()
+            )
+        );
+        assert_eq!(q.exchange_ts_ns, 1_597_026_383_085_000_000);
+        assert_eq!(s.symbols().name(q.symbol), "BTC-USDT");
+        // An empty side gives no quote.
+        assert!(feed(
+            &mut s,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","askPx":"","askSz":"0","bidPx":"8888.88","bidSz":"5","ts":"1597026383086"}]}"#
+        )
+        .is_empty());
+        assert_eq!(s.stats().ignored, 1);
+        // Quotes do not make or check a book.
+        let sync = s.symbols().sync(0).unwrap();
+        assert!(sync.book.is_empty());
+        assert_eq!(sync.state(), SyncState::AwaitingSnapshot);
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","askPx":"1","askSz":"1","bidPx":"x","bidSz":"1","ts":"1"}]}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
+        assert!(matches!(
+            err.error,
+            FrameError::BadNumber { field: "bidPx", .. }
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]
