@@ -106,7 +106,10 @@ def test_okx_kraken_coinbase_gemini_bitfinex_messages() -> None:
         '{"event":"conf","flags":196608}',
         '{"event":"subscribe","channel":"book","symbol":"tBTCUSD","prec":"P0","len":"100"}',
     ]
-    assert spec_for("bitfinex").resubscribe_messages("tBTCUSD", sub("tBTCUSD")) == []
+    assert spec_for("bitfinex").resubscribe_messages("tBTCUSD", sub("tBTCUSD"), channel=7) == [
+        '{"event":"unsubscribe","chanId":7}',
+        '{"event":"subscribe","channel":"book","symbol":"tBTCUSD","prec":"P0","len":"25"}',
+    ]
 
 
 # -- profiles ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from lobfeed.exceptions import (
     StaleBookError,
     TapeFormatError,
     UnknownVenueError,
+    UnsupportedOptionError,
     VenueErrorMessage,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "StaleBookError",
     "TapeFormatError",
     "UnknownVenueError",
+    "UnsupportedOptionError",
     "VenueErrorMessage",
     "__version__",
 ]

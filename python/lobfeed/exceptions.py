@@ -13,6 +13,7 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     ├── ConnectionLostError            a websocket closed and reconnecting is not allowed
     ├── StaleBookError                 a BookView read after its book moved on
     ├── UnknownVenueError (ValueError) a venue name this build does not know
+    ├── UnsupportedOptionError (ValueError) a session option the venue cannot honour
     └── TapeFormatError (ValueError)   a file that is not lobfeed-tape/1
 
 A ``FrameError`` concerns one frame: ``symbol`` names the symbol when the frame got far enough
@@ -86,6 +87,11 @@ class StaleBookError(LobfeedError):
 
 class UnknownVenueError(LobfeedError, ValueError):
     """A venue name this build does not know."""
+
+
+class UnsupportedOptionError(LobfeedError, ValueError):
+    """A session option the venue cannot honour, such as ``resync="snapshot"`` for a venue
+    whose books only come in-band."""
 
 
 class TapeFormatError(LobfeedError, ValueError):

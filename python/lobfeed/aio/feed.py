@@ -85,6 +85,9 @@ class Feed:
     events: ``GapDetected``, ``Resynced``, ``ChecksumMismatch``, ``NeedSnapshot``,
     ``NeedResubscribe``. ``ws_url``/``rest_url`` point the feed at another server (the local
     exchange server in tests). ``record`` writes every frame to a lobfeed-tape/1 file.
+    ``resync`` picks how a book that lost sync is rebuilt where the venue offers a choice
+    (``"snapshot"``: a REST fetch, ``"resubscribe"``: in-band; ``None``: the venue's way); a
+    way the venue does not offer raises ``UnsupportedOptionError`` here.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Feed:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         snapshot_timeout: float = 10.0,
         record: str | None = None,
+        resync: str | None = None,
     ) -> None:
         self.spec: VenueSpec = spec_for(venue)
         self.venue = venue
@@ -134,13 +138,16 @@ class Feed:
         self._on_quote = self._wrap(on_quote)
         self._on_event = self._wrap(on_event)
         self._record_path = record
+        self.resync = resync
+        # Refuse a resync choice the venue cannot honour now, not at the first connection.
+        Session(self.spec.session_venue, resync=resync)
         self._tape: TapeWriter | None = None
         self._session: Session | None = None
         self._ws: ClientConnection | None = None
         self._http: aiohttp.ClientSession | None = None
         self._generation = 0
-        # The connection generation already being closed to resync (venues that cannot
-        # resubscribe one book, like Bitfinex, resync every book by reconnecting once).
+        # The connection generation already being closed to resync (a venue that cannot
+        # resubscribe one book resyncs every book by reconnecting once).
         self._closing_generation = 0
         self._pending_snapshots: dict[str, asyncio.Task[None]] = {}
         self._snapshot_attempts: dict[str, int] = {}
@@ -212,6 +219,7 @@ class Feed:
             self.spec.session_venue,
             depth=self.subscription.depth,
             max_frame_bytes=self.max_frame_bytes,
+            resync=self.resync,
         )
         # A short close_timeout: when we leave, a server still streaming at us may not read
         # our close frame for a while, and waiting for its answer gains nothing.
@@ -431,7 +439,9 @@ class Feed:
         ws = self._ws
         if ws is None:
             return
-        messages = self.spec.resubscribe_messages(symbol, self.subscription)
+        # Venues that unsubscribe by channel id (Bitfinex) need the id the session holds.
+        channel = self._session.channel(symbol) if self._session is not None else None
+        messages = self.spec.resubscribe_messages(symbol, self.subscription, channel=channel)
         if not messages:
             if self._closing_generation != self._generation:
                 self._closing_generation = self._generation

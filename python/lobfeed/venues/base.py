@@ -71,8 +71,15 @@ class VenueSpec:
         """Text frames to send once connected."""
         return []
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
-        """Frames that make the venue send a fresh in-band book for one symbol."""
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
+        """Frames that make the venue send a fresh in-band book for one symbol.
+
+        ``channel`` is the venue's channel id of the symbol's book as the session knows it
+        (``Session.channel``), for venues that unsubscribe by channel id; ``None`` when there
+        is none. No frames: the venue cannot resubscribe one book, and ``Feed`` reconnects.
+        """
         return []
 
     def snapshot_url(self, rest_url: str, symbol: str, sub: Subscription) -> str | None:

@@ -3,9 +3,10 @@
 The first message is ``conf`` with flags 65536 (one sequence number on every frame of the
 connection) and 131072 (book checksums). Then one subscribe per channel and symbol; symbols
 are spelled the Bitfinex way (``tBTCUSD``). Bitfinex assigns each subscription a ``chanId``
-and unsubscribes only by ``chanId``, which the Rust session keeps to itself: a resync is done
-by reconnecting (``resubscribe_messages`` returns nothing, so ``Feed`` reconnects). A gap in
-the connection's sequence puts every book of the connection in question anyway.
+and unsubscribes only by ``chanId``, which the Rust session keeps (``Session.channel``): a
+book is resynced by ``{"event":"unsubscribe","chanId":N}`` then the book's subscribe again,
+whose answer is a fresh snapshot. A gap in the connection's sequence resyncs every book of the
+connection that way.
 ``quotes`` subscribes ``ticker``, which the Rust core does not turn into ``Quote`` events yet.
 """
 
@@ -37,13 +38,17 @@ class BitfinexSpec(VenueSpec):
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/ws/2"
 
-    def subscribe_messages(self, sub: Subscription) -> list[str]:
+    @staticmethod
+    def book_subscribe(symbol: str, sub: Subscription) -> str:
         length = str(pick_depth(sub.depth, LENGTHS, DEFAULT_LENGTH))
+        book = {"channel": "book", "symbol": symbol, "prec": PRECISION, "len": length}
+        return _dumps({"event": "subscribe", **book})
+
+    def subscribe_messages(self, sub: Subscription) -> list[str]:
         messages = [_dumps({"event": "conf", "flags": self.flags})]
         for symbol in sub.symbols:
             if BOOK in sub.channels:
-                book = {"channel": "book", "symbol": symbol, "prec": PRECISION, "len": length}
-                messages.append(_dumps({"event": "subscribe", **book}))
+                messages.append(self.book_subscribe(symbol, sub))
             if TRADES in sub.channels:
                 messages.append(
                     _dumps({"event": "subscribe", "channel": "trades", "symbol": symbol})
@@ -53,6 +58,15 @@ class BitfinexSpec(VenueSpec):
                     _dumps({"event": "subscribe", "channel": "ticker", "symbol": symbol})
                 )
         return messages
+
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
+        subscribe = self.book_subscribe(symbol, sub)
+        if channel is None:
+            # No book channel held (its subscription failed or was already dropped).
+            return [subscribe]
+        return [_dumps({"event": "unsubscribe", "chanId": channel}), subscribe]
 
 
 SPEC = BitfinexSpec()

@@ -7,7 +7,8 @@ and recorded under the tape venue ``bybit`` (the connection URL keeps the catego
 
 Books are the in-band ``orderbook.N`` topic: a snapshot on subscribe, then deltas; a resync
 is an unsubscribe and a subscribe of the symbol's book topic. ``quotes`` subscribes ``tickers``
-(best bid/ask on linear and inverse), which the Rust core does not turn into ``Quote`` events yet.
+(best bid/ask on linear and inverse), which the Rust core turns into ``Quote`` events (no
+``seq``; spot tickers carry no best bid/ask and give none).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class BybitSpec(VenueSpec):
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         return [_op("subscribe", args) for args in chunks(self.topics(sub), MAX_ARGS)]
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         topic = self.book_topic(symbol, sub)
         return [_op("unsubscribe", [topic]), _op("subscribe", [topic])]
 

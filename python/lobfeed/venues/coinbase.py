@@ -43,7 +43,9 @@ class CoinbaseSpec(VenueSpec):
                 messages.append(_message("subscribe", products, name))
         return messages
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         return [
             _message("unsubscribe", [symbol], "level2"),
             _message("subscribe", [symbol], "level2"),

@@ -31,7 +31,9 @@ class GeminiSpec(VenueSpec):
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         return [_message("subscribe", list(sub.symbols))]
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         return [_message("unsubscribe", [symbol]), _message("subscribe", [symbol])]
 
 

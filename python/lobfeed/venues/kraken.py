@@ -51,7 +51,9 @@ class KrakenV1Spec(VenueSpec):
             messages.append(self._event("subscribe", pairs, {"name": "ticker"}))
         return messages
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         book = self.book_subscription(sub)
         return [
             self._event("unsubscribe", [symbol], book),
@@ -94,7 +96,9 @@ class KrakenV2Spec(VenueSpec):
             messages.append(self._method("subscribe", {"channel": "ticker", "symbol": symbols}))
         return messages
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         params = self.book_params([symbol], sub)
         return [self._method("unsubscribe", params), self._method("subscribe", params)]
 

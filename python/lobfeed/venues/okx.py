@@ -1,9 +1,11 @@
 """OKX v5 public websocket: ``books`` (400 levels) or ``books5``, ``trades``, ``tickers``.
 
 The book comes in-band on subscribe (a resync is an unsubscribe and a subscribe); the REST
-book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead.
+book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead
+(``Feed("okx", .., resync="snapshot")``).
 The connection wants the text ``ping`` within 30 s of silence: one is sent every 25 s.
-``quotes`` subscribes ``tickers``, which the Rust core does not turn into ``Quote`` events yet.
+``quotes`` subscribes ``tickers``, whose best bid/ask the Rust core turns into ``Quote`` events
+(no ``seq``).
 Candles live on OKX's ``/ws/v5/business`` endpoint and are not offered here.
 """
 
@@ -56,7 +58,9 @@ class OkxSpec(VenueSpec):
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         return [_op("subscribe", self.args(sub))]
 
-    def resubscribe_messages(self, symbol: str, sub: Subscription) -> list[str]:
+    def resubscribe_messages(
+        self, symbol: str, sub: Subscription, *, channel: int | None = None
+    ) -> list[str]:
         arg = {"channel": self.book_channel(sub), "instId": symbol}
         return [_op("unsubscribe", [arg]), _op("subscribe", [arg])]
 

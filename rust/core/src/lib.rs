@@ -15,5 +15,8 @@ pub use book::{Book, BookError, Level, Side};
 pub use decimal::{Decimal, DecimalError};
 pub use error::{FrameError, ReceiveError};
 pub use event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
-pub use sync::{SymbolSync, Symbols, SyncCounters, SyncState};
-pub use venue::{new_session, Session, SessionOptions, SessionStats, UnknownVenue, VENUES};
+pub use sync::{ResyncBy, SymbolSync, Symbols, SyncCounters, SyncState};
+pub use venue::{
+    new_session, resync_name, Session, SessionError, SessionOptions, SessionStats, UnknownVenue,
+    VENUES,
+};

@@ -21,6 +21,9 @@ struct Proof {
     resyncs: u64,
     errors: u64,
     trades: u64,
+    /// `tickers` as `Quote` events, and those whose bid was not below the ask.
+    quotes: u64,
+    crossed_quotes: u64,
     symbols: usize,
 }
 
@@ -35,6 +38,13 @@ fn check_events(session: &dyn Session, out: &[Event], proof: &mut Proof) {
                 }
             }
             Event::GapDetected { .. } => proof.gaps += 1,
+            Event::Quote(q) => {
+                assert_eq!(q.seq, None);
+                proof.quotes += 1;
+                if q.bid_price >= q.ask_price {
+                    proof.crossed_quotes += 1;
+                }
+            }
             Event::Trade(t) => {
                 assert!(t.price.mantissa() > 0 && t.size.mantissa() > 0);
                 assert!(!t.trade_id.is_empty());
@@ -110,8 +120,9 @@ fn okx_books_3inst_2022() {
     assert_eq!(proof.errors, 0, "frame errors");
     assert_eq!(proof.trades, 74);
     assert_eq!(proof.symbols, 3);
-    // 18 subscribe acks + 28 tickers.
-    assert_eq!(proof.ignored, 46);
+    assert_eq!((proof.quotes, proof.crossed_quotes), (28, 0));
+    // 18 subscribe acks.
+    assert_eq!(proof.ignored, 18);
 }
 
 /// Truncated and bit-flipped real frames never panic: every one is `Ok` or a typed error, and

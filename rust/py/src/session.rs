@@ -1,6 +1,8 @@
 //! `Session`: one venue connection's sync machine. Bytes in, a tuple of events out.
 
-use lobfeed_core::{new_session, Event, SessionOptions, SymbolSync, SyncState, VENUES};
+use lobfeed_core::{
+    new_session, Event, ResyncBy, SessionError, SessionOptions, SymbolSync, SyncState, VENUES,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
@@ -12,6 +14,8 @@ use crate::view::BookView;
 pub struct Session {
     inner: Box<dyn lobfeed_core::Session>,
     venue: &'static str,
+    /// The way to resync the session was made with (`None`: the venue's default).
+    resync_by: Option<ResyncBy>,
     events: Vec<Event>,
     /// Python strings of the symbol names, made once per symbol.
     names: Vec<Py<PyString>>,
@@ -203,21 +207,39 @@ impl Session {
     #[new]
     // Keep the default equal to lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES (a literal, so that
     // Python sees it in the signature).
-    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=8388608))]
+    // `resync`: None (the venue's own way), "snapshot" or "resubscribe".
+    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=8388608, resync=None))]
     fn py_new(
         py: Python<'_>,
         venue: &str,
         depth: Option<usize>,
         max_frame_bytes: usize,
+        resync: Option<&str>,
     ) -> PyResult<Self> {
+        let resync = match resync {
+            None => None,
+            Some("snapshot") => Some(ResyncBy::Snapshot),
+            Some("resubscribe") => Some(ResyncBy::Resubscribe),
+            Some(other) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "resync must be None, \"snapshot\" or \"resubscribe\", not {other:?}"
+                )))
+            }
+        };
         let options = SessionOptions {
             max_frame_bytes,
             depth,
+            resync,
         };
-        let inner = new_session(venue, options)
-            .map_err(|e| raise(py, "UnknownVenueError", e.to_string()))?;
+        let inner = new_session(venue, options).map_err(|e| match e {
+            SessionError::UnknownVenue(_) => raise(py, "UnknownVenueError", e.to_string()),
+            SessionError::UnsupportedResync { .. } => {
+                raise(py, "UnsupportedOptionError", e.to_string())
+            }
+        })?;
         Ok(Session {
             venue: inner.venue(),
+            resync_by: resync,
             inner,
             events: Vec::with_capacity(16),
             names: Vec::new(),
@@ -228,6 +250,14 @@ impl Session {
     #[getter]
     fn venue(&self) -> &'static str {
         self.venue
+    }
+
+    /// How a symbol that lost sync gets a fresh book here: `"resubscribe"` (the venue sends it
+    /// in-band: `NeedResubscribe`) or `"snapshot"` (a REST fetch: `NeedSnapshot`).
+    #[getter]
+    fn resync(&self) -> &'static str {
+        let modes = self.inner.resync_modes();
+        lobfeed_core::resync_name(self.resync_by.unwrap_or(modes[0]))
     }
 
     /// One websocket frame (bytes, or str) received at `ts_ns`; returns the events it caused.
@@ -304,6 +334,12 @@ impl Session {
         let seq = this.sync(id).and_then(|s| s.last_seq);
         let version = this.version(id);
         Ok(BookView::new(slf.clone().unbind(), id, name, version, seq))
+    }
+
+    /// The venue's channel id of this symbol's book, where the venue has one (Bitfinex
+    /// `chanId`, Kraken v1 `channelID`: what an unsubscribe names); None otherwise.
+    fn channel(&self, symbol: &str) -> Option<u64> {
+        self.inner.book_channel(symbol)
     }
 
     /// Symbols seen so far, as the venue spells them.

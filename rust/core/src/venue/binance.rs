@@ -4,6 +4,9 @@
 //! Sequence rules (per symbol): spot chains `U == previous u + 1` and bridges a snapshot with
 //! `U <= lastUpdateId + 1 <= u`; futures chain `pu == previous u` and bridge with
 //! `U <= lastUpdateId <= u`.
+//!
+//! A refused request, `{"code","msg","id"}` or `{"error":{"code","msg"},"id"}`, is
+//! `FrameError::VenueError` ("code C: msg"); it names no symbol and changes no book.
 
 use crate::book::Side;
 use crate::decimal::Decimal;
@@ -341,6 +344,11 @@ impl Session for BinanceSession {
         .map_err(|e| ReceiveError::new(owned_symbol(), e.into()))
     }
 
+    fn resync_modes(&self) -> &'static [ResyncBy] {
+        // Depth streams carry no book: only the REST snapshot rebuilds one.
+        &[ResyncBy::Snapshot]
+    }
+
     fn symbols(&self) -> &Symbols {
         &self.symbols
     }
@@ -452,6 +460,8 @@ fn read_object<'a>(
     while let Some(key) = s.next_key(&mut first)? {
         match key {
             b"data" if outer => read_object(s, f, levels, false)?,
+            // `{"error":{"code","msg"},"id"}`: a refused request, read like a flat one.
+            b"error" if outer => read_object(s, f, levels, false)?,
             b"e" => f.e = Some(s.str_value()?),
             b"s" => f.s = Some(s.str_value()?),
             b"U" => f.first_id = Some(s.u64()?),
@@ -607,4 +617,42 @@ fn read_kline<'a>(s: &mut Scanner<'a>) -> Result<Kline<'a>, FrameError> {
         return Err(FrameError::MissingField("k.{t,T,i,o,c,h,l,v,x}"));
     }
     Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_requests_are_typed_venue_errors_and_change_no_book() {
+        let mut s = BinanceSession::new(Market::Spot, SessionOptions::default());
+        let mut out = Vec::new();
+        s.receive(
+            br#"{"e":"depthUpdate","E":1,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[]}"#,
+            1,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        for (frame, message) in [
+            (
+                r#"{"code":0,"msg":"Unknown property","id":1}"#,
+                "code 0: Unknown property",
+            ),
+            (
+                r#"{"error":{"code":2,"msg":"Invalid request: unknown method"},"id":2}"#,
+                "code 2: Invalid request: unknown method",
+            ),
+        ] {
+            out.clear();
+            let err = s.receive(frame.as_bytes(), 2, &mut out).unwrap_err();
+            assert_eq!(err.symbol, None);
+            assert_eq!(err.error, FrameError::VenueError(message.into()));
+            assert!(out.is_empty());
+        }
+        let sync = s.symbols().sync(0).unwrap();
+        assert_eq!(sync.buffered(), 1, "the buffered update is kept");
+        assert_eq!(sync.counters.errors, 0);
+        assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
+    }
 }

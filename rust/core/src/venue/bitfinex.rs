@@ -2,8 +2,11 @@
 //! sequence numbers and book checksums.
 //!
 //! - Events are objects: `info`, `conf` (the flags the server accepted), `subscribed` (maps a
-//!   `chanId` to a channel and symbol), `unsubscribed`, `error`, `pong`. They are counted as
-//!   ignored once used.
+//!   `chanId` to a channel and symbol), `unsubscribed`, `pong`. They are counted as ignored once
+//!   used. The book's `chanId` of a symbol is `Session::book_channel` (Bitfinex unsubscribes
+//!   by `chanId` only). An `error` event (`{"event":"error","msg","code"}`, a refused subscribe or
+//!   unsubscribe) is `FrameError::VenueError` ("code C: msg"), naming the symbol the event
+//!   echoes (`symbol`, `pair`, or the `chanId` of a channel held); it changes no book.
 //! - Data frames are arrays `[chanId, payload, ..., seq]`. With conf flag 65536 the last element
 //!   of every data frame, heartbeats included, is one sequence counter for the whole connection:
 //!   each must be the previous + 1 (the first seen sets the base). A gap resyncs every book of
@@ -29,6 +32,7 @@
 //!   frame's millisecond timestamp, following Bitfinex's own client which reads the sequence
 //!   number as the last element.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -40,6 +44,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, SyncState, Unsequenced};
+use crate::venue::json::{venue_error, LooseText};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// Conf flag: every data frame ends with the connection's sequence number.
@@ -185,6 +190,9 @@ impl BitfinexSession {
     }
 
     fn on_event(&mut self, e: &EventFields<'_>) -> Result<(), ReceiveError> {
+        if e.event == Some("error") {
+            return Err(self.venue_error(e));
+        }
         match e.event {
             Some("subscribed") => self.on_subscribed(e)?,
             Some("unsubscribed") => {
@@ -195,11 +203,30 @@ impl BitfinexSession {
             Some("conf") if e.status.is_none_or(|s| s == "OK") => {
                 self.flags = e.flags.or(self.flags);
             }
-            // info (version, maintenance codes), error, pong: understood, nothing to keep.
+            // info (version, maintenance codes), pong: understood, nothing to keep.
             _ => {}
         }
         self.stats.ignored += 1;
         Ok(())
+    }
+
+    /// An `error` event: a refused subscribe or unsubscribe. It names its symbol when it echoes
+    /// the request (`symbol`, or `pair` without the `t`) or a channel we hold (`chanId`).
+    fn venue_error(&self, e: &EventFields<'_>) -> ReceiveError {
+        let prefixed;
+        let symbol = match (e.symbol, e.pair) {
+            (Some(symbol), _) => Some(symbol),
+            (None, Some(pair)) => {
+                prefixed = format!("t{pair}");
+                Some(prefixed.as_str())
+            }
+            (None, None) => e
+                .chan_id
+                .and_then(|id| self.channel(id))
+                .filter(|c| c.kind != Kind::Other)
+                .map(|c| self.symbols.name(c.symbol)),
+        };
+        venue_error(symbol, e.code.as_deref(), e.msg.as_deref())
     }
 
     fn on_subscribed(&mut self, e: &EventFields<'_>) -> Result<(), ReceiveError> {
@@ -535,6 +562,15 @@ impl Session for BitfinexSession {
         self.receive_inner(frame, ts_ns, out)
     }
 
+    /// The `chanId` of the symbol's book channel, which Bitfinex's unsubscribe names.
+    fn book_channel(&self, symbol: &str) -> Option<u64> {
+        let id = self.symbols.id(symbol)?;
+        self.channels
+            .iter()
+            .find(|c| c.kind == Kind::Book && c.symbol == id)
+            .map(|c| c.id)
+    }
+
     fn symbols(&self) -> &Symbols {
         &self.symbols
     }
@@ -572,6 +608,9 @@ struct EventFields<'a> {
     prec: Option<&'a str>,
     status: Option<&'a str>,
     flags: Option<u64>,
+    /// `msg` and `code` of an `error` event.
+    msg: Option<Cow<'a, str>>,
+    code: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default)]
@@ -625,6 +664,8 @@ impl<'de> Visitor<'de> for MessageSeed<'_, 'de> {
                 "prec" => e.prec = Some(map.next_value()?),
                 "status" => e.status = Some(map.next_value()?),
                 "flags" => e.flags = Some(map.next_value()?),
+                "msg" => e.msg = map.next_value_seed(LooseText)?,
+                "code" => e.code = map.next_value_seed(LooseText)?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -1313,11 +1354,7 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(s.symbols().sync(1).unwrap().state(), SyncState::Live);
-        // Events and errors from the venue are understood, not errors.
-        feed(
-            s.as_mut(),
-            r#"{"event":"error","msg":"symbol: invalid","code":10300}"#,
-        );
+        // Events from the venue are understood, not errors.
         feed(
             s.as_mut(),
             r#"{"event":"pong","ts":1511545528111,"cid":1234}"#,
@@ -1341,5 +1378,86 @@ mod tests {
         assert!(feed(s.as_mut(), "[31,[[0.0002,30,1,100]],3]").is_empty());
         assert_eq!(s.symbols().sync(0).unwrap().book.len(Side::Bid), 3);
         assert_eq!(s.symbols().len(), 1);
+    }
+
+    #[test]
+    fn error_event_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = subscribed();
+        feed(s.as_mut(), SNAPSHOT);
+        let book_text = |s: &dyn Session| {
+            let mut text = String::new();
+            book_checksum(&s.symbols().sync(0).unwrap().book, &mut text);
+            text
+        };
+        let before = book_text(s.as_ref());
+        let cases: [(&str, Option<&str>, &str); 4] = [
+            (
+                r#"{"event":"error","msg":"subscribe: invalid","code":10300,"channel":"book","symbol":"tNOPE"}"#,
+                Some("tNOPE"),
+                "code 10300: subscribe: invalid",
+            ),
+            (
+                r#"{"event":"error","msg":"subscribe: dup","code":10301,"channel":"book","chanId":17}"#,
+                Some("tBTCUSD"),
+                "code 10301: subscribe: dup",
+            ),
+            (
+                r#"{"event":"error","msg":"subscribe: invalid","code":10300,"channel":"trades","pair":"NOPEUSD"}"#,
+                Some("tNOPEUSD"),
+                "code 10300: subscribe: invalid",
+            ),
+            (
+                r#"{"event":"error","msg":"unsubscribe: invalid","code":10400,"chanId":99}"#,
+                None,
+                "code 10400: unsubscribe: invalid",
+            ),
+        ];
+        for (frame, symbol, message) in cases {
+            let mut out = Vec::new();
+            let err = s.receive(frame.as_bytes(), 5, &mut out).unwrap_err();
+            assert_eq!(err.symbol.as_deref(), symbol, "{frame}");
+            assert_eq!(err.error, FrameError::VenueError(message.into()), "{frame}");
+            assert!(out.is_empty(), "{frame}");
+        }
+        assert_eq!(book_text(s.as_ref()), before);
+        assert_eq!(s.symbols().len(), 1, "a refused symbol is not added");
+        let sync = s.symbols().sync(0).unwrap();
+        assert_eq!(sync.state(), SyncState::Live);
+        assert_eq!(sync.counters.errors, 0);
+        assert_eq!(s.stats().errors, 4);
+        // Errors carry no sequence number: the next frame follows without a gap.
+        let out = feed(s.as_mut(), "[17,[7254.6,1,0.75],2]");
+        assert!(
+            matches!(out[..], [Event::BookUpdated { seq: Some(2), .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn book_channel_follows_subscribe_and_unsubscribe() {
+        let mut s = subscribed();
+        assert_eq!(
+            s.book_channel("tBTCUSD"),
+            Some(17),
+            "the book's, not the trades'"
+        );
+        assert_eq!(s.book_channel("tETHUSD"), None);
+        feed(
+            s.as_mut(),
+            r#"{"event":"unsubscribed","status":"OK","chanId":17}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), None);
+        // Resubscribed: a new channel id.
+        feed(
+            s.as_mut(),
+            r#"{"event":"subscribed","channel":"book","chanId":23,"symbol":"tBTCUSD","prec":"P0","freq":"F0","len":"25","pair":"BTCUSD"}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), Some(23));
+        // A raw book is not the P book the session keeps.
+        feed(
+            s.as_mut(),
+            r#"{"event":"subscribed","channel":"book","chanId":24,"symbol":"tBTCUSD","prec":"R0","len":"25"}"#,
+        );
+        assert_eq!(s.book_channel("tBTCUSD"), Some(23));
     }
 }

@@ -15,9 +15,16 @@
 //! Trades: `S` is the taker's side (`Buy`/`Sell`), `i` the trade id, `T` the trade time (ms).
 //! Candles: `confirm: true` marks a closed candle; the interval is spelled like Binance's
 //! (`1` becomes `1m`, `60` becomes `1h`, `D` becomes `1d`, `W` `1w`, `M` `1M`).
-//! Operation answers (`{"op":..}`: subscribe acks, pongs, errors), `tickers` and any other topic
-//! are understood and counted as ignored.
+//! Tickers: the best bid and ask of `tickers` (`bid1Price`, `bid1Size`, `ask1Price`,
+//! `ask1Size`) become `Quote` events with no `seq` (the ticker's `cs` is not the book's `u`), as
+//! information only: books are never checked against them. Linear deltas carry only the fields
+//! that changed, so the last known values fill in; spot tickers carry no top of book and give no
+//! quotes. Operation answers (`{"op":..}`: subscribe acks, pongs) and any other topic are
+//! understood and counted as ignored. A refused operation (`"success":false`) is the venue's
+//! error: `FrameError::VenueError` with its `op` and `ret_msg` (and `ret_code` if sent), naming
+//! no symbol (the answer names no topic); nothing of any book changes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -26,9 +33,9 @@ use serde::Deserialize;
 use crate::book::Side;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
-use crate::event::{Candle, Event, Trade, TradeSide};
+use crate::event::{Candle, Event, Quote, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
-use crate::venue::json::{LevelsSeed, NumberFault};
+use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// `u` must grow by exactly one from one book message to the next.
@@ -58,9 +65,15 @@ impl SequenceRule for BybitRule {
     }
 }
 
+/// A symbol's best bid and ask as its `tickers` topic last told them: bid price, bid size,
+/// ask price, ask size (a delta carries only what changed).
+type TickerTop = [Option<Decimal>; 4];
+
 pub struct BybitSession {
     symbols: Symbols,
     levels: Vec<LevelChange>,
+    /// Per symbol id: the `tickers` top of book so far.
+    tops: Vec<TickerTop>,
     stats: SessionStats,
     options: SessionOptions,
 }
@@ -70,6 +83,7 @@ impl BybitSession {
         BybitSession {
             symbols: Symbols::new(),
             levels: Vec::with_capacity(512),
+            tops: Vec::new(),
             stats: SessionStats::default(),
             options,
         }
@@ -116,8 +130,18 @@ impl BybitSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
+        if f.success == Some(false) {
+            // A refused request (a subscribe to an unknown topic, say): the venue's answer
+            // names no topic, so no symbol's state changes.
+            let op = f.op.unwrap_or("request");
+            let message = match f.ret_msg.as_deref() {
+                Some(text) if !text.is_empty() => format!("{op}: {text}"),
+                _ => format!("{op} failed"),
+            };
+            return Err(venue_error(None, f.ret_code.as_deref(), Some(&message)));
+        }
         if f.op.is_some() || f.success.is_some() {
-            // Subscribe/unsubscribe acks (also failed ones), pongs.
+            // Subscribe/unsubscribe acks, pongs.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -129,6 +153,7 @@ impl BybitSession {
             "orderbook" => self.on_book(f, topic_symbol(topic), ts_ns, out),
             "publicTrade" => self.on_trades(f, topic_symbol(topic), ts_ns, out),
             "kline" => self.on_klines(f, topic, ts_ns, out),
+            "tickers" => self.on_ticker(f, topic_symbol(topic), ts_ns, out),
             _ => {
                 self.stats.ignored += 1;
                 Ok(())
@@ -274,6 +299,73 @@ impl BybitSession {
         })
     }
 
+    /// `tickers`: the best bid and ask become a `Quote` (no `seq`: `cs` is not the book's `u`).
+    /// A snapshot replaces what was known, a delta updates the fields it carries; a quote goes
+    /// out once all four are known and the frame changed one of them.
+    fn on_ticker(
+        &mut self,
+        f: &Fields<'_>,
+        topic_symbol: &str,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let name = f.ticker.symbol.as_deref().unwrap_or(topic_symbol);
+        let err = |e| ReceiveError::new(Some(name.to_owned()), e);
+        if f.data != DataShape::Object {
+            return Err(err(FrameError::MissingField("data")));
+        }
+        if name.is_empty() {
+            return Err(FrameError::MissingField("symbol").into());
+        }
+        let t = &f.ticker;
+        let fresh = [
+            ticker_field("bid1Price", t.bid_price.as_deref()).map_err(err)?,
+            ticker_field("bid1Size", t.bid_size.as_deref()).map_err(err)?,
+            ticker_field("ask1Price", t.ask_price.as_deref()).map_err(err)?,
+            ticker_field("ask1Size", t.ask_size.as_deref()).map_err(err)?,
+        ];
+        let snapshot = f.kind == Some("snapshot");
+        if fresh.iter().all(Option::is_none) {
+            // Nothing of the top (spot tickers carry none): only a snapshot forgets it.
+            if let (true, Some(id)) = (snapshot, self.symbols.id(name)) {
+                if let Some(top) = self.tops.get_mut(id as usize) {
+                    *top = [None; 4];
+                }
+            }
+            self.stats.ignored += 1;
+            return Ok(());
+        }
+        let id = self.intern(name);
+        if self.tops.len() <= id as usize {
+            self.tops.resize(id as usize + 1, [None; 4]);
+        }
+        let top = &mut self.tops[id as usize];
+        if snapshot {
+            *top = [None; 4];
+        }
+        for (known, new) in top.iter_mut().zip(fresh) {
+            if new.is_some() {
+                *known = new;
+            }
+        }
+        match *top {
+            [Some(bid_price), Some(bid_size), Some(ask_price), Some(ask_size)] => {
+                out.push(Event::Quote(Quote {
+                    symbol: id,
+                    seq: None,
+                    bid_price,
+                    bid_size,
+                    ask_price,
+                    ask_size,
+                    exchange_ts_ns: ms_to_ns(f.ts.unwrap_or(0)),
+                    ts_ns,
+                }));
+            }
+            _ => self.stats.ignored += 1,
+        }
+        Ok(())
+    }
+
     fn on_klines(
         &mut self,
         f: &Fields<'_>,
@@ -372,6 +464,16 @@ fn topic_symbol(topic: &str) -> &str {
     }
 }
 
+/// A `tickers` number: absent or empty (Bybit sends `""` for what it does not have) is `None`.
+fn ticker_field(field: &'static str, text: Option<&str>) -> Result<Option<Decimal>, FrameError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => Decimal::parse(text)
+            .map(Some)
+            .map_err(|error| FrameError::BadNumber { field, error }),
+    }
+}
+
 fn parse_field(field: &'static str, text: Option<&str>) -> Result<Decimal, FrameError> {
     let text = text.ok_or(FrameError::MissingField(field))?;
     Decimal::parse(text).map_err(|error| FrameError::BadNumber { field, error })
@@ -451,10 +553,24 @@ struct Fields<'a> {
     ts: Option<u64>,
     op: Option<&'a str>,
     success: Option<bool>,
+    ret_msg: Option<Cow<'a, str>>,
+    ret_code: Option<Cow<'a, str>>,
     data: DataShape,
     s: Option<&'a str>,
     u: Option<u64>,
+    ticker: TickerFields<'a>,
     items: Vec<Item<'a>>,
+}
+
+/// What a `tickers` data object says of the top of book (read loosely: other topics' data
+/// objects may use these names otherwise).
+#[derive(Debug, Default)]
+struct TickerFields<'a> {
+    symbol: Option<Cow<'a, str>>,
+    bid_price: Option<Cow<'a, str>>,
+    bid_size: Option<Cow<'a, str>>,
+    ask_price: Option<Cow<'a, str>>,
+    ask_size: Option<Cow<'a, str>>,
 }
 
 impl Fields<'_> {
@@ -530,6 +646,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "ts" => f.ts = Some(map.next_value()?),
                 "op" => f.op = Some(map.next_value()?),
                 "success" => f.success = Some(map.next_value()?),
+                "ret_msg" => f.ret_msg = map.next_value_seed(LooseText)?,
+                "ret_code" => f.ret_code = map.next_value_seed(LooseText)?,
                 "data" => map.next_value_seed(DataSeed {
                     fields: &mut *f,
                     levels: &mut *self.levels,
@@ -544,7 +662,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
     }
 }
 
-/// `data`: an object (book: `s`, `b`, `a`, `u`, `seq`; tickers) or a list (trades, klines).
+/// `data`: an object (book: `s`, `b`, `a`, `u`, `seq`; tickers: `symbol`, `bid1Price`, ..) or a
+/// list (trades, klines).
 struct DataSeed<'f, 'a> {
     fields: &'f mut Fields<'a>,
     levels: &'f mut Vec<LevelChange>,
@@ -572,6 +691,11 @@ impl<'de> Visitor<'de> for DataSeed<'_, 'de> {
             match key {
                 "s" => f.s = Some(map.next_value()?),
                 "u" => f.u = Some(map.next_value()?),
+                "symbol" => f.ticker.symbol = map.next_value_seed(LooseText)?,
+                "bid1Price" => f.ticker.bid_price = map.next_value_seed(LooseText)?,
+                "bid1Size" => f.ticker.bid_size = map.next_value_seed(LooseText)?,
+                "ask1Price" => f.ticker.ask_price = map.next_value_seed(LooseText)?,
+                "ask1Size" => f.ticker.ask_size = map.next_value_seed(LooseText)?,
                 "b" => map.next_value_seed(LevelsSeed {
                     side: Side::Bid,
                     out: &mut *self.levels,
@@ -962,20 +1086,154 @@ mod tests {
     }
 
     #[test]
-    fn acks_pongs_tickers_and_unknown_frames_are_ignored() {
+    fn acks_pongs_spot_tickers_and_unknown_frames_are_ignored() {
         let mut s = BybitSession::new(SessionOptions::default());
         for frame in [
             r#"{"success":true,"ret_msg":"","conn_id":"c-1","req_id":"","op":"subscribe"}"#,
-            r#"{"success":false,"ret_msg":"error:handler not found","conn_id":"c-1","op":"subscribe"}"#,
             r#"{"req_id":"p1","op":"pong","args":["1700000000000"],"conn_id":"c-1"}"#,
-            r#"{"topic":"tickers.XYZUSDT","type":"delta","data":{"symbol":"XYZUSDT","bid1Price":"1"},"cs":1,"ts":1}"#,
+            r#"{"topic":"tickers.XYZUSDT","ts":1700000000100,"type":"snapshot","cs":1,"data":{"symbol":"XYZUSDT","lastPrice":"25000.5","highPrice24h":"25100","lowPrice24h":"24900","volume24h":"12.5"}}"#,
             r#"{"topic":"allLiquidation.XYZUSDT","type":"snapshot","ts":1,"data":[{"T":1,"s":"XYZUSDT","S":"Sell","v":"1","p":"1"}]}"#,
             r#"{"hello":"world"}"#,
         ] {
             assert!(feed(&mut s, frame).is_empty());
         }
-        assert_eq!(s.stats().ignored, 6);
+        assert_eq!(s.stats().ignored, 5);
         assert_eq!(s.stats().errors, 0);
         assert!(s.symbols().is_empty());
+    }
+
+    #[test]
+    fn linear_tickers_become_quotes_from_snapshot_and_deltas() {
+        let mut s = BybitSession::new(SessionOptions::default());
+        let ticker = |kind: &str, ts: u64, fields: &str| {
+            format!(
+                r#"{{"topic":"tickers.XYZUSDT","type":"{kind}","data":{{"symbol":"XYZUSDT","lastPrice":"25000.40"{fields}}},"cs":9001,"ts":{ts}}}"#
+            )
+        };
+        let quote = |out: &[Event]| match out {
+            [Event::Quote(q)] => (
+                q.symbol,
+                q.seq,
+                q.bid_price.to_string(),
+                q.bid_size.to_string(),
+                q.ask_price.to_string(),
+                q.ask_size.to_string(),
+                q.exchange_ts_ns,
+            ),
+            other => panic!("{other:?}"),
+        };
+        let out = feed(
+            &mut s,
+            &ticker(
+                "snapshot",
+                1700000000100,
+                r#","bid1Price":"25000.40","bid1Size":"1.500","ask1Price":"25000.50","ask1Size":"0.020","markPrice":"25000.45""#,
+            ),
+        );
+        assert_eq!(
+            quote(&out),
+            (
+                0,
+                None,
+                "25000.40".into(),
+                "1.500".into(),
+                "25000.50".into(),
+                "0.020".into(),
+                1_700_000_000_100_000_000
+            )
+        );
+        // A delta carries what changed; the rest is the last known.
+        let out = feed(
+            &mut s,
+            &ticker("delta", 1700000000200, r#","ask1Size":"0.700""#),
+        );
+        let q = quote(&out);
+        assert_eq!((q.2.as_str(), q.5.as_str()), ("25000.40", "0.700"));
+        // A delta that leaves the top alone gives no quote.
+        assert!(feed(&mut s, &ticker("delta", 1700000000300, "")).is_empty());
+        assert_eq!(s.stats().ignored, 1);
+        // A new snapshot starts over: until all four are known again, nothing is quoted.
+        assert!(feed(
+            &mut s,
+            &ticker(
+                "snapshot",
+                1700000000400,
+                r#","bid1Price":"24999.9","bid1Size":"2""#
+            )
+        )
+        .is_empty());
+        // An empty field is "not given", not zero.
+        let out = feed(
+            &mut s,
+            &ticker(
+                "delta",
+                1700000000500,
+                r#","ask1Price":"25000","ask1Size":"3","bid1Size":"""#,
+            ),
+        );
+        let q = quote(&out);
+        assert_eq!(
+            (q.2.as_str(), q.3.as_str(), q.4.as_str(), q.5.as_str()),
+            ("24999.9", "2", "25000", "3")
+        );
+        // Quotes are information only: no book is made or checked.
+        let sync = s.symbols().sync(0).unwrap();
+        assert!(sync.book.is_empty());
+        assert_eq!(sync.counters.updates, 0);
+        // A number that does not parse is a typed error naming the symbol.
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                ticker("delta", 1, r#","bid1Price":"2x""#).as_bytes(),
+                T0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("XYZUSDT"));
+        assert!(matches!(
+            err.error,
+            FrameError::BadNumber {
+                field: "bid1Price",
+                ..
+            }
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn refused_operation_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = BybitSession::new(SessionOptions::default());
+        feed(
+            &mut s,
+            &book_msg("snapshot", 10, r#"["100","1"]"#, r#"["101","2"]"#),
+        );
+        let before = (side(&s, Side::Bid), side(&s, Side::Ask));
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"success":false,"ret_msg":"error:topic not exists \"orderbook.50.NOPE\"","conn_id":"c-9","req_id":"r1","op":"subscribe"}"#,
+                T0,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol, None);
+        assert_eq!(
+            err.error,
+            FrameError::VenueError(
+                r#"subscribe: error:topic not exists "orderbook.50.NOPE""#.into()
+            )
+        );
+        assert!(out.is_empty());
+        assert_eq!((side(&s, Side::Bid), side(&s, Side::Ask)), before);
+        assert_eq!(s.symbols().len(), 1);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().sync(0).unwrap().counters.errors, 0);
+        assert_eq!((s.stats().errors, s.stats().ignored), (1, 0));
+        // And the stream goes on.
+        let out = feed(&mut s, &book_msg("delta", 11, r#"["99","1"]"#, ""));
+        assert!(matches!(
+            out[..],
+            [Event::BookUpdated { seq: Some(11), .. }]
+        ));
     }
 }

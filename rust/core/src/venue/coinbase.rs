@@ -28,9 +28,12 @@
 //! `snapshot` event every candle older than the product's newest candle in that event is
 //! history and is emitted with `closed = true` at once; the newest is the bucket in progress.
 //!
-//! `heartbeats`, `ticker`, `ticker_batch`, `status`, `subscriptions`, any other channel and
-//! error frames (`{"type":"error","message":..}`) are understood and counted as ignored.
+//! `heartbeats`, `ticker`, `ticker_batch`, `status`, `subscriptions` and any other channel are
+//! understood and counted as ignored. An error answer (`{"type":"error","message":..}`, with a
+//! `reason` on some) is `FrameError::VenueError` with its message; it names no product, carries
+//! no `sequence_num` and changes no book.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -41,7 +44,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, SymbolId, Trade, TradeSide};
 use crate::sync::{DeltaIds, LevelChange, ResyncBy, SymbolSync, Symbols, SyncState, Unsequenced};
-use crate::venue::json::NumberFault;
+use crate::venue::json::{venue_error, LooseText, NumberFault};
 use crate::venue::{Session, SessionOptions, SessionStats};
 
 /// Width of a Coinbase Advanced Trade candle bucket.
@@ -179,11 +182,19 @@ impl CoinbaseSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        if f.msg_type == Some("error")
-            || (f.channel.is_none() && f.sequence_num.is_none() && !f.is_book())
-        {
-            // The venue's answer to a bad request, or a message kind we do not know: nothing
-            // of the stream changed.
+        if f.msg_type == Some("error") {
+            // The venue's answer to a bad request: reported; it carries no sequence number and
+            // names no product, so nothing of the stream changes.
+            let message = match (f.message.as_deref(), f.reason.as_deref()) {
+                (Some(message), Some(reason)) if !reason.is_empty() => {
+                    format!("{message}: {reason}")
+                }
+                (message, reason) => message.or(reason).unwrap_or("").to_owned(),
+            };
+            return Err(venue_error(None, None, Some(&message)));
+        }
+        if f.channel.is_none() && f.sequence_num.is_none() && !f.is_book() {
+            // A message kind we do not know: nothing of the stream changed.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -695,6 +706,9 @@ struct Fields<'a> {
     timestamp: Option<&'a str>,
     sequence_num: Option<u64>,
     msg_type: Option<&'a str>,
+    /// `message` and `reason` of an error answer.
+    message: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
     events: Events<'a>,
     trades: Vec<TradeItem<'a>>,
     candles: Vec<CandleItem<'a>>,
@@ -739,6 +753,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "timestamp" => f.timestamp = Some(map.next_value()?),
                 "sequence_num" => f.sequence_num = Some(map.next_value()?),
                 "type" => f.msg_type = Some(map.next_value()?),
+                "message" => f.message = map.next_value_seed(LooseText)?,
+                "reason" => f.reason = map.next_value_seed(LooseText)?,
                 "events" => map.next_value_seed(EventsSeed {
                     fields: &mut *f,
                     levels: &mut *self.levels,
@@ -1366,19 +1382,18 @@ mod tests {
     }
 
     #[test]
-    fn acks_heartbeats_tickers_and_errors_are_ignored() {
+    fn acks_heartbeats_tickers_and_unknown_frames_are_ignored() {
         let mut s = CoinbaseSession::new(SessionOptions::default());
         for frame in [
             heartbeat(0),
             r#"{"channel":"subscriptions","client_id":"","timestamp":"2026-01-02T03:04:05Z","sequence_num":1,"events":[{"subscriptions":{"level2":["BTC-USD"]}}]}"#.to_owned(),
             r#"{"channel":"ticker","client_id":"","timestamp":"2026-01-02T03:04:05Z","sequence_num":2,"events":[{"type":"update","tickers":[{"type":"ticker","product_id":"BTC-USD","price":"1"}]}]}"#.to_owned(),
-            r#"{"type":"error","message":"failure to subscribe"}"#.to_owned(),
             r#"{"channel":"status","timestamp":"2026-01-02T03:04:05Z","sequence_num":3,"events":[]}"#.to_owned(),
             r#"{"hello":"world"}"#.to_owned(),
         ] {
             assert!(feed(&mut s, &frame).is_empty());
         }
-        assert_eq!(s.stats().ignored, 6);
+        assert_eq!(s.stats().ignored, 5);
         assert_eq!(s.stats().errors, 0);
         assert_eq!(s.connection_gaps(), 0);
         // A data frame without its number is malformed, not unknown.
@@ -1387,5 +1402,54 @@ mod tests {
         let err = s.receive(frame.as_bytes(), T0, &mut out).unwrap_err();
         assert_eq!(err.error, FrameError::MissingField("sequence_num"));
         assert!(s.symbols().is_empty());
+    }
+
+    #[test]
+    fn error_answer_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = CoinbaseSession::new(SessionOptions::default());
+        feed(
+            &mut s,
+            &l2(
+                0,
+                "snapshot",
+                "BTC-USD",
+                &[("bid", "100.5", "1"), ("offer", "101", "2")],
+            ),
+        );
+        let before = book(&s, 0);
+        let mut out = Vec::new();
+        for (frame, message) in [
+            (
+                r#"{"type":"error","message":"failure to subscribe"}"#,
+                "failure to subscribe",
+            ),
+            (
+                r#"{"type":"error","message":"Failed to subscribe","reason":"BTC-USDX is not a valid product"}"#,
+                "Failed to subscribe: BTC-USDX is not a valid product",
+            ),
+        ] {
+            let err = s.receive(frame.as_bytes(), T0, &mut out).unwrap_err();
+            assert_eq!(err.symbol, None);
+            assert_eq!(err.error, FrameError::VenueError(message.into()));
+        }
+        assert!(out.is_empty());
+        assert_eq!(book(&s, 0), before);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(
+            s.last_sequence(),
+            Some(0),
+            "an error answer is not numbered"
+        );
+        assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
+        // The connection's numbering goes on from the last data frame: no gap.
+        let out = feed(
+            &mut s,
+            &l2(1, "update", "BTC-USD", &[("bid", "100.5", "3")]),
+        );
+        assert!(
+            matches!(out[..], [Event::BookUpdated { seq: Some(1), .. }]),
+            "{out:?}"
+        );
+        assert_eq!(s.connection_gaps(), 0);
     }
 }

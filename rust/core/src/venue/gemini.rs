@@ -18,7 +18,12 @@
 //! events, oldest first, skipping any whose id is not above the last trade already emitted for
 //! that symbol (a resubscribe repeats them). They keep their own exchange timestamps.
 //! Both protocols resync by resubscribing (`NeedResubscribe`).
+//!
+//! A refused request, `{"result":"error","reason":..,"message":..}` (`reason` is a code word
+//! such as `InvalidJson`), is `FrameError::VenueError` ("reason: message"); in v1 it concerns
+//! the connection's symbol. It changes no book.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -28,6 +33,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, Unsequenced};
+use crate::venue::json::{venue_error, LooseText};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// `new_session` venue names of the form `gemini-v1:SYMBOL` open a v1 session for `SYMBOL`.
@@ -189,10 +195,14 @@ impl GeminiSession {
             }
             return Err(ReceiveError::new(fields.symbol.map(str::to_owned), error));
         }
+        if fields.error.is_error() {
+            // A refused request: reported, no book changes.
+            return Err(fields.error.to_receive_error(fields.symbol));
+        }
         match fields.kind {
             Some("l2_updates") => self.on_l2(&fields, ts_ns, out),
             Some("trade") => self.on_trade(&fields, ts_ns, out),
-            // heartbeat, subscription acks, auctions, candles, errors: understood, not kept.
+            // heartbeat, subscription acks, auctions, candles: understood, not kept.
             _ => {
                 self.stats.ignored += 1;
                 Ok(())
@@ -303,9 +313,49 @@ impl Session for GeminiSession {
     }
 }
 
+/// `{"result":"error","reason":..,"message":..}`: Gemini's answer to a request it refuses.
+#[derive(Debug, Default)]
+struct ErrorFields<'a> {
+    result: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+    message: Option<Cow<'a, str>>,
+}
+
+impl ErrorFields<'_> {
+    /// Reads one top-level key if it belongs to an error answer; returns whether it did.
+    fn read<'de, A: MapAccess<'de>>(
+        this: &mut ErrorFields<'de>,
+        key: &str,
+        map: &mut A,
+    ) -> Result<bool, A::Error> {
+        let slot = match key {
+            "result" => &mut this.result,
+            "reason" => &mut this.reason,
+            "message" => &mut this.message,
+            _ => return Ok(false),
+        };
+        *slot = map.next_value_seed(LooseText)?;
+        Ok(true)
+    }
+
+    fn is_error(&self) -> bool {
+        self.result.as_deref() == Some("error")
+    }
+
+    /// `reason: message` (Gemini's reason is a code word such as `InvalidJson`).
+    fn to_receive_error(&self, symbol: Option<&str>) -> ReceiveError {
+        let message = match (self.reason.as_deref(), self.message.as_deref()) {
+            (Some(reason), Some(message)) => format!("{reason}: {message}"),
+            (reason, message) => message.or(reason).unwrap_or("").to_owned(),
+        };
+        venue_error(symbol, None, Some(&message))
+    }
+}
+
 /// Every top-level field a v2 frame we read can carry; filled in one pass.
 #[derive(Debug, Default)]
 struct V2Fields<'a> {
+    error: ErrorFields<'a>,
     kind: Option<&'a str>,
     symbol: Option<&'a str>,
     has_changes: bool,
@@ -342,6 +392,9 @@ impl<'de> Visitor<'de> for V2Seed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let f = self.fields;
         while let Some(key) = map.next_key::<&'de str>()? {
+            if ErrorFields::read(&mut f.error, key, &mut map)? {
+                continue;
+            }
             match key {
                 "type" => f.kind = Some(map.next_value()?),
                 "symbol" => f.symbol = Some(map.next_value()?),
@@ -605,9 +658,14 @@ impl GeminiV1Session {
         if let Some(seq) = fields.socket_sequence {
             self.check_sequence(seq, out);
         }
+        if fields.error.is_error() {
+            // The connection is this symbol's: the error concerns it, but changes no book.
+            let name = self.symbols.name(id);
+            return Err(fields.error.to_receive_error(Some(name)));
+        }
         match fields.kind {
             Some("update") => self.on_update(&fields, ts_ns, out),
-            // heartbeat, errors, unknown kinds: understood, not kept.
+            // heartbeat, unknown kinds: understood, not kept.
             _ => {
                 self.stats.ignored += 1;
                 Ok(())
@@ -735,6 +793,7 @@ impl Session for GeminiV1Session {
 
 #[derive(Debug, Default)]
 struct V1Fields<'a> {
+    error: ErrorFields<'a>,
     kind: Option<&'a str>,
     socket_sequence: Option<u64>,
     timestamp: Option<u64>,
@@ -767,6 +826,9 @@ impl<'de> Visitor<'de> for V1Seed<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let f = self.fields;
         while let Some(key) = map.next_key::<&'de str>()? {
+            if ErrorFields::read(&mut f.error, key, &mut map)? {
+                continue;
+            }
             match key {
                 "type" => f.kind = Some(map.next_value()?),
                 "socket_sequence" => f.socket_sequence = Some(map.next_value()?),
@@ -1244,5 +1306,58 @@ mod tests {
         assert!(matches!(err.error, FrameError::Invalid(_)));
         assert_eq!(err.symbol.as_deref(), Some("BTCUSD"));
         assert_eq!(s.stats().errors, 1);
+    }
+
+    #[test]
+    fn v2_error_answer_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = new_session("gemini", SessionOptions::default()).unwrap();
+        feed(s.as_mut(), V2_BOOK);
+        let before = top(s.as_ref(), 0);
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"result":"error","reason":"InvalidJson","message":"Failed to parse the request"}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol, None);
+        assert_eq!(
+            err.error,
+            FrameError::VenueError("InvalidJson: Failed to parse the request".into())
+        );
+        assert!(out.is_empty());
+        assert_eq!(top(s.as_ref(), 0), before);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().len(), 1);
+        assert_eq!((s.stats().errors, s.stats().ignored), (1, 0));
+    }
+
+    #[test]
+    fn v1_error_answer_concerns_the_connections_symbol_and_changes_no_book() {
+        let mut s = new_session("gemini-v1:BTCUSD", SessionOptions::default()).unwrap();
+        feed(s.as_mut(), V1_INITIAL);
+        let before = top(s.as_ref(), 0);
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"result":"error","reason":"RateLimit","message":"Too many requests"}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTCUSD"));
+        assert_eq!(
+            err.error,
+            FrameError::VenueError("RateLimit: Too many requests".into())
+        );
+        assert!(out.is_empty());
+        assert_eq!(top(s.as_ref(), 0), before);
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().sync(0).unwrap().counters.errors, 0);
+        // The connection's numbering is untouched: the next frame (1) is no gap.
+        let out = feed(s.as_mut(), r#"{"type":"heartbeat","socket_sequence":1}"#);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(s.symbols().sync(0).unwrap().counters.gaps, 0);
     }
 }

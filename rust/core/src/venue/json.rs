@@ -1,12 +1,15 @@
 //! Streaming serde helpers shared by the venue decoders: levels are parsed straight into a
-//! reusable buffer while the frame is read, so a frame costs one pass and no allocation.
+//! reusable buffer while the frame is read, so a frame costs one pass and no allocation; and
+//! the reading of the venues' error answers.
 
+use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::book::Side;
 use crate::decimal::{Decimal, DecimalError};
+use crate::error::{FrameError, ReceiveError};
 use crate::sync::LevelChange;
 
 /// Where a number that failed to parse is remembered, so the error stays typed (serde's own
@@ -83,4 +86,74 @@ impl<'de> Visitor<'de> for LevelSeed<'_> {
         let qty = self.fault.parse("quantity", qty)?;
         Ok((price, qty))
     }
+}
+
+/// Any scalar as text, for the fields of venue error answers: strings (escaped ones too, owned
+/// then), and numbers written out (Bitfinex sends its error codes as numbers, OKX as strings).
+/// Booleans, null, lists and objects give nothing.
+pub struct LooseText;
+
+impl<'de> DeserializeSeed<'de> for LooseText {
+    type Value = Option<Cow<'de, str>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LooseText {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_string())))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// The error of a venue's error answer: `code {code}: {message}` (or the parts there are),
+/// concerning `symbol` when the answer names one.
+pub fn venue_error(
+    symbol: Option<&str>,
+    code: Option<&str>,
+    message: Option<&str>,
+) -> ReceiveError {
+    let message = message.filter(|m| !m.is_empty());
+    let text = match (code.filter(|c| !c.is_empty()), message) {
+        (Some(code), Some(message)) => format!("code {code}: {message}"),
+        (Some(code), None) => format!("code {code}"),
+        (None, Some(message)) => message.to_owned(),
+        (None, None) => "no message".to_owned(),
+    };
+    ReceiveError::new(symbol.map(str::to_owned), FrameError::VenueError(text))
 }

@@ -11,11 +11,16 @@
 //! re-sent because it came back inside the subscribed depth) are applied like any level.
 //!
 //! The depth comes from the subscription: v1 `subscriptionStatus` (which also maps channelID to
-//! pair), else the channel name `book-N`; v2 `subscribe` results; else `SessionOptions::depth`,
-//! else Kraken's default of 10.
+//! pair, given back by `Session::book_channel`), else the channel name `book-N`; v2 `subscribe`
+//! results; else `SessionOptions::depth`, else Kraken's default of 10.
 //!
 //! v2 prices and quantities are JSON numbers: they are read as raw tokens, so the book keeps the
 //! digits Kraken wrote (trailing zeros included), which its checksum depends on.
+//!
+//! Refused requests are `FrameError::VenueError` with the venue's message, naming the pair when
+//! the answer does: v1 `{"event":"error","errorMessage"}` and `subscriptionStatus` with
+//! `"status":"error"` (and its `pair`), v2 `{"method","success":false,"error","symbol"}`. They
+//! change no book. Heartbeats, `systemStatus`, pongs and acks are counted as ignored.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -31,7 +36,7 @@ use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, Unsequenced};
-use crate::venue::json::NumberFault;
+use crate::venue::json::{venue_error, LooseText, NumberFault};
 use crate::venue::{Session, SessionOptions, SessionStats};
 
 /// Kraken's book depth when a subscription names none.
@@ -347,14 +352,26 @@ impl KrakenSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         if let Some(event) = obj.event {
+            if event == "error" || (event == "subscriptionStatus" && obj.status == Some("error")) {
+                // A refused request: reported, and no book changes.
+                return Err(venue_error(obj.pair, None, obj.error.as_deref()));
+            }
             if event == "subscriptionStatus" && self.on_subscription_status(obj) {
                 return Ok(());
             }
-            // heartbeat, systemStatus, pong, errors, and statuses we do not use.
+            // heartbeat, systemStatus, pong, and statuses we do not use.
             self.stats.ignored += 1;
             return Ok(());
         }
         if let Some(method) = obj.method {
+            if obj.success == Some(false) {
+                let message = match obj.error.as_deref() {
+                    Some(error) => format!("{method}: {error}"),
+                    None => format!("{method} failed"),
+                };
+                let symbol = obj.symbol.or(obj.result_symbol);
+                return Err(venue_error(symbol, None, Some(&message)));
+            }
             if method == "subscribe"
                 && obj.success == Some(true)
                 && obj.result_channel == Some("book")
@@ -369,7 +386,7 @@ impl KrakenSession {
                     return Ok(());
                 }
             }
-            // pong, unsubscribe, failed requests.
+            // pong, unsubscribe.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -518,6 +535,16 @@ impl Session for KrakenSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         self.receive_inner(frame, ts_ns, out)
+    }
+
+    /// The v1 `channelID` of the pair's book (v2 has no channel ids). Should a pair hold two
+    /// book channels, the newest (Kraken numbers channels upwards) is given.
+    fn book_channel(&self, symbol: &str) -> Option<u64> {
+        self.channels
+            .iter()
+            .filter(|(_, c)| matches!(c.kind, ChannelKind::Book { .. }) && c.pair == symbol)
+            .map(|(id, _)| *id)
+            .max()
     }
 
     fn symbols(&self) -> &Symbols {
@@ -711,6 +738,10 @@ struct Obj<'a> {
     result_channel: Option<&'a str>,
     result_symbol: Option<&'a str>,
     result_depth: Option<u64>,
+    /// v2 answers name their symbol at the top level.
+    symbol: Option<&'a str>,
+    /// v1 `errorMessage`, v2 `error`.
+    error: Option<Cow<'a, str>>,
 }
 
 /// A v1 trade row, or a v2 trade item's essentials.
@@ -888,6 +919,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "type" => o.kind = map.next_value_seed(LooseStr)?,
                 "method" => o.method = map.next_value_seed(LooseStr)?,
                 "success" => o.success = map.next_value()?,
+                "symbol" => o.symbol = map.next_value_seed(LooseStr)?,
+                "errorMessage" | "error" => o.error = map.next_value_seed(LooseText)?,
                 "data" => map.next_value_seed(V2DataSeed {
                     bufs: self.bufs.reborrow(),
                 })?,
@@ -1925,7 +1958,6 @@ mod tests {
             r#"{"event":"heartbeat"}"#,
             r#"{"connectionID":8628615390848610000,"event":"systemStatus","status":"online","version":"1.0.0"}"#,
             r#"{"event":"pong","reqid":42}"#,
-            r#"{"errorMessage":"Currency pair not supported","event":"subscriptionStatus","pair":"XBT/EUR","status":"error","subscription":{"name":"book"}}"#,
             r#"[345,{"a":["5525.40000",1,"1.000"],"b":["5525.10000",1,"1.000"],"c":["5525.10000","0.00398963"],"v":["2634.11501494","3591.17907851"],"p":["5631.44067","5653.78939"],"t":[11493,16267],"l":["5505.00000","5505.00000"],"h":["5783.00000","5783.00000"],"o":["5760.70000","5763.40000"]},"ticker","XBT/USD"]"#,
             r#"[42,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],"spread","XBT/USD"]"#,
             r#"{"channel":"heartbeat"}"#,
@@ -1933,7 +1965,7 @@ mod tests {
         ] {
             assert!(feed(&mut s, frame).is_empty(), "{frame}");
         }
-        assert_eq!(s.stats().ignored, 8);
+        assert_eq!(s.stats().ignored, 7);
         let out = feed(
             &mut s,
             r#"[0,[["5541.20000","0.15850568","1534614057.321597","s","l",""],["6060.00000","0.02455000","1534614057.324998","b","m",""]],"trade","XBT/USD"]"#,
@@ -1956,6 +1988,62 @@ mod tests {
         );
         let Event::Trade(t) = &out[0] else { panic!() };
         assert_eq!(t.trade_id, "123456");
+    }
+
+    #[test]
+    fn refused_requests_are_typed_venue_errors_and_change_no_book() {
+        let (mut s, asks, bids) = v1_depth10();
+        let view = |s: &KrakenSession| {
+            (
+                side_text(s, 0, Side::Ask),
+                side_text(s, 0, Side::Bid),
+                s.symbols().sync(0).unwrap().state(),
+            )
+        };
+        let before = view(&s);
+        assert_eq!(before.0.len(), asks.len());
+        assert_eq!(before.1.len(), bids.len());
+        let cases: [(&str, Option<&str>, &str); 4] = [
+            (
+                r#"{"errorMessage":"Subscription depth not supported","event":"subscriptionStatus","pair":"XBT/USD","status":"error","subscription":{"depth":42,"name":"book"}}"#,
+                Some("XBT/USD"),
+                "Subscription depth not supported",
+            ),
+            (
+                r#"{"errorMessage":"Currency pair not supported","event":"subscriptionStatus","pair":"XBT/EUR","status":"error","subscription":{"name":"book"}}"#,
+                Some("XBT/EUR"),
+                "Currency pair not supported",
+            ),
+            (
+                r#"{"errorMessage":"Malformed request","event":"error","reqid":7}"#,
+                None,
+                "Malformed request",
+            ),
+            (
+                r#"{"error":"Currency pair not supported","method":"subscribe","req_id":3,"success":false,"symbol":"BTC/ABC","time_in":"2023-10-06T17:35:55.000000Z","time_out":"2023-10-06T17:35:55.000100Z"}"#,
+                Some("BTC/ABC"),
+                "subscribe: Currency pair not supported",
+            ),
+        ];
+        for (frame, symbol, message) in cases {
+            let mut out = Vec::new();
+            let err = s.receive(frame.as_bytes(), 1, &mut out).unwrap_err();
+            assert_eq!(err.symbol.as_deref(), symbol, "{frame}");
+            assert_eq!(err.error, FrameError::VenueError(message.into()), "{frame}");
+            assert!(out.is_empty(), "{frame}");
+        }
+        assert_eq!(view(&s), before);
+        assert_eq!(s.symbols().len(), 1, "a refused pair is not added");
+        assert_eq!(s.symbols().sync(0).unwrap().counters.errors, 0);
+        assert_eq!((s.stats().errors, s.stats().ignored), (4, 0));
+        // The channel mapping survived: channel 42 still feeds the book.
+        assert_eq!(s.book_channel("XBT/USD"), Some(42));
+        assert_eq!(s.book_channel("XBT/EUR"), None);
+        feed(
+            &mut s,
+            r#"{"channelID":42,"channelName":"book-10","event":"subscriptionStatus","pair":"XBT/USD","status":"unsubscribed","subscription":{"depth":10,"name":"book"}}"#,
+        );
+        assert_eq!(s.book_channel("XBT/USD"), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod scan;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
-use crate::sync::Symbols;
+use crate::sync::{ResyncBy, Symbols};
 
 /// Frames larger than this are refused before parsing (no venue sends book frames near it).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
@@ -22,6 +22,10 @@ pub struct SessionOptions {
     pub max_frame_bytes: usize,
     /// Book depth the subscription asked for; venues whose checksum assumes it truncate to it.
     pub depth: Option<usize>,
+    /// How a symbol that lost sync gets a fresh book: `None` is the venue's own way (the first
+    /// of `Session::resync_modes`). `new_session` refuses a way the venue does not offer, such
+    /// as `ResyncBy::Snapshot` for a venue whose books only come in-band.
+    pub resync: Option<ResyncBy>,
 }
 
 impl Default for SessionOptions {
@@ -29,6 +33,7 @@ impl Default for SessionOptions {
         SessionOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             depth: None,
+            resync: None,
         }
     }
 }
@@ -88,6 +93,18 @@ pub trait Session: Send {
         ))
     }
 
+    /// The ways this venue's symbols can resync, its default first: most venues send a fresh
+    /// book in-band when resubscribed; Binance has only the REST snapshot; OKX has both.
+    fn resync_modes(&self) -> &'static [ResyncBy] {
+        &[ResyncBy::Resubscribe]
+    }
+
+    /// The venue's channel id of `symbol`'s book, where the venue has one (Bitfinex `chanId`,
+    /// Kraken v1 `channelID`): what its unsubscribe request names.
+    fn book_channel(&self, _symbol: &str) -> Option<u64> {
+        None
+    }
+
     fn symbols(&self) -> &Symbols;
 
     fn stats(&self) -> SessionStats;
@@ -98,6 +115,36 @@ pub trait Session: Send {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown venue {0:?}; known: {known}", known = VENUES.join(", "))]
 pub struct UnknownVenue(pub String);
+
+/// Why `new_session` could not make a session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    UnknownVenue(#[from] UnknownVenue),
+    /// `SessionOptions::resync` asked for a way the venue does not offer.
+    #[error("{venue} cannot resync by {} (it offers: {})", resync_name(*.resync), names(.offered))]
+    UnsupportedResync {
+        venue: &'static str,
+        resync: ResyncBy,
+        offered: &'static [ResyncBy],
+    },
+}
+
+/// The word for a way to resync, as the Python binding spells it.
+pub fn resync_name(resync: ResyncBy) -> &'static str {
+    match resync {
+        ResyncBy::Snapshot => "snapshot",
+        ResyncBy::Resubscribe => "resubscribe",
+    }
+}
+
+fn names(modes: &[ResyncBy]) -> String {
+    modes
+        .iter()
+        .map(|m| resync_name(*m))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 pub const VENUES: &[&str] = &[
     "binance",
@@ -111,9 +158,10 @@ pub const VENUES: &[&str] = &[
     "coinbase",
 ];
 
-pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, UnknownVenue> {
+/// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
+pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, SessionError> {
     use binance::{BinanceSession, Market};
-    Ok(match venue {
+    let session: Box<dyn Session> = match venue {
         "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
         "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
         "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
@@ -127,12 +175,77 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "bitfinex" => Box::new(bitfinex::BitfinexSession::new(options)),
         "bybit" => Box::new(bybit::BybitSession::new(options)),
         "coinbase" => Box::new(coinbase::CoinbaseSession::new(options)),
-        _ => return Err(UnknownVenue(venue.to_owned())),
-    })
+        _ => return Err(UnknownVenue(venue.to_owned()).into()),
+    };
+    if let Some(resync) = options.resync {
+        let offered = session.resync_modes();
+        if !offered.contains(&resync) {
+            return Err(SessionError::UnsupportedResync {
+                venue: session.venue(),
+                resync,
+                offered,
+            });
+        }
+    }
+    Ok(session)
 }
 
 /// Milliseconds since the epoch, as venues stamp events, to nanoseconds.
 #[inline]
 pub fn ms_to_ns(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_resync(resync: Option<ResyncBy>) -> SessionOptions {
+        SessionOptions {
+            resync,
+            ..SessionOptions::default()
+        }
+    }
+
+    #[test]
+    fn resync_choice_is_honoured_or_refused() {
+        for venue in VENUES {
+            let session = new_session(venue, SessionOptions::default()).unwrap();
+            let offered = session.resync_modes();
+            // The venue's default is always accepted when asked for by name.
+            assert!(
+                new_session(venue, with_resync(Some(offered[0]))).is_ok(),
+                "{venue}"
+            );
+            for mode in [ResyncBy::Snapshot, ResyncBy::Resubscribe] {
+                let result = new_session(venue, with_resync(Some(mode)));
+                assert_eq!(result.is_ok(), offered.contains(&mode), "{venue} {mode:?}");
+            }
+        }
+        assert_eq!(
+            new_session("okx", SessionOptions::default())
+                .unwrap()
+                .resync_modes(),
+            &[ResyncBy::Resubscribe, ResyncBy::Snapshot]
+        );
+        let Err(err) = new_session("kraken", with_resync(Some(ResyncBy::Snapshot))) else {
+            panic!("kraken has no REST snapshot")
+        };
+        assert_eq!(
+            err,
+            SessionError::UnsupportedResync {
+                venue: "kraken",
+                resync: ResyncBy::Snapshot,
+                offered: &[ResyncBy::Resubscribe],
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "kraken cannot resync by snapshot (it offers: resubscribe)"
+        );
+        assert!(matches!(
+            new_session("nasdaq", SessionOptions::default()),
+            Err(SessionError::UnknownVenue(_))
+        ));
+    }
 }

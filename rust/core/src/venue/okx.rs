@@ -2,7 +2,9 @@
 //! `books5`, `bbo-tbt` full each message), trades, and the REST depth snapshot.
 //!
 //! Frames: `{"arg":{"channel","instId"},"action":"snapshot"|"update","data":[{...}]}`; acks and
-//! errors are `{"event":...}`, the heartbeat answer is the text `pong`.
+//! notices are `{"event":...}` (counted as ignored), the heartbeat answer is the text `pong`.
+//! An error answer `{"event":"error","code","msg"}` is `FrameError::VenueError` ("code C: msg"),
+//! naming the instrument when it carries an `arg`; it changes no book.
 //!
 //! Two independent proofs keep a book honest:
 //! - the legacy CRC32 `checksum` of the top 25 levels (see `checksum::okx_checksum`), checked
@@ -17,12 +19,17 @@
 //!   recordings) are applied in order, guarded by the checksum alone.
 //!
 //! Resync: by default a gap or mismatch asks for `NeedResubscribe` (the in-band snapshot OKX
-//! sends on subscribe); `OkxSession::with_resync(.., ResyncBy::Snapshot)` asks for `NeedSnapshot`
-//! instead, for clients that fetch the REST book (OKX's announced procedure once the in-band
-//! snapshot is gone). Either way, updates are buffered until a snapshot bridges them.
+//! sends on subscribe); `SessionOptions::resync = Some(ResyncBy::Snapshot)` (or
+//! `OkxSession::with_resync`) asks for `NeedSnapshot` instead, for clients that fetch the REST
+//! book (OKX's announced procedure once the in-band snapshot is gone). Either way, updates are
+//! buffered until a snapshot bridges them.
 //!
 //! One book channel per instrument per session: the book is keyed by `instId`.
+//!
+//! `tickers` items become `Quote` events from `bidPx`/`bidSz`/`askPx`/`askSz`, with no `seq`
+//! (tickers carry no `seqId`); they are information only, never checked against the book.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
@@ -32,9 +39,9 @@ use crate::book::Side;
 use crate::checksum::okx_checksum;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
-use crate::event::{Event, SymbolId, Trade, TradeSide};
+use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
-use crate::venue::json::{LevelsSeed, NumberFault};
+use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
 use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// OKX's `seqId` chain. `first == last == seqId`, `prev == prevSeqId` (None for -1).
@@ -100,9 +107,10 @@ pub struct OkxSession {
 }
 
 impl OkxSession {
-    /// A session that resyncs through the in-band snapshot (`NeedResubscribe`).
+    /// A session that resyncs as `options.resync` says: through the in-band snapshot
+    /// (`NeedResubscribe`) unless it asks for `ResyncBy::Snapshot`.
     pub fn new(options: SessionOptions) -> Self {
-        Self::with_resync(options, ResyncBy::Resubscribe)
+        Self::with_resync(options, options.resync.unwrap_or(ResyncBy::Resubscribe))
     }
 
     /// A session whose gaps ask for what the client is set up for: `ResyncBy::Snapshot` when it
@@ -114,7 +122,10 @@ impl OkxSession {
             items: Vec::with_capacity(8),
             text: String::with_capacity(256),
             stats: SessionStats::default(),
-            options,
+            options: SessionOptions {
+                resync: Some(resync_by),
+                ..options
+            },
             resync_by,
         }
     }
@@ -187,8 +198,17 @@ impl OkxSession {
             }
             return Err(ReceiveError::new(fields.inst_id.map(str::to_owned), error));
         }
+        if fields.event == Some("error") {
+            // A refused request; it names its instrument only when it echoes the `arg`, and
+            // no book changes either way.
+            return Err(venue_error(
+                fields.inst_id,
+                fields.code.as_deref(),
+                fields.msg.as_deref(),
+            ));
+        }
         if fields.event.is_some() {
-            // subscribe/unsubscribe acks, errors, notices, connection counts.
+            // subscribe/unsubscribe acks, notices, connection counts.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -201,6 +221,7 @@ impl OkxSession {
         }
         match channel {
             "trades" | "trades-all" => self.on_trades(&fields, ts_ns, out),
+            "tickers" => self.on_tickers(&fields, ts_ns, out),
             _ => {
                 self.stats.ignored += 1;
                 Ok(())
@@ -325,6 +346,50 @@ impl OkxSession {
     }
 }
 
+impl OkxSession {
+    /// `tickers`: each item's best bid and ask (`bidPx`, `bidSz`, `askPx`, `askSz`) is a `Quote`
+    /// with no `seq` (tickers carry no `seqId`). An item without all four (an empty side) gives
+    /// none.
+    fn on_tickers(
+        &mut self,
+        fields: &Fields<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let start = out.len();
+        for i in 0..self.items.len() {
+            let item = self.items[i].clone();
+            let (Some(bid_price), Some(bid_size), Some(ask_price), Some(ask_size)) =
+                (item.bid_px, item.bid_sz, item.ask_px, item.ask_sz)
+            else {
+                continue;
+            };
+            let name = match item.inst_id.clone() {
+                Some(r) => &self.text[r],
+                None => fields.inst_id.ok_or(FrameError::MissingField("instId"))?,
+            };
+            let resync_by = self.resync_by;
+            let symbol = self
+                .symbols
+                .intern(name, || SymbolSync::new(resync_by, None));
+            out.push(Event::Quote(Quote {
+                symbol,
+                seq: None,
+                bid_price,
+                bid_size,
+                ask_price,
+                ask_size,
+                exchange_ts_ns: ms_to_ns(item.ts.unwrap_or(0)),
+                ts_ns,
+            }));
+        }
+        if out.len() == start {
+            self.stats.ignored += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Whether `events` announce a new book for `id`.
 fn published(events: &[Event], id: SymbolId) -> bool {
     events
@@ -359,6 +424,10 @@ impl Session for OkxSession {
         self.receive_inner(frame, ts_ns, out)
     }
 
+    fn resync_modes(&self) -> &'static [ResyncBy] {
+        &[ResyncBy::Resubscribe, ResyncBy::Snapshot]
+    }
+
     /// The body of `GET /api/v5/market/books?instId=..&sz=400`:
     /// `{"code":"0","msg":"","data":[{"asks","bids","ts","seqId"}]}`.
     fn receive_snapshot(
@@ -372,11 +441,8 @@ impl Session for OkxSession {
         let mut fields = Fields::default();
         self.decode(body, &mut fields)
             .map_err(|e| ReceiveError::new(owned(), e))?;
-        if let Some(code) = fields.code.filter(|c| *c != "0") {
-            return Err(ReceiveError::new(
-                owned(),
-                FrameError::VenueError(format!("code {code}: {}", fields.msg.unwrap_or(""))),
-            ));
+        if let Some(code) = fields.code.as_deref().filter(|c| *c != "0") {
+            return Err(venue_error(Some(symbol), Some(code), fields.msg.as_deref()));
         }
         let item = match self.items.as_slice() {
             [item] => item.clone(),
@@ -434,8 +500,8 @@ struct Fields<'a> {
     inst_id: Option<&'a str>,
     action: Option<&'a str>,
     event: Option<&'a str>,
-    code: Option<&'a str>,
-    msg: Option<&'a str>,
+    code: Option<Cow<'a, str>>,
+    msg: Option<Cow<'a, str>>,
 }
 
 /// One element of `data[]`: book fields and trade fields, whichever it has. Strings live in
@@ -452,6 +518,11 @@ struct Item {
     px: Option<Decimal>,
     sz: Option<Decimal>,
     side: Option<TradeSide>,
+    /// Tickers' best bid and ask.
+    bid_px: Option<Decimal>,
+    bid_sz: Option<Decimal>,
+    ask_px: Option<Decimal>,
+    ask_sz: Option<Decimal>,
 }
 
 struct Bufs<'f> {
@@ -498,8 +569,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
                 "arg" => map.next_value_seed(ArgSeed { fields: &mut *f })?,
                 "action" => f.action = Some(map.next_value()?),
                 "event" => f.event = Some(map.next_value()?),
-                "code" => f.code = map.next_value_seed(LooseStr)?,
-                "msg" => f.msg = map.next_value_seed(LooseStr)?,
+                "code" => f.code = map.next_value_seed(LooseText)?,
+                "msg" => f.msg = map.next_value_seed(LooseText)?,
                 "data" => map.next_value_seed(DataSeed {
                     bufs: self.bufs.reborrow(),
                 })?,
@@ -628,6 +699,19 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_> {
                 }
                 "px" => item.px = Some(bufs.fault.parse("px", map.next_value()?)?),
                 "sz" => item.sz = Some(bufs.fault.parse("sz", map.next_value()?)?),
+                "bidPx" | "bidSz" | "askPx" | "askSz" => {
+                    let text: &str = map.next_value()?;
+                    // Empty when the side has nothing.
+                    if !text.is_empty() {
+                        let (slot, field) = match key {
+                            "bidPx" => (&mut item.bid_px, "bidPx"),
+                            "bidSz" => (&mut item.bid_sz, "bidSz"),
+                            "askPx" => (&mut item.ask_px, "askPx"),
+                            _ => (&mut item.ask_sz, "askSz"),
+                        };
+                        *slot = Some(bufs.fault.parse(field, text)?);
+                    }
+                }
                 "side" => {
                     item.side = match map.next_value::<&str>()? {
                         "buy" => Some(TradeSide::Buy),
@@ -678,54 +762,6 @@ impl Visitor<'_> for IntSeed {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
         v.parse()
             .map_err(|_| E::custom(format_args!("not an integer: {v:?}")))
-    }
-}
-
-/// A string when it is one (borrowed from the frame), nothing otherwise.
-struct LooseStr;
-
-impl<'de> DeserializeSeed<'de> for LooseStr {
-    type Value = Option<&'de str>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LooseStr {
-    type Value = Option<&'de str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any value")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
     }
 }
 
@@ -1071,7 +1107,7 @@ mod tests {
         .is_empty());
         assert!(feed(
             &mut s,
-            r#"{"event":"error","code":"60012","msg":"Invalid request"}"#
+            r#"{"event":"notice","code":"64008","msg":"The connection will soon be closed for a service upgrade.","connId":"a4d3ae55"}"#
         )
         .is_empty());
         assert!(feed(&mut s, r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}"#).is_empty());
@@ -1115,6 +1151,102 @@ mod tests {
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
         assert!(!s.symbols().sync(1).unwrap().book.is_empty());
         assert_eq!(s.stats().errors, 1);
+    }
+
+    #[test]
+    fn error_answer_is_a_typed_venue_error_and_changes_no_book() {
+        let mut s = session();
+        feed(
+            &mut s,
+            &book("snapshot", &[("1", "1")], &[("2", "1")], 0, Some((-1, 7))),
+        );
+        let mut out = Vec::new();
+        // The message quotes the refused request, escaped quotes and all.
+        let err = s
+            .receive(
+                br#"{"event":"error","code":"60012","msg":"Invalid request: {\"op\": \"subscribe\"}","connId":"a4d3ae55"}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol, None);
+        assert_eq!(
+            err.error,
+            FrameError::VenueError(r#"code 60012: Invalid request: {"op": "subscribe"}"#.into())
+        );
+        // An error that echoes its `arg` names the instrument, without touching its book.
+        let err = s
+            .receive(
+                br#"{"event":"error","code":60018,"msg":"Wrong URL or channel:books,instId:BTC-USDT doesn't exist.","arg":{"channel":"books","instId":"BTC-USDT"}}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
+        assert!(
+            matches!(&err.error, FrameError::VenueError(m) if m.starts_with("code 60018: Wrong URL"))
+        );
+        assert!(out.is_empty());
+        assert_eq!(tops(&s), (vec!["1:1".into()], vec!["2:1".into()]));
+        assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
+        assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(7));
+        assert_eq!(counters(&s).errors, 0);
+        assert_eq!(s.symbols().len(), 1);
+        assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
+    }
+
+    #[test]
+    fn tickers_become_quotes_without_seq() {
+        let mut s = session();
+        let out = feed(
+            &mut s,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instType":"SPOT","instId":"BTC-USDT","last":"9999.99","lastSz":"0.1","askPx":"9999.99","askSz":"11","bidPx":"8888.88","bidSz":"5.10","open24h":"9000","high24h":"10000","low24h":"8888.88","volCcy24h":"2222","vol24h":"2222","sodUtc0":"2222","sodUtc8":"2222","ts":"1597026383085"}]}"#,
+        );
+        let [Event::Quote(q)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(q.seq, None);
+        assert_eq!(
+            (
+                q.bid_price.to_string(),
+                q.bid_size.to_string(),
+                q.ask_price.to_string(),
+                q.ask_size.to_string()
+            ),
+            (
+                "8888.88".into(),
+                "5.10".into(),
+                "9999.99".into(),
+                "11".into()
+            )
+        );
+        assert_eq!(q.exchange_ts_ns, 1_597_026_383_085_000_000);
+        assert_eq!(s.symbols().name(q.symbol), "BTC-USDT");
+        // An empty side gives no quote.
+        assert!(feed(
+            &mut s,
+            r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","askPx":"","askSz":"0","bidPx":"8888.88","bidSz":"5","ts":"1597026383086"}]}"#
+        )
+        .is_empty());
+        assert_eq!(s.stats().ignored, 1);
+        // Quotes do not make or check a book.
+        let sync = s.symbols().sync(0).unwrap();
+        assert!(sync.book.is_empty());
+        assert_eq!(sync.state(), SyncState::AwaitingSnapshot);
+        let mut out = Vec::new();
+        let err = s
+            .receive(
+                br#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","askPx":"1","askSz":"1","bidPx":"x","bidSz":"1","ts":"1"}]}"#,
+                1,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
+        assert!(matches!(
+            err.error,
+            FrameError::BadNumber { field: "bidPx", .. }
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]
