@@ -65,9 +65,8 @@ impl Session {
 
     /// Turns the events of one call into Python objects (and bumps book versions first, so the
     /// views handed out are current).
-    fn drain<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+    fn drain<'py>(slf: &Bound<'py, Self>, this: &mut Session) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
-        let mut this = slf.borrow_mut();
         if this.events.is_empty() {
             return Ok(PyTuple::empty(py));
         }
@@ -192,9 +191,10 @@ impl Session {
 
     fn finish<'py>(
         slf: &Bound<'py, Self>,
+        this: &mut Session,
         result: Result<(), lobfeed_core::ReceiveError>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let events = Self::drain(slf)?;
+        let events = Self::drain(slf, this)?;
         match result {
             Ok(()) => Ok(events),
             Err(err) => Err(receive_error(slf.py(), &err, events)),
@@ -268,12 +268,11 @@ impl Session {
         ts_ns: u64,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bytes = frame_bytes(frame)?;
-        let result = {
-            let mut this = slf.borrow_mut();
-            let this = &mut *this;
-            this.inner.receive(bytes, ts_ns, &mut this.events)
-        };
-        Self::finish(slf, result)
+        // One borrow for the whole call: decoding and turning events into objects.
+        let mut guard = slf.borrow_mut();
+        let this = &mut *guard;
+        let result = this.inner.receive(bytes, ts_ns, &mut this.events);
+        Self::finish(slf, this, result)
     }
 
     /// Many frames in one call, for replay and benchmarks: decoded and applied in Rust with no
@@ -312,13 +311,12 @@ impl Session {
         ts_ns: u64,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bytes = frame_bytes(body)?;
-        let result = {
-            let mut this = slf.borrow_mut();
-            let this = &mut *this;
-            this.inner
-                .receive_snapshot(symbol, bytes, ts_ns, &mut this.events)
-        };
-        Self::finish(slf, result)
+        let mut guard = slf.borrow_mut();
+        let this = &mut *guard;
+        let result = this
+            .inner
+            .receive_snapshot(symbol, bytes, ts_ns, &mut this.events);
+        Self::finish(slf, this, result)
     }
 
     /// A view of the symbol's current book.
