@@ -313,3 +313,18 @@ fn json_value(depth: u32) -> impl Strategy<Value = serde_json::Value> {
         ]
     })
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    /// The scanner's one-pass decimal reader agrees with the general parser on any text.
+    #[test]
+    fn scanned_decimals_equal_parsed_decimals(text in "[0-9]{0,12}(\\.[0-9]{0,20})?|[-+0-9.eE]{0,24}") {
+        use lobfeed_core::venue::scan::Scanner;
+        let json = format!("\"{text}\"");
+        let mut scanner = Scanner::new(json.as_bytes());
+        let scanned = scanner.quoted_decimal().expect("a closed string");
+        prop_assert_eq!(scanned, Decimal::parse(&text));
+        prop_assert!(scanner.finish().is_ok());
+    }
+}
