@@ -98,6 +98,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--burst-size", type=int, default=DEFAULT_BURST_SIZE)
     p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per client and rate; each percentile reported is the median over them",
+    )
+    p.add_argument("--warmup-frames", type=int, default=500, help="untimed frames per client first")
+    p.add_argument(
         "--loop",
         type=_comma_list,
         default=["asyncio"],
@@ -150,7 +157,10 @@ def _throughput(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     for path in args.tapes:
         tape = DepthTape.open(path)
         result = bench_tape(
-            tape, implementations=names, repeats=args.repeats, warmup=args.warmup,
+            tape,
+            implementations=names,
+            repeats=args.repeats,
+            warmup=args.warmup,
             progress=_progress,
         )
         results.append(result)
@@ -190,6 +200,8 @@ def _latency(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         loops=args.loop,
         duration=args.duration,
         burst=burst,
+        repeats=args.repeats,
+        warmup_frames=args.warmup_frames,
         progress=_progress,
     )
     summary = results_json(info, runs, args.loop, burst)

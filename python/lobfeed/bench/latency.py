@@ -42,10 +42,12 @@ import asyncio
 import contextlib
 import logging
 import math
-import multiprocessing
 import multiprocessing.connection
 import os
+import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +79,7 @@ DEFAULT_RATES: Final = (1_000, 10_000, 100_000)
 CLIENTS: Final = ("lobfeed", "cryptofeed", "transport", "lobfeed_picows", "transport_picows")
 LOOPS: Final = ("asyncio", "uvloop")
 
-_SPIN_NS: Final = 120_000  # closer to a frame's due time than this, the server spins
+_SPIN_NS: Final = 50_000  # closer to a frame's due time than this, the server spins
 _YIELD_EVERY: Final = 32  # frames between yields to the server's loop when behind schedule
 _SYNC_TIMEOUT_S: Final = 20.0
 _DRAIN_TIMEOUT_S: Final = 10.0
@@ -98,6 +100,18 @@ def _ws_text_frame(payload: bytes) -> bytes:
     else:
         head = struct.pack("!BBQ", 0x81, 127, n)
     return head + payload
+
+
+def _send(conn: multiprocessing.connection.Connection, message: object) -> None:
+    # An event loop watching the pipe (add_reader) may have made it non-blocking (uvloop
+    # does); a large message must not fail half-written.
+    os.set_blocking(conn.fileno(), True)
+    conn.send(message)
+
+
+def _recv(conn: multiprocessing.connection.Connection) -> Any:
+    os.set_blocking(conn.fileno(), True)
+    return conn.recv()
 
 
 @dataclass
@@ -148,6 +162,13 @@ class PacedExchangeServer(ExchangeServer):
         }
 
     async def _replay(self, ws: ServerConnection, live: LiveStream) -> bool:
+        try:
+            return await self._paced(ws, live)
+        except Exception as e:
+            self.report(("error", repr(e)))
+            raise
+
+    async def _paced(self, ws: ServerConnection, live: LiveStream) -> bool:
         plan = self.plan
         sub = live.subscription
         if (
@@ -184,7 +205,7 @@ class PacedExchangeServer(ExchangeServer):
                     await asyncio.sleep(0)  # let the loop push out what the socket did not take
                     wait = due - clock()
                 if wait > _SPIN_NS:
-                    sleep((wait - _SPIN_NS // 2) / 1e9)
+                    sleep((wait - _SPIN_NS // 2) / 1e9)  # blocking: nothing else is due
                 while clock() < due:
                     pass
             else:
@@ -207,9 +228,24 @@ class PacedExchangeServer(ExchangeServer):
         return False
 
 
+def _tight_timer_slack() -> None:
+    """Ask Linux to wake this process's sleeps within 1 us of their time, not the default 50 us.
+
+    The server then sleeps between frames down to short gaps instead of spinning, and leaves
+    the CPU to the client (the machine may have only two cores).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_timerslack = 29
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_timerslack, 1_000, 0, 0, 0)
+
+
 def _serve(tape_path: str, conn: multiprocessing.connection.Connection) -> None:
-    """The server process: serves until told to quit."""
-    logging.basicConfig(level=logging.WARNING)
+    """The server process: serves until told to quit (or the client process goes away)."""
+    _tight_timer_slack()
     try:
         import uvloop
 
@@ -220,20 +256,23 @@ def _serve(tape_path: str, conn: multiprocessing.connection.Connection) -> None:
         loop_name = "asyncio"
 
     async def main() -> None:
-        server = PacedExchangeServer(tape_path, conn.send)
+        server = PacedExchangeServer(tape_path, lambda message: _send(conn, message))
         loop = asyncio.get_running_loop()
         quit_ = asyncio.Event()
 
         def on_control() -> None:
             while conn.poll():
                 try:
-                    message = conn.recv()
+                    message = _recv(conn)
                 except EOFError:
                     quit_.set()
                     return
                 kind = message[0]
                 if kind == "arm":
-                    conn.send(("armed", server.arm(*message[1:])))
+                    try:
+                        _send(conn, ("armed", server.arm(*message[1:])))
+                    except Exception as e:
+                        _send(conn, ("error", repr(e)))
                 elif kind == "go":
                     if server.plan is not None:
                         server.plan.go.set()
@@ -242,7 +281,8 @@ def _serve(tape_path: str, conn: multiprocessing.connection.Connection) -> None:
 
         async with server:
             loop.add_reader(conn.fileno(), on_control)
-            conn.send(
+            _send(
+                conn,
                 (
                     "listening",
                     {
@@ -254,7 +294,7 @@ def _serve(tape_path: str, conn: multiprocessing.connection.Connection) -> None:
                         "available": len(server.measured_indices),
                         "tape": str(tape_path),
                     },
-                )
+                ),
             )
             await quit_.wait()
             loop.remove_reader(conn.fileno())
@@ -264,35 +304,43 @@ def _serve(tape_path: str, conn: multiprocessing.connection.Connection) -> None:
 
 
 class ServerProcess:
-    """The server process and its control pipe, seen from the client process."""
+    """The server process and its control pipe, seen from the client process.
+
+    The server is ``python -m lobfeed.bench.latency --serve TAPE --fd N``: a fresh interpreter
+    (not a fork of this one), handed one end of a socket pair for control messages.
+    """
 
     def __init__(self, tape_path: str | os.PathLike[str]) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(
-            target=_serve, args=(str(tape_path), child), name="lobfeed-bench-server", daemon=True
+        parent, child = socket.socketpair()
+        self.conn = multiprocessing.connection.Connection(parent.detach())
+        fd = child.fileno()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, "--serve", str(tape_path), "--fd", str(fd)],
+            pass_fds=(fd,),
         )
-        self.process.start()
         child.close()
         if not self.conn.poll(60):
             self.close()
             raise RuntimeError("the bench server did not start")
-        kind, self.info = self.conn.recv()
-        assert kind == "listening"
+        kind, self.info = _recv(self.conn)
+        if kind != "listening":
+            self.close()
+            raise RuntimeError(f"the bench server failed to start: {self.info}")
         self.ws_url: str = self.info["ws_url"]
         self.rest_url: str = self.info["rest_url"]
 
     def arm(self, rate: float, count: int, burst: int) -> dict[str, Any]:
-        self.conn.send(("arm", rate, count, burst))
+        _send(self.conn, ("arm", rate, count, burst))
         if not self.conn.poll(30):
             raise RuntimeError("the bench server did not answer")
-        kind, armed = self.conn.recv()
-        assert kind == "armed"
+        kind, armed = _recv(self.conn)
+        if kind != "armed":
+            raise RuntimeError(f"the bench server answered {kind}: {armed}")
         result: dict[str, Any] = armed
         return result
 
     def go(self) -> None:
-        self.conn.send(("go",))
+        _send(self.conn, ("go",))
 
     async def sent(self, timeout: float) -> dict[str, Any]:
         """Wait (without a thread) for the server's send times of the armed run."""
@@ -303,9 +351,11 @@ class ServerProcess:
         def readable() -> None:
             if future.done() or not self.conn.poll():
                 return
-            kind, body = self.conn.recv()
+            kind, body = _recv(self.conn)
             if kind == "sent":
                 future.set_result(body)
+            else:
+                future.set_exception(RuntimeError(f"the bench server failed: {body}"))
 
         loop.add_reader(fd, readable)
         try:
@@ -314,12 +364,13 @@ class ServerProcess:
             loop.remove_reader(fd)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self.conn.send(("quit",))
-        self.process.join(10)
-        if self.process.is_alive():
+        with contextlib.suppress(OSError):
+            _send(self.conn, ("quit",))
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
             self.process.terminate()
-            self.process.join(5)
+            self.process.wait(5)
         self.conn.close()
 
     def __enter__(self) -> ServerProcess:
@@ -495,7 +546,7 @@ class PicowsTransportClient(Client):
         sync_frames = self.target.sync_frames
         total = sync_frames + self.target.count
 
-        class Listener(WSListener):  # type: ignore[misc]
+        class Listener(WSListener):
             def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
                 if frame.msg_type != WSMsgType.TEXT:
                     return
@@ -559,7 +610,7 @@ class PicowsLobfeedClient(Client):
             body = await fetch_snapshot(http, url, symbol)
             dispatch(session.receive_snapshot(symbol, body, time.time_ns()))
 
-        class Listener(WSListener):  # type: ignore[misc]
+        class Listener(WSListener):
             def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
                 if frame.msg_type == WSMsgType.TEXT:
                     events = session.receive(frame.get_payload_as_bytes(), time.time_ns())
@@ -616,6 +667,7 @@ class ClientRun:
     expected: int
     send_lag_ns: list[int]
     send_span_ns: int
+    repeat: int = 0
 
     @property
     def missing(self) -> int:
@@ -660,7 +712,7 @@ def latency_stats(values_ns: Sequence[int]) -> LatencyStats:
     try:
         from hdrh.histogram import HdrHistogram
     except ImportError:
-        HdrHistogram = None  # noqa: N806
+        HdrHistogram = None
     mean_us = sum(values_ns) / len(values_ns) / 1e3
     if HdrHistogram is not None:
         hist = HdrHistogram(1, 600_000_000_000, 3)
@@ -703,7 +755,9 @@ async def _measure(
         try:
             await asyncio.wait_for(recorder.synced.wait(), _SYNC_TIMEOUT_S)
         except TimeoutError:
-            raise RuntimeError(f"{client_name} did not sync within {_SYNC_TIMEOUT_S:.0f}s") from None
+            raise RuntimeError(
+                f"{client_name} did not sync within {_SYNC_TIMEOUT_S:.0f}s"
+            ) from None
         server.go()
         sent = await server.sent(timeout=armed["count"] / rate + 60)
         with contextlib.suppress(TimeoutError):
@@ -721,9 +775,9 @@ async def _measure(
         for seq, t in zip(recorder.seqs, recorder.times, strict=True):
             at.setdefault(seq, t)
         for seq, s in zip(sent["seqs"], send_ns, strict=True):
-            t = at.get(seq)
-            if t is not None:
-                latencies.append(t - s)
+            received_at = at.get(seq)
+            if received_at is not None:
+                latencies.append(received_at - s)
     return ClientRun(
         client=client_name,
         loop=loop_name,
@@ -760,9 +814,17 @@ def run_latency(
     loops: Sequence[str] = ("asyncio",),
     duration: float = 5.0,
     burst: int = 1,
+    repeats: int = 3,
+    warmup_frames: int = 500,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[ClientRun]]:
-    """Measure every client at every rate on every loop; returns (server info, runs)."""
+    """Measure every client at every rate on every loop, ``repeats`` times.
+
+    Each client first does one short untimed run (``warmup_frames`` at the lowest rate). Then
+    the repeats go round all rates, and within a rate all clients, in an order that rotates:
+    noise from elsewhere on the machine falls on a different client each time.
+    Returns (server info, every timed run).
+    """
     names = list(clients) if clients is not None else default_clients()
     for name in names:
         if name not in _CLIENT_CLASSES:
@@ -773,21 +835,30 @@ def run_latency(
     with ServerProcess(Path(tape_path)) as server:
         info = dict(server.info)
         combos = [(loop_name, name) for loop_name in loops for name in names]
-        for rate_no, rate in enumerate(rates):
-            count = max(2, int(rate * duration))
-            # Rotate the order at each rate: noise from elsewhere on the machine then falls on
-            # a different client each time.
-            shift = rate_no % len(combos)
-            for loop_name, name in combos[shift:] + combos[:shift]:
-                run = _run_on(loop_name, _measure(server, name, loop_name, rate, count, burst))
-                runs.append(run)
-                if progress is not None:
-                    stats = latency_stats(run.latencies_ns)
-                    progress(
-                        f"rate {rate:g}/s {name}@{loop_name}: {stats.frames} frames, "
-                        f"p50 {stats.p50_us:.0f} us, p99 {stats.p99_us:.0f} us, "
-                        f"sent at {run.send_rate:,.0f}/s"
-                    )
+        if warmup_frames > 0:
+            rate = min(rates)
+            for loop_name, name in combos:
+                _run_on(loop_name, _measure(server, name, loop_name, rate, warmup_frames, burst))
+            if progress is not None:
+                progress(f"warm-up done ({warmup_frames} frames per client)")
+        turn = 0
+        for repeat in range(repeats):
+            for rate in rates:
+                count = max(2, int(rate * duration))
+                shift = turn % len(combos)
+                turn += 1
+                for loop_name, name in combos[shift:] + combos[:shift]:
+                    run = _run_on(loop_name, _measure(server, name, loop_name, rate, count, burst))
+                    run.repeat = repeat
+                    runs.append(run)
+                    if progress is not None:
+                        stats = latency_stats(run.latencies_ns)
+                        progress(
+                            f"repeat {repeat + 1}/{repeats} rate {rate:g}/s "
+                            f"{name}@{loop_name}: {stats.frames} frames, "
+                            f"p50 {stats.p50_us:.0f} us, p99 {stats.p99_us:.0f} us, "
+                            f"sent at {run.send_rate:,.0f}/s"
+                        )
     return info, runs
 
 
@@ -796,19 +867,46 @@ def result_key(run: ClientRun, loops: Sequence[str]) -> str:
     return run.client if run.loop == loops[0] else f"{run.client}@{run.loop}"
 
 
+def _median(values: Sequence[float]) -> float:
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return float("nan")
+    mid = len(finite) // 2
+    return finite[mid] if len(finite) % 2 else (finite[mid - 1] + finite[mid]) / 2
+
+
+def summarize(runs: Sequence[ClientRun]) -> dict[str, Any]:
+    """One client at one rate over its repeats: the median of each statistic.
+
+    A repeat disturbed by other work on the machine then moves no figure on its own.
+    ``frames`` and ``missing`` are totals over the repeats.
+    """
+    stats = [latency_stats(run.latencies_ns) for run in runs]
+    lags = [latency_stats([max(0, v) for v in run.send_lag_ns]) for run in runs]
+    entry: dict[str, Any] = {}
+    for key in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"):
+        entry[key] = round(_median([getattr(s, key) for s in stats]), 1)
+    send_rate = _median([run.send_rate for run in runs])
+    entry.update(
+        frames=sum(s.frames for s in stats),
+        missing=sum(run.missing for run in runs),
+        repeats=len(runs),
+        send_rate=round(send_rate) if math.isfinite(send_rate) else None,
+        server_lag_p99_us=round(_median([lag.p99_us for lag in lags]), 1),
+    )
+    return entry
+
+
 def results_json(
     info: dict[str, Any], runs: Sequence[ClientRun], loops: Sequence[str], burst: int
 ) -> dict[str, Any]:
-    rates: dict[str, dict[str, Any]] = {}
+    grouped: dict[str, dict[str, list[ClientRun]]] = {}
     for run in runs:
-        entry = latency_stats(run.latencies_ns).as_dict()
-        lag = latency_stats([max(0, v) for v in run.send_lag_ns])
-        entry.update(
-            missing=run.missing,
-            send_rate=round(run.send_rate) if math.isfinite(run.send_rate) else None,
-            server_lag_p99_us=round(lag.p99_us, 1),
-        )
-        rates.setdefault(f"{run.rate:g}", {})[result_key(run, loops)] = entry
+        grouped.setdefault(f"{run.rate:g}", {}).setdefault(result_key(run, loops), []).append(run)
+    rates = {
+        rate: {key: summarize(group) for key, group in clients.items()}
+        for rate, clients in grouped.items()
+    }
     return {
         "rates": rates,
         "tape": Path(info["tape"]).name,
@@ -817,4 +915,26 @@ def results_json(
         "loops": list(loops),
         "server_loop": info["loop"],
         "burst": burst,
+        "repeats": max((run.repeat for run in runs), default=0) + 1,
     }
+
+
+def _server_main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="lobfeed bench latency: the server process")
+    parser.add_argument("--serve", required=True, metavar="TAPE")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    conn = multiprocessing.connection.Connection(args.fd)
+    try:
+        _serve(args.serve, conn)
+    except Exception as e:
+        with contextlib.suppress(OSError):
+            _send(conn, ("error", repr(e)))
+        raise
+
+
+if __name__ == "__main__":
+    _server_main()

@@ -192,7 +192,9 @@ def live_feed(
         (base,),
         {
             "websocket_endpoints": [
-                WebsocketEndpoint(_PLACEHOLDER_WS, options=dict(base.websocket_endpoints[0].options))
+                WebsocketEndpoint(
+                    _PLACEHOLDER_WS, options=dict(base.websocket_endpoints[0].options)
+                )
             ],
             "rest_endpoints": [
                 RestEndpoint(rest_url.rstrip("/"), routes=base.rest_endpoints[0].routes)
