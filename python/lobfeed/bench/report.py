@@ -76,6 +76,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def _join(values: Sequence[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in values)
+
+
+def _cpu_pressure() -> str | None:
+    """How much of the time some runnable task waited for a CPU (Linux PSI): other work."""
+    try:
+        with open("/proc/pressure/cpu", encoding="utf-8") as f:
+            line = f.readline()
+    except OSError:
+        return None
+    fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+    values = [fields.get(k) for k in ("avg10", "avg60", "avg300")]
+    return ", ".join(v for v in values if v is not None) or None
+
+
 def machine() -> list[tuple[str, str]]:
     """(label, value) rows describing where the numbers were measured."""
     from lobfeed import __version__ as lobfeed_version
@@ -85,11 +101,13 @@ def machine() -> list[tuple[str, str]]:
     cores = f"{os.cpu_count()} logical" + (f" ({usable} usable)" if usable is not None else "")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     commit = _run("git", "rev-parse", "--short", "HEAD")
+    pressure = _cpu_pressure()
     rows = [
         ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("CPU", _cpu_model()),
         ("cores", cores),
-        ("load average before the run", ", ".join(f"{x:.2f}" for x in load) if load else "n/a"),
+        ("load average (1, 5, 15 min) at the end", _join(load) if load else "n/a"),
+        ("CPU pressure at the end (PSI some avg10/60/300 %)", pressure or "n/a"),
         ("OS", platform.platform()),
         ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
         ("Rust", _run("rustc", "--version") or "rustc not found"),
@@ -256,15 +274,16 @@ def latency_tables(summary: Mapping[str, Any]) -> str:
             f"### {float(rate):,.0f} frames/s{shape}",
             "",
             "| client | p50 us | p90 us | p99 us | p99.9 us | max us | frames | missing "
-            "| server sent /s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| server sent /s | server late p99 us |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, s in clients.items():
             sent = s.get("send_rate")
             lines.append(
                 f"| {name} | {_fmt_us(s['p50_us'])} | {_fmt_us(s['p90_us'])} | "
                 f"{_fmt_us(s['p99_us'])} | {_fmt_us(s['p999_us'])} | {_fmt_us(s['max_us'])} | "
-                f"{s['frames']} | {s['missing']} | {f'{sent:,}' if sent else 'n/a'} |"
+                f"{s['frames']} | {s['missing']} | {f'{sent:,}' if sent else 'n/a'} | "
+                f"{_fmt_us(s.get('server_lag_p99_us'))} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -338,7 +357,11 @@ def write_latency(
         " `time.perf_counter_ns()` right before it writes a frame to the socket to the same"
         " clock read when the client's callback runs. The clients run one at a time, on"
         f" {', '.join(loops)} (a client on a loop other than the first is shown as"
-        " `name@loop`). `server sent /s` is the rate the server actually kept.",
+        " `name@loop`), taking turns. Each figure is the median over"
+        f" {summary.get('repeats', 1)} repeat(s) (`frames` and `missing` are totals); the plot"
+        " shows every frame of every repeat. `server sent /s` is the rate the server actually"
+        " kept, `server late p99` how late it was against its schedule: a late server means"
+        " the machine was short of CPU for both processes.",
         "",
         "| client | what runs per frame |",
         "|---|---|",
