@@ -667,11 +667,21 @@ class ClientRun:
     expected: int
     send_lag_ns: list[int]
     send_span_ns: int
+    client_span_ns: int = 0
+    """From the first frame's send to the last callback."""
     repeat: int = 0
 
     @property
     def missing(self) -> int:
         return self.expected - len(self.latencies_ns)
+
+    @property
+    def client_rate(self) -> float:
+        """Frames per second the client handled: the send rate while it keeps up, its
+        capacity once it does not (frames received over first send to last callback)."""
+        if self.client_span_ns <= 0 or len(self.latencies_ns) < 2:
+            return float("nan")
+        return len(self.latencies_ns) * 1e9 / self.client_span_ns
 
     @property
     def send_rate(self) -> float:
@@ -767,9 +777,11 @@ async def _measure(
     send_ns: list[int] = sent["send_ns"]
     due_ns: list[int] = sent["due_ns"]
     latencies: list[int] = []
+    last_at = 0
     if client.by_order:
-        received = recorder.times[target.sync_frames :]
+        received = recorder.times[target.sync_frames :][: len(send_ns)]
         latencies = [r - s for r, s in zip(received, send_ns, strict=False)]
+        last_at = max(received, default=0)
     else:
         at: dict[int, int] = {}
         for seq, t in zip(recorder.seqs, recorder.times, strict=True):
@@ -778,6 +790,7 @@ async def _measure(
             received_at = at.get(seq)
             if received_at is not None:
                 latencies.append(received_at - s)
+                last_at = max(last_at, received_at)
     return ClientRun(
         client=client_name,
         loop=loop_name,
@@ -787,6 +800,7 @@ async def _measure(
         expected=len(send_ns),
         send_lag_ns=[s - d for s, d in zip(send_ns, due_ns, strict=True)],
         send_span_ns=send_ns[-1] - send_ns[0] if send_ns else 0,
+        client_span_ns=last_at - send_ns[0] if send_ns and last_at else 0,
     )
 
 
@@ -887,11 +901,13 @@ def summarize(runs: Sequence[ClientRun]) -> dict[str, Any]:
     for key in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"):
         entry[key] = round(_median([getattr(s, key) for s in stats]), 1)
     send_rate = _median([run.send_rate for run in runs])
+    client_rate = _median([run.client_rate for run in runs])
     entry.update(
         frames=sum(s.frames for s in stats),
         missing=sum(run.missing for run in runs),
         repeats=len(runs),
         send_rate=round(send_rate) if math.isfinite(send_rate) else None,
+        client_rate=round(client_rate) if math.isfinite(client_rate) else None,
         server_lag_p99_us=round(_median([lag.p99_us for lag in lags]), 1),
     )
     return entry
@@ -900,9 +916,19 @@ def summarize(runs: Sequence[ClientRun]) -> dict[str, Any]:
 def results_json(
     info: dict[str, Any], runs: Sequence[ClientRun], loops: Sequence[str], burst: int
 ) -> dict[str, Any]:
+    rates_order = list(dict.fromkeys(run.rate for run in runs))
+    # Rows in a fixed order (rates as given, each loop's clients in order), whatever order
+    # the runs took turns in.
+    clients = list(dict.fromkeys(run.client for run in runs))
+    ordered = sorted(
+        runs,
+        key=lambda r: (list(loops).index(r.loop), clients.index(r.client), r.repeat),
+    )
     grouped: dict[str, dict[str, list[ClientRun]]] = {}
-    for run in runs:
-        grouped.setdefault(f"{run.rate:g}", {}).setdefault(result_key(run, loops), []).append(run)
+    for run in sorted(runs, key=lambda r: rates_order.index(r.rate)):
+        grouped.setdefault(f"{run.rate:g}", {})
+    for run in ordered:
+        grouped[f"{run.rate:g}"].setdefault(result_key(run, loops), []).append(run)
     rates = {
         rate: {key: summarize(group) for key, group in clients.items()}
         for rate, clients in grouped.items()

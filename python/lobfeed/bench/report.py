@@ -274,15 +274,17 @@ def latency_tables(summary: Mapping[str, Any]) -> str:
             f"### {float(rate):,.0f} frames/s{shape}",
             "",
             "| client | p50 us | p90 us | p99 us | p99.9 us | max us | frames | missing "
-            "| server sent /s | server late p99 us |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| client kept /s | server sent /s | server late p99 us |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, s in clients.items():
             sent = s.get("send_rate")
+            kept = s.get("client_rate")
             lines.append(
                 f"| {name} | {_fmt_us(s['p50_us'])} | {_fmt_us(s['p90_us'])} | "
                 f"{_fmt_us(s['p99_us'])} | {_fmt_us(s['p999_us'])} | {_fmt_us(s['max_us'])} | "
-                f"{s['frames']} | {s['missing']} | {f'{sent:,}' if sent else 'n/a'} | "
+                f"{s['frames']} | {s['missing']} | {f'{kept:,}' if kept else 'n/a'} | "
+                f"{f'{sent:,}' if sent else 'n/a'} | "
                 f"{_fmt_us(s.get('server_lag_p99_us'))} |"
             )
         lines.append("")
@@ -359,7 +361,9 @@ def write_latency(
         f" {', '.join(loops)} (a client on a loop other than the first is shown as"
         " `name@loop`), taking turns. Each figure is the median over"
         f" {summary.get('repeats', 1)} repeat(s) (`frames` and `missing` are totals); the plot"
-        " shows every frame of every repeat. `server sent /s` is the rate the server actually"
+        " shows every frame of every repeat. `client kept /s` is the rate the client handled"
+        " frames at (frames over first send to last callback): the send rate while it keeps"
+        " up, its capacity once it does not. `server sent /s` is the rate the server actually"
         " kept, `server late p99` how late it was against its schedule: a late server means"
         " the machine was short of CPU for both processes.",
         "",
