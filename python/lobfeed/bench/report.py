@@ -300,41 +300,45 @@ def _latency_plot(path: Path, runs: Sequence[ClientRun], loops: Sequence[str]) -
     from lobfeed.bench.latency import result_key
 
     rates = sorted({run.rate for run in runs})
-    fig, axes = plt.subplots(
-        2, len(rates), figsize=(4.6 * len(rates), 7.2), squeeze=False, sharey="row"
-    )
-    keys: list[str] = []
+    clients = list(dict.fromkeys(run.client for run in runs))
+    colors = {name: f"C{i % 10}" for i, name in enumerate(clients)}
+    styles = ["-", "--", ":", "-."]
+    # One line per client and loop per rate: the frames of all its repeats together.
+    merged: dict[tuple[float, str], list[int]] = {}
+    looks: dict[str, tuple[str, str]] = {}
     for run in runs:
         key = result_key(run, loops)
-        if key not in keys:
-            keys.append(key)
-    colors = {key: f"C{i % 10}" for i, key in enumerate(keys)}
+        merged.setdefault((run.rate, key), []).extend(run.latencies_ns)
+        looks[key] = (colors[run.client], styles[list(loops).index(run.loop) % len(styles)])
+    fig, axes = plt.subplots(
+        2, len(rates), figsize=(4.4 * len(rates) + 2.2, 7.2), squeeze=False, sharey="row"
+    )
     for col, rate in enumerate(rates):
         top, bottom = axes[0][col], axes[1][col]
-        for run in runs:
-            if run.rate != rate or not run.latencies_ns:
+        for (run_rate, key), values in merged.items():
+            if run_rate != rate or not values:
                 continue
-            key = result_key(run, loops)
-            xs = sorted(v / 1e3 for v in run.latencies_ns)
+            xs = sorted(v / 1e3 for v in values)
             n = len(xs)
             cdf = [(i + 1) / n for i in range(n)]
             tail = [1 - (i / n) for i in range(n)]  # fraction of frames at least this late
-            top.plot(xs, cdf, label=key, color=colors[key], lw=1.4)
-            bottom.plot(xs, tail, label=key, color=colors[key], lw=1.4)
+            color, style = looks[key]
+            top.plot(xs, cdf, label=key, color=color, ls=style, lw=1.4)
+            bottom.plot(xs, tail, label=key, color=color, ls=style, lw=1.4)
         top.set_xscale("log")
         bottom.set_xscale("log")
         bottom.set_yscale("log")
         top.set_title(f"{rate:,.0f} frames/s")
         top.set_ylim(0, 1.0)
-        bottom.set_xlabel("latency, server send to callback (us, log scale)")
+        bottom.set_xlabel("send to callback, us (log)")
         top.grid(which="both", alpha=0.3)
         bottom.grid(which="both", alpha=0.3)
     axes[0][0].set_ylabel("fraction of frames at most this late (CDF)")
     axes[1][0].set_ylabel("fraction at least this late (tail, log)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
-    fig.suptitle("Latency CDF per rate (left is better)")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle("Latency CDF per rate, all repeats (left is better)")
+    fig.tight_layout(rect=(0, 0, 1 - 2.0 / (4.4 * len(rates) + 2.2), 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
