@@ -185,8 +185,12 @@ def _latency(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     import orjson
 
     from lobfeed.bench import report
-    from lobfeed.bench.latency import results_json, run_latency
+    from lobfeed.bench.latency import default_clients, results_json, run_latency
+    from lobfeed.bench.peers import cryptofeed_version
 
+    if "cryptofeed" in (args.clients or default_clients()) and cryptofeed_version() is None:
+        print("cryptofeed is not installed: `make bench-deps`", file=sys.stderr)
+        return 2
     tape = args.tape
     if tape is None:
         from lobfeed.cli import demo_tape

@@ -237,8 +237,7 @@ class NaiveRunner:
 
     def _on_book(self, symbol: str, book: NaiveBook) -> None:
         self.updates += 1
-        best = book.top_bids[0]  # the user callback reads the best bid
-        del best
+        book.top_bids[0]  # the user callback reads the best bid
 
     def prepare(self) -> None:
         self.books = NaiveBooks(self.tape.venue, self.tape.snapshots.__getitem__, self._on_book)
