@@ -10,7 +10,11 @@ PYDEPS  := websockets orjson aiohttp rich pytest pytest-asyncio pytest-benchmark
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
-.PHONY: help venv build demo test test-rust test-python system-deps lint fmt bench clean
+# Benchmark inputs: the real tapes beside the repository (see tests/conftest.py).
+TAPES   ?= ../shared/data/tapes
+BENCH_LATENCY_TAPE ?= $(TAPES)/binance-coinm-ethusd_perp-20240808.jsonl.gz
+
+.PHONY: help venv build bench-deps demo test test-rust test-python system-deps lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +32,13 @@ $(STAMPS)/native: $(STAMPS)/deps $(RUST_SRC)
 
 venv: $(STAMPS)/deps ## create .venv with the Python dependencies
 
+# The `bench` extra of pyproject.toml, read from there (one list to keep up to date).
+$(STAMPS)/bench-deps: $(STAMPS)/deps pyproject.toml
+	$(PIP) install --quiet $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
+	@touch $@
+
+bench-deps: $(STAMPS)/bench-deps ## install the bench extras (cryptofeed, matplotlib, hdrhistogram, uvloop, picows)
+
 build: $(STAMPS)/native ## build the Rust extension (release) into .venv
 
 demo: build ## replay a real Binance tape through the local exchange and show the live book
@@ -43,7 +54,7 @@ system-deps: ## Debian packages the tests drive (tmux for the headless printer t
 		echo "installing tmux"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux >/dev/null; }
 
-test-python: build system-deps ## Python tests against the local exchange server
+test-python: build bench-deps system-deps ## Python tests against the local exchange server (and the benches, briefly)
 	$(VENV)/bin/pytest -q
 
 lint: build ## rustfmt, clippy, ruff, mypy --strict, stubtest
@@ -59,8 +70,10 @@ fmt: venv ## format Rust and Python
 	$(VENV)/bin/ruff format python tests benches
 	$(VENV)/bin/ruff check --fix python tests benches
 
-bench: build ## decode+apply criterion bench on the real tapes
+bench: build bench-deps ## Rust core criterion bench, then throughput and latency vs peers, report in bench-report/
 	cargo bench -p lobfeed-core --bench decode_apply
+	$(VENV)/bin/lobfeed bench throughput $(TAPES)/binance-*.jsonl.gz --report bench-report/
+	$(VENV)/bin/lobfeed bench latency --tape $(BENCH_LATENCY_TAPE) --loop asyncio,uvloop --report bench-report/
 
 clean: ## remove build output and the venv
 	rm -rf target $(VENV)

@@ -1,4 +1,4 @@
-"""The ``lobfeed`` command: serve, replay, verify, book, demo."""
+"""The ``lobfeed`` command: serve, replay, verify, book, demo, bench."""
 
 from __future__ import annotations
 
@@ -65,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=_speed, default=10.0)
     p.add_argument("--tape", help="another Binance tape to use")
     p.add_argument("--depth", type=int, default=10)
+
+    from lobfeed.bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
@@ -96,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if command == "demo":
         return asyncio.run(_demo(args.tape, args.speed, args.depth))
+    if command == "bench":
+        from lobfeed.bench import main as bench_main
+
+        return bench_main(args, argv)
     return 2
 
 

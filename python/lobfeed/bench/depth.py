@@ -1,0 +1,170 @@
+"""The book frames of a Binance tape, as every benchmarked implementation gets them.
+
+A :class:`DepthTape` holds a tape's ``depthUpdate`` frames (combined-stream text, as the venue
+sent them, in tape order) and its REST depth snapshots. Every implementation gets a symbol's
+snapshot when it first sees a frame of that symbol, the way a live client fetches one, and
+drops the frames the snapshot already covers.
+
+The frames fall in two parts. The *sync* frames of a symbol go up to the one that bridges its
+snapshot: they are not timed, because a snapshot of 1,000 levels per side is the same one-off
+parse everywhere. The *timed* frames are all the later ones, each of which updates a synced
+book. Books of different symbols are independent, so on a tape with several symbols all sync
+frames are fed first, then all timed frames, each part in tape order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from lobfeed.tape import Tape
+
+__all__ = ["BINANCE_VENUES", "DepthTape", "Top", "bridges", "top_equal"]
+
+BINANCE_VENUES = ("binance", "binance-usdm", "binance-coinm")
+
+Top = tuple[tuple[str, str] | None, tuple[str, str] | None]
+"""Best bid and best ask of a book, as exact ``(price, size)`` strings (``None``: empty side)."""
+
+
+def bridges(venue: str, last_update_id: int, first: int, final: int) -> bool:
+    """Whether a depth event ``[first, final]`` is the first one to apply on a snapshot.
+
+    Spot: ``U <= lastUpdateId + 1 <= u``; futures: ``U <= lastUpdateId <= u``.
+    """
+    if venue == "binance":
+        return first <= last_update_id + 1 <= final
+    return first <= last_update_id <= final
+
+
+def top_equal(a: Top, b: Top) -> bool:
+    """Two tops agree on every price and size as numbers (``"1.50"`` equals ``"1.5"``)."""
+    for x, y in zip(a, b, strict=True):
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif Decimal(x[0]) != Decimal(y[0]) or Decimal(x[1]) != Decimal(y[1]):
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class DepthTape:
+    path: Path
+    venue: str
+    frames: list[bytes]
+    """``depthUpdate`` frames in tape order, combined-stream text (``{"stream":..,"data":..}``)."""
+    symbols: list[str]
+    """The symbol of each frame (upper case)."""
+    first_ids: list[int]
+    """``U`` of each frame."""
+    final_ids: list[int]
+    """``u`` of each frame: lobfeed's ``BookUpdate.seq``, cryptofeed's ``sequence_number``."""
+    snapshots: dict[str, bytes]
+    """Symbol -> the first REST depth snapshot body recorded for it."""
+    bridge_index: dict[str, int]
+    """Symbol -> index of the frame that bridges its snapshot (the last of its sync frames)."""
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".gz").removesuffix(".jsonl")
+
+    @property
+    def symbol_list(self) -> list[str]:
+        """The symbols with a snapshot, in the order their first frame arrives."""
+        return list(dict.fromkeys(s for s in self.symbols if s in self.snapshots))
+
+    def is_sync(self, index: int) -> bool:
+        return index <= self.bridge_index[self.symbols[index]]
+
+    @property
+    def sync_frames(self) -> list[bytes]:
+        return [f for i, f in enumerate(self.frames) if self.is_sync(i)]
+
+    @property
+    def timed_frames(self) -> list[bytes]:
+        return [f for i, f in enumerate(self.frames) if not self.is_sync(i)]
+
+    def last_update_id(self, symbol: str) -> int:
+        value = orjson.loads(self.snapshots[symbol])["lastUpdateId"]
+        assert isinstance(value, int)
+        return value
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> DepthTape:
+        tape = Tape.open(path)
+        venue = tape.header.venue
+        if venue not in BINANCE_VENUES:
+            raise ValueError(
+                f"{tape.path}: venue {venue!r}; the benchmarks replay Binance tapes "
+                f"({', '.join(BINANCE_VENUES)})"
+            )
+        frames: list[bytes] = []
+        symbols: list[str] = []
+        first_ids: list[int] = []
+        final_ids: list[int] = []
+        snapshots: dict[str, bytes] = {}
+        for record in tape.records:
+            if record.data is None:
+                continue
+            if record.type == "http" and record.url:
+                url = urlsplit(record.url)
+                symbol = (parse_qs(url.query).get("symbol") or [""])[0].upper()
+                if url.path.endswith("/depth") and symbol:
+                    snapshots.setdefault(symbol, record.data.encode())
+            elif record.type == "recv" and '"depthUpdate"' in record.data:
+                obj = orjson.loads(record.data)
+                if not isinstance(obj, dict):
+                    continue
+                if "stream" in obj and "data" in obj:
+                    text = record.data
+                    event = obj["data"]
+                else:  # a raw-stream tape: wrap it the way a combined stream sends it
+                    event = obj
+                    stream = f"{str(obj['s']).lower()}@depth"
+                    text = '{"stream":"' + stream + '","data":' + record.data + "}"
+                if not isinstance(event, dict) or event.get("e") != "depthUpdate":
+                    continue
+                frames.append(text.encode())
+                symbols.append(str(event["s"]).upper())
+                first_ids.append(int(event["U"]))
+                final_ids.append(int(event["u"]))
+        if not snapshots:
+            raise ValueError(f"{tape.path}: no REST depth snapshot")
+        # A symbol without a recorded snapshot could never be synced: leave its frames out.
+        keep = [i for i, s in enumerate(symbols) if s in snapshots]
+        if not keep:
+            raise ValueError(f"{tape.path}: no depthUpdate frames of a symbol with a snapshot")
+        frames = [frames[i] for i in keep]
+        symbols = [symbols[i] for i in keep]
+        first_ids = [first_ids[i] for i in keep]
+        final_ids = [final_ids[i] for i in keep]
+        bridge_index: dict[str, int] = {}
+        for symbol, body in snapshots.items():
+            last = orjson.loads(body)["lastUpdateId"]
+            bridge = next(
+                (
+                    i
+                    for i, s in enumerate(symbols)
+                    if s == symbol and bridges(venue, last, first_ids[i], final_ids[i])
+                ),
+                None,
+            )
+            if bridge is None:
+                raise ValueError(f"{tape.path}: no frame bridges the {symbol} snapshot")
+            bridge_index[symbol] = bridge
+        return cls(
+            Path(path),
+            venue,
+            frames,
+            symbols,
+            first_ids,
+            final_ids,
+            snapshots,
+            bridge_index,
+        )

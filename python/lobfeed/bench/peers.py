@@ -1,0 +1,216 @@
+"""cryptofeed, the peer lobfeed is measured against, behind a small typed adapter.
+
+cryptofeed has no type information; everything it returns is ``Any`` and stays in this module.
+Its Binance feeds (``Binance``, ``BinanceFutures``, ``BinanceDelivery``) are used as they are:
+their ``message_handler`` parses each frame (``yapic.json``, ``Decimal`` prices), checks the
+update ids and applies the deltas to an ``order_book.OrderBook`` (a C extension), then awaits
+the user callback. Two things are swapped for the benchmarks, and nothing on the hot path:
+
+- the instrument list, which cryptofeed downloads from the exchange when a feed is made, is set
+  from the tape's symbols (identity mapping: the exchange's names are used as the normalized
+  ones);
+- where it connects: in-process (:class:`CryptofeedBooks`) the REST snapshot fetch returns the
+  tape's recorded body; live (:func:`live_feed`) its websocket and REST endpoints are the local
+  exchange server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from lobfeed.bench.depth import Top
+
+__all__ = [
+    "CryptofeedBooks",
+    "LiveCryptofeed",
+    "cryptofeed_version",
+    "live_feed",
+]
+
+# cryptofeed's WSAsyncConn only accepts wss:// addresses. The feed is made with this one, which
+# never resolves (.invalid is reserved), and the connection's address is rewritten to the local
+# server's ws:// URL before it connects.
+_PLACEHOLDER_WS = "wss://lobfeed-bench.invalid"
+
+
+def cryptofeed_version() -> str | None:
+    """The installed cryptofeed version, or ``None`` when it is not installed."""
+    try:
+        return importlib.metadata.version("cryptofeed")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _feed_class(venue: str) -> Any:
+    from cryptofeed.exchanges import Binance, BinanceDelivery, BinanceFutures
+
+    classes = {"binance": Binance, "binance-usdm": BinanceFutures, "binance-coinm": BinanceDelivery}
+    try:
+        return classes[venue]
+    except KeyError:
+        raise ValueError(f"no cryptofeed adapter for venue {venue!r}") from None
+
+
+def _set_symbols(cls: Any, symbols: Sequence[str]) -> None:
+    """Give cryptofeed its instrument list without the REST call it would make."""
+    from cryptofeed.symbols import Symbols
+
+    mapping: dict[str, str] = {}
+    info: dict[str, Any] = {}
+    if Symbols.populated(cls.id):
+        known, known_info = Symbols.get(cls.id)
+        mapping.update(known)
+        info.update(known_info)
+    mapping.update({s: s for s in symbols})
+    Symbols.set(cls.id, mapping, info)
+
+
+def _level(level: Any) -> tuple[str, str]:
+    price, size = level
+    return str(price), str(size)
+
+
+def book_top(book: Any) -> Top:
+    """Best bid and ask of a cryptofeed ``OrderBook``, as exact strings."""
+    sides = book.book
+    bid = _level(sides.bids.index(0)) if len(sides.bids) else None
+    ask = _level(sides.asks.index(0)) if len(sides.asks) else None
+    return bid, ask
+
+
+class _RecordedSnapshots:
+    """Stands in for cryptofeed's ``HTTPAsyncConn``: depth requests get the tape's bodies."""
+
+    def __init__(self, snapshot_for: Callable[[str], bytes]) -> None:
+        self.snapshot_for = snapshot_for
+        self.requests = 0
+
+    async def read(self, address: str, *args: object, **kwargs: object) -> str:
+        self.requests += 1
+        symbol = parse_qs(urlsplit(address).query)["symbol"][0]
+        return self.snapshot_for(symbol).decode()
+
+    async def close(self) -> None:
+        return None
+
+
+class CryptofeedBooks:
+    """A cryptofeed Binance feed driven in-process, one frame at a time, no network.
+
+    ``await receive(frame_text, ts)`` is what cryptofeed's connection handler does for each
+    websocket message. ``touch`` runs on each book callback (the trivial user callback).
+    """
+
+    def __init__(
+        self,
+        venue: str,
+        symbols: Sequence[str],
+        snapshot_for: Callable[[str], bytes],
+        *,
+        touch: bool = True,
+    ) -> None:
+        from cryptofeed.defines import L2_BOOK
+
+        cls = _feed_class(venue)
+        _set_symbols(cls, symbols)
+        self.updates = 0
+
+        async def on_book(book: Any, receipt_timestamp: float) -> None:
+            self.updates += 1
+            if touch:
+                book.book.bids.index(0)
+
+        self._feed: Any = cls(
+            symbols=list(symbols), channels=[L2_BOOK], callbacks={L2_BOOK: on_book}
+        )
+        self.snapshots = _RecordedSnapshots(snapshot_for)
+        self._feed.http_conn = self.snapshots
+        handler: Callable[[str, object, float], Awaitable[None]] = self._feed.message_handler
+        self.receive = handler
+
+    def top(self, symbol: str) -> Top:
+        books: Mapping[str, Any] = self._feed._l2_book
+        book = books.get(symbol)
+        return book_top(book) if book is not None else (None, None)
+
+    def reset_counts(self) -> None:
+        self.updates = 0
+
+
+class LiveCryptofeed:
+    """A cryptofeed feed connected to the local exchange server (see :func:`live_feed`)."""
+
+    def __init__(self, feed: Any) -> None:
+        self._feed = feed
+
+    def start(self) -> None:
+        self._feed.start(asyncio.get_running_loop())
+
+    async def stop(self) -> None:
+        self._feed.stop()
+        await self._feed.shutdown()
+
+    def top(self, symbol: str) -> Top:
+        book = self._feed._l2_book.get(symbol)
+        return book_top(book) if book is not None else (None, None)
+
+
+def live_feed(
+    venue: str,
+    symbols: Sequence[str],
+    ws_url: str,
+    rest_url: str,
+    on_book: Callable[[int, Any], None],
+) -> LiveCryptofeed:
+    """cryptofeed's Binance feed for ``venue``, pointed at a local server.
+
+    ``on_book(sequence_number, book)`` runs (from cryptofeed's async callback) on every book
+    update, with the venue's final update id ``u``.
+    """
+    from cryptofeed.connection import RestEndpoint, WebsocketEndpoint, WSAsyncConn
+    from cryptofeed.defines import L2_BOOK
+
+    base = _feed_class(venue)
+    _set_symbols(base, symbols)
+    target = ws_url.rstrip("/")
+
+    def connect(self: Any) -> Any:
+        connections = base.connect(self)
+        for connection, *_ in connections:
+            if isinstance(connection, WSAsyncConn):
+                connection.address = connection.address.replace(_PLACEHOLDER_WS, target, 1)
+        return connections
+
+    # Made with type(): cryptofeed's classes are untyped (Any), and mypy refuses a class
+    # statement deriving from Any.
+    local = type(
+        f"Local{base.__name__}",
+        (base,),
+        {
+            "websocket_endpoints": [
+                WebsocketEndpoint(
+                    _PLACEHOLDER_WS, options=dict(base.websocket_endpoints[0].options)
+                )
+            ],
+            "rest_endpoints": [
+                RestEndpoint(rest_url.rstrip("/"), routes=base.rest_endpoints[0].routes)
+            ],
+            "connect": connect,
+        },
+    )
+
+    async def callback(book: Any, receipt_timestamp: float) -> None:
+        on_book(book.sequence_number, book)
+
+    feed = local(
+        symbols=list(symbols),
+        channels=[L2_BOOK],
+        callbacks={L2_BOOK: callback},
+        timeout=-1,  # no idle watchdog task
+        retries=0,
+    )
+    return LiveCryptofeed(feed)

@@ -1,0 +1,122 @@
+"""`lobfeed bench`: the commands run, print the documented JSON, and compare like with like.
+
+No timing is asserted: the machines these run on are shared and noisy. What is asserted is
+what makes the numbers mean something: every implementation built the same books, and every
+frame sent was measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from lobfeed._native import NeedSnapshot, Session
+from lobfeed.bench.depth import DepthTape
+from lobfeed.bench.peers import CryptofeedBooks
+
+TIMEOUT = 120
+SMALL_TAPES = ("binance-spot-4sym-2021.jsonl.gz", "binance-usdm-4sym-2021.jsonl.gz")
+REQUIRED = ("lobfeed", "lobfeed_core", "cryptofeed", "naive")
+LATENCY_KEYS = ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")
+
+
+def _lobfeed(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "lobfeed", "bench", *args],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def test_throughput_json_and_report(tape_path: Callable[[str], Path], tmp_path: Path) -> None:
+    paths = [str(tape_path(name)) for name in SMALL_TAPES]
+    report_dir = tmp_path / "report"
+    proc = _lobfeed(
+        "throughput", *paths, "--json", "--repeats", "1", "--warmup", "0", "--report",
+        str(report_dir),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == len(paths), "one JSON object per tape, one per line"
+    for line, name in zip(lines, SMALL_TAPES, strict=True):
+        obj = orjson.loads(line)
+        assert obj["tape"] == name.removesuffix(".jsonl.gz")
+        assert isinstance(obj["frames"], int) and obj["frames"] > 0
+        for impl in REQUIRED:
+            result = obj["results"][impl]
+            assert _positive_number(result["ns_per_frame"]), (impl, result)
+            assert _positive_number(result["frames_per_s"]), (impl, result)
+        assert obj["books_agree"] is True, obj["disagreements"]
+    text = (report_dir / "throughput.md").read_text()
+    assert "| cryptofeed |" in text and "## Machine" in text
+    assert (report_dir / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _cryptofeed_levels(books: CryptofeedBooks, symbol: str, n: int) -> tuple[list[Any], ...]:
+    sides = books._feed._l2_book[symbol].book
+    return tuple(
+        [(str(p), str(q)) for p, q in side.to_list()[:n]] for side in (sides.bids, sides.asks)
+    )
+
+
+@pytest.mark.parametrize("name", [*SMALL_TAPES, "binance-coinm-10sym-2021.jsonl.gz"])
+def test_cryptofeed_builds_the_same_books_as_lobfeed(
+    tape_path: Callable[[str], Path], name: str
+) -> None:
+    """The peer really builds books: 20 levels a side equal lobfeed's, digit for digit."""
+    tape = DepthTape.open(tape_path(name))
+    session = Session(tape.venue)
+    books = CryptofeedBooks(tape.venue, tape.symbol_list, tape.snapshots.__getitem__)
+
+    async def feed_cryptofeed() -> None:
+        for frame in tape.sync_frames + tape.timed_frames:
+            await books.receive(frame.decode(), None, 0.0)
+
+    asyncio.run(feed_cryptofeed())
+    for frame in tape.sync_frames + tape.timed_frames:
+        for ev in session.receive(frame, 0):
+            if isinstance(ev, NeedSnapshot):
+                session.receive_snapshot(ev.symbol, tape.snapshots[ev.symbol], 0)
+    assert books.snapshots.requests == len(tape.symbol_list)
+    for symbol in tape.symbol_list:
+        view = session.book(symbol)
+        ours = (view.bids(20), view.asks(20))
+        assert ours[0] and ours[1]
+        assert _cryptofeed_levels(books, symbol, 20) == ours, symbol
+
+
+def test_latency_json_and_report(tape_path: Callable[[str], Path], tmp_path: Path) -> None:
+    report_dir = tmp_path / "report"
+    proc = _lobfeed(
+        "latency", "--tape", str(tape_path("binance-ethusdt-20240808.jsonl.gz")),
+        "--rates", "2000", "--duration", "0.4", "--repeats", "1", "--warmup-frames", "20",
+        "--json", "--report", str(report_dir),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == 1
+    obj = orjson.loads(lines[0])
+    assert list(obj["rates"]) == ["2000"]
+    clients = obj["rates"]["2000"]
+    for name in ("lobfeed", "cryptofeed", "transport"):
+        stats = clients[name]
+        for key in LATENCY_KEYS:
+            assert _positive_number(stats[key]), (name, key, stats)
+        assert stats["p50_us"] <= stats["p99_us"] <= stats["max_us"]
+        assert stats["frames"] == 800, (name, stats)
+        assert stats["missing"] == 0, (name, stats)
+    text = (report_dir / "latency.md").read_text()
+    assert "| transport |" in text and "## Machine" in text
+    assert (report_dir / "latency-cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
