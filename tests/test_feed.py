@@ -102,14 +102,13 @@ async def test_rate_limited_snapshot_is_retried_after_retry_after(
     got = Collected()
     faults = FaultPlan(rest_429_first_n=2)
     async with ExchangeServer(tape_path(ETH_TAPE), speed=40, faults=faults) as server:
-        feed = make_feed(server, got)
 
         def stop_when_synced(update: BookUpdate) -> None:
             got.on_book(update)
             if got.updates >= 50:
                 feed.stop()
 
-        feed._on_book = stop_when_synced
+        feed = make_feed(server, got, on_book=stop_when_synced)
         await asyncio.wait_for(feed.run(), TIMEOUT)
     assert feed.stats.rate_limited == 2
     assert server.stats.rejected_requests == 2
@@ -124,7 +123,6 @@ async def test_dropped_connection_reconnects_and_rebuilds(
     got = Collected()
     faults = FaultPlan(drop_after_frames=3000)
     async with ExchangeServer(tape_path(ETH_TAPE), speed=float("inf"), faults=faults) as server:
-        feed = make_feed(server, got, reconnect=True)
         per_connection: dict[int, int] = {}
 
         def on_book(update: BookUpdate) -> None:
@@ -134,7 +132,7 @@ async def test_dropped_connection_reconnects_and_rebuilds(
             if per_connection.get(2, 0) >= 100:
                 feed.stop()
 
-        feed._on_book = on_book
+        feed = make_feed(server, got, reconnect=True, on_book=on_book)
         await asyncio.wait_for(feed.run(), TIMEOUT)
     assert feed.stats.reconnects == 1
     assert feed.stats.snapshots == 2
@@ -176,14 +174,13 @@ async def test_oversized_frame_closes_and_the_feed_reconnects(
     got = Collected()
     faults = FaultPlan(oversized_frame_bytes=256 * 1024)
     async with ExchangeServer(tape_path(ETH_TAPE), speed=float("inf"), faults=faults) as server:
-        feed = make_feed(server, got, reconnect=True, max_frame_bytes=128 * 1024)
 
         def on_book(update: BookUpdate) -> None:
             got.on_book(update)
             if got.updates >= 500:
                 feed.stop()
 
-        feed._on_book = on_book
+        feed = make_feed(server, got, reconnect=True, max_frame_bytes=128 * 1024, on_book=on_book)
         await asyncio.wait_for(feed.run(), TIMEOUT)
     assert feed.stats.reconnects == 1
     assert feed.stats.connections == 2

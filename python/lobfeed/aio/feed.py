@@ -137,6 +137,7 @@ class Feed:
         self._on_candle = self._wrap(on_candle)
         self._on_quote = self._wrap(on_quote)
         self._on_event = self._wrap(on_event)
+        self._handlers = self._build_handlers()
         self._record_path = record
         self.resync = resync
         # Refuse a resync choice the venue cannot honour now, not at the first connection.
@@ -313,25 +314,43 @@ class Feed:
             self.stats.frame_errors += 1
             log.warning("%s: frame rejected: %s", self.venue, e)
             events = e.events
-        if events:
-            self._dispatch(events)
+        # The hot path: one dict lookup and one call per event, no wrapper frames.
+        handlers = self._handlers
+        for ev in events:
+            handler = handlers.get(type(ev))
+            if handler is not None:
+                try:
+                    handler(ev)
+                except Exception:
+                    self._callback_failed(handler)
 
     def _dispatch(self, events: tuple[Any, ...]) -> None:
+        handlers = self._handlers
         for ev in events:
-            if isinstance(ev, BookUpdate):
-                if self._on_book is not None:
-                    self._call(self._on_book, ev)
-            elif isinstance(ev, Trade):
-                if self._on_trade is not None:
-                    self._call(self._on_trade, ev)
-            elif isinstance(ev, Quote):
-                if self._on_quote is not None:
-                    self._call(self._on_quote, ev)
-            elif isinstance(ev, Candle):
-                if self._on_candle is not None and (ev.closed or not self.closed_candles_only):
-                    self._call(self._on_candle, ev)
-            else:
-                self._on_sync_event(ev)
+            handler = handlers.get(type(ev))
+            if handler is not None:
+                self._call(handler, ev)
+
+    def _build_handlers(self) -> dict[type, Callable[[Any], object]]:
+        """Event type to what handles it; types nobody asked for are simply absent."""
+        handlers: dict[type, Callable[[Any], object]] = {
+            kind: self._on_sync_event
+            for kind in (NeedSnapshot, NeedResubscribe, GapDetected, ChecksumMismatch, Resynced)
+        }
+        for kind, callback in (
+            (BookUpdate, self._on_book),
+            (Trade, self._on_trade),
+            (Quote, self._on_quote),
+        ):
+            if callback is not None:
+                handlers[kind] = callback
+        if self._on_candle is not None:
+            handlers[Candle] = self._candle
+        return handlers
+
+    def _candle(self, candle: Candle) -> None:
+        if self._on_candle is not None and (candle.closed or not self.closed_candles_only):
+            self._on_candle(candle)
 
     def _on_sync_event(self, ev: Any) -> None:
         if isinstance(ev, NeedSnapshot):
@@ -366,8 +385,12 @@ class Feed:
         try:
             callback(arg)
         except Exception:
-            self.stats.callback_errors += 1
-            log.exception("%s: callback %r raised; the feed goes on", self.venue, callback)
+            self._callback_failed(callback)
+
+    def _callback_failed(self, callback: Callable[[Any], object]) -> None:
+        """Called from an `except` block: logs the exception being handled."""
+        self.stats.callback_errors += 1
+        log.exception("%s: callback %r raised; the feed goes on", self.venue, callback)
 
     def _wrap(self, callback: Callback[Any] | None) -> Callable[[Any], object] | None:
         if callback is None or not asyncio.iscoroutinefunction(callback):
