@@ -288,3 +288,38 @@ async def test_idle_timeout_reconnects_when_allowed(tape_path: Callable[[str], P
         await asyncio.wait_for(run, TIMEOUT)
     assert feed.stats.idle_timeouts >= 1
     assert feed.stats.reconnects >= 1
+
+
+async def test_picows_transport_gives_the_same_books(tape_path: Callable[[str], Path]) -> None:
+    tape = Tape.open(tape_path(ETH_TAPE))
+    got = Collected()
+    async with ExchangeServer(tape, speed=float("inf")) as server:
+        feed = make_feed(server, got, transport="picows")
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    agreed, checked = got.agreement()
+    assert checked > 400 and agreed == checked
+    assert got.crossed == 0
+    assert len(got.trades) == 6106
+    assert feed.stats.snapshots == 1 and feed.stats.frame_errors == 0
+
+
+async def test_picows_transport_reconnects_after_a_drop(tape_path: Callable[[str], Path]) -> None:
+    got = Collected()
+    faults = FaultPlan(drop_after_frames=3000)
+    async with ExchangeServer(tape_path(ETH_TAPE), speed=float("inf"), faults=faults) as server:
+
+        def on_book(update: BookUpdate) -> None:
+            got.on_book(update)
+            if feed.stats.connections >= 2 and got.updates >= 200:
+                feed.stop()
+
+        feed = make_feed(server, got, reconnect=True, on_book=on_book, transport="picows")
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert feed.stats.reconnects >= 1
+    agreed, checked = got.agreement()
+    assert checked > 0 and agreed == checked
+
+
+def test_unknown_transport_is_refused() -> None:
+    with pytest.raises(ValueError, match="transport"):
+        Feed("binance", ["ETHUSDT"], transport="carrier-pigeon")

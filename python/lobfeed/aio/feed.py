@@ -113,7 +113,16 @@ class Feed:
         snapshot_timeout: float = 10.0,
         record: str | None = None,
         resync: str | None = None,
+        transport: str = "websockets",
     ) -> None:
+        if transport not in ("websockets", "picows"):
+            raise ValueError(f"transport is 'websockets' or 'picows', not {transport!r}")
+        if transport == "picows":
+            import importlib.util
+
+            if importlib.util.find_spec("picows") is None:
+                raise ValueError("transport='picows' needs the picows package (pip install picows)")
+        self.transport = transport
         self.spec: VenueSpec = spec_for(venue)
         self.venue = venue
         self.subscription = Subscription(
@@ -144,7 +153,7 @@ class Feed:
         Session(self.spec.session_venue, resync=resync)
         self._tape: TapeWriter | None = None
         self._session: Session | None = None
-        self._ws: ClientConnection | None = None
+        self._ws: Any = None
         self._http: aiohttp.ClientSession | None = None
         self._generation = 0
         # The connection generation already being closed to resync (a venue that cannot
@@ -186,7 +195,11 @@ class Feed:
                 try:
                     while not self._stopping.is_set():
                         try:
-                            received = await self._connect_once()
+                            received = await (
+                                self._connect_once_picows()
+                                if self.transport == "picows"
+                                else self._connect_once()
+                            )
                         except (
                             OSError,
                             TimeoutError,
@@ -216,12 +229,7 @@ class Feed:
     async def _connect_once(self) -> bool:
         """One connection's life; returns whether any frame arrived."""
         url = self.spec.connect_url(self.ws_url, self.subscription)
-        session = Session(
-            self.spec.session_venue,
-            depth=self.subscription.depth,
-            max_frame_bytes=self.max_frame_bytes,
-            resync=self.resync,
-        )
+        session = self._new_session()
         # A short close_timeout: when we leave, a server still streaming at us may not read
         # our close frame for a while, and waiting for its answer gains nothing.
         async with connect(
@@ -231,16 +239,8 @@ class Feed:
             close_timeout=1,
             compression=None,
         ) as ws:
-            self._generation += 1
-            self._session = session
-            self._ws = ws
-            self._pending_snapshots.clear()
-            self._snapshot_attempts.clear()
-            self.stats.connections += 1
+            self._start_connection(session, ws, url)
             conn = f"c{self._generation}"
-            if self._tape is not None:
-                self._tape.open(conn, url)
-            log.info("%s: connected to %s", self.venue, url)
             for message in self.spec.subscribe_messages(self.subscription):
                 await self._send(ws, conn, message)
             heartbeat = self._start_heartbeat(ws, conn)
@@ -273,7 +273,84 @@ class Feed:
                     heartbeat.cancel()
                 self._ws = None
 
-    async def _watch_idle(self, ws: ClientConnection) -> None:
+    def _new_session(self) -> Session:
+        return Session(
+            self.spec.session_venue,
+            depth=self.subscription.depth,
+            max_frame_bytes=self.max_frame_bytes,
+            resync=self.resync,
+        )
+
+    def _start_connection(self, session: Session, link: Any, url: str) -> None:
+        """A new connection: a fresh session (books are rebuilt), counters, the tape."""
+        self._generation += 1
+        self._session = session
+        self._ws = link
+        self._pending_snapshots.clear()
+        self._snapshot_attempts.clear()
+        self._idle_aborted = False
+        self.stats.connections += 1
+        if self._tape is not None:
+            self._tape.open(f"c{self._generation}", url)
+        log.info("%s: connected to %s", self.venue, url)
+
+    async def _connect_once_picows(self) -> bool:
+        """One connection's life on the picows client; frames arrive by callback."""
+        from lobfeed.aio import picows_link
+
+        url = self.spec.connect_url(self.ws_url, self.subscription)
+        session = self._new_session()
+        conn = f"c{self._generation + 1}"
+        received = False
+        # Frames that arrive before the connection is set up wait here, so that the snapshot
+        # requests they cause belong to this connection.
+        early: list[tuple[bytes, int]] | None = []
+
+        def on_frame(raw: bytes) -> None:
+            nonlocal received
+            ts_ns = time.time_ns()
+            self._last_frame_at = time.monotonic()
+            received = True
+            if early is not None:
+                early.append((raw, ts_ns))
+                return
+            handle(raw, ts_ns)
+
+        def handle(raw: bytes, ts_ns: int) -> None:
+            if self._tape is not None:
+                self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
+            self._on_frame(session, raw, ts_ns)
+            if self._stopping.is_set() and self._ws is not None:
+                self._ws.abort()
+
+        try:
+            link = await picows_link.connect(url, on_frame, max_frame_bytes=self.max_frame_bytes)
+        except Exception as e:
+            raise ConnectionError(f"{self.venue}: cannot connect to {url}: {e!r}") from e
+        self._start_connection(session, link, url)
+        pending = early or []
+        early = None
+        for raw, ts_ns in pending:
+            handle(raw, ts_ns)
+        for message in self.spec.subscribe_messages(self.subscription):
+            await self._send(link, conn, message)
+        heartbeat = self._start_heartbeat(link, conn)
+        self._last_frame_at = time.monotonic()
+        watchdog = self._spawn(self._watch_idle(link))
+        try:
+            clean = await link.closed
+        finally:
+            watchdog.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
+            self._ws = None
+        if self._idle_aborted:
+            raise TimeoutError(f"no frame for {self.idle_timeout:g}s")
+        if not clean and not self._stopping.is_set():
+            raise ConnectionError(f"{self.venue}: connection lost")
+        return received
+
+    async def _watch_idle(self, ws: Any) -> None:
         """Drops a connection that has sent nothing for ``idle_timeout`` seconds."""
         self._idle_aborted = False
         while True:
@@ -282,16 +359,19 @@ class Feed:
                 self.stats.idle_timeouts += 1
                 log.warning("%s: no frame for %.1fs, dropping the connection", self.venue, idle)
                 self._idle_aborted = True
-                ws.transport.abort()
+                if isinstance(ws, ClientConnection):
+                    ws.transport.abort()
+                else:
+                    ws.abort()
                 return
             await asyncio.sleep(self.idle_timeout - idle)
 
-    async def _send(self, ws: ClientConnection, conn: str, message: str) -> None:
+    async def _send(self, ws: Any, conn: str, message: str) -> None:
         if self._tape is not None:
             self._tape.send(conn, message)
         await ws.send(message)
 
-    def _start_heartbeat(self, ws: ClientConnection, conn: str) -> asyncio.Task[None] | None:
+    def _start_heartbeat(self, ws: Any, conn: str) -> asyncio.Task[None] | None:
         interval = self.spec.heartbeat_interval
         message = self.spec.heartbeat_message()
         if interval is None or message is None:
