@@ -442,6 +442,8 @@ class Client:
 class LobfeedClient(Client):
     """``lobfeed.Feed``, as a user runs it."""
 
+    transport = "websockets"
+
     async def start(self) -> None:
         from lobfeed._native import BookUpdate
         from lobfeed.aio.feed import Feed
@@ -463,6 +465,7 @@ class LobfeedClient(Client):
             ws_url=t.ws_url,
             rest_url=t.rest_url,
             reconnect=False,
+            transport=self.transport,
         )
         self.task = asyncio.ensure_future(self.feed.run())
 
@@ -565,66 +568,10 @@ class PicowsTransportClient(Client):
         await self.transport.wait_disconnected()
 
 
-class PicowsLobfeedClient(Client):
-    """lobfeed's Session fed by picows instead of websockets: what the Feed could do with it.
+class PicowsLobfeedClient(LobfeedClient):
+    """``lobfeed.Feed(transport="picows")``: the same Feed on the Cython websocket client."""
 
-    A minimal feed: every text frame goes to ``Session.receive``; a ``NeedSnapshot`` fetches the
-    REST snapshot with aiohttp, as the Feed does; book updates go to the same callback.
-    """
-
-    async def start(self) -> None:
-        import aiohttp
-        from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
-
-        from lobfeed._native import BookUpdate, NeedSnapshot, Session
-        from lobfeed.aio.rest import fetch_snapshot
-        from lobfeed.venues import Subscription as VenueSubscription
-
-        t = self.target
-        spec = spec_for(t.venue)
-        session = Session(t.venue)
-        record = self.recorder.record
-        clock = time.perf_counter_ns
-        self.http = http = aiohttp.ClientSession()
-        tasks: set[asyncio.Task[None]] = set()
-        self.tasks = tasks
-        sub = VenueSubscription(symbols=(t.symbol,), channels=frozenset({BOOK}))
-
-        def on_book(update: BookUpdate) -> None:
-            now = clock()
-            update.book.best_bid()
-            record(update.seq, now)
-
-        def dispatch(events: Sequence[object]) -> None:
-            for ev in events:
-                if isinstance(ev, BookUpdate):
-                    on_book(ev)
-                elif isinstance(ev, NeedSnapshot):
-                    task = asyncio.ensure_future(snapshot(ev.symbol))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-
-        async def snapshot(symbol: str) -> None:
-            url = spec.snapshot_url(t.rest_url, symbol, sub)
-            assert url is not None
-            body = await fetch_snapshot(http, url, symbol)
-            dispatch(session.receive_snapshot(symbol, body, time.time_ns()))
-
-        class Listener(WSListener):
-            def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-                if frame.msg_type == WSMsgType.TEXT:
-                    events = session.receive(frame.get_payload_as_bytes(), time.time_ns())
-                    if events:
-                        dispatch(events)
-
-        self.transport, _ = await ws_connect(Listener, t.stream_url)
-
-    async def stop(self) -> None:
-        self.transport.disconnect()
-        await self.transport.wait_disconnected()
-        for task in list(self.tasks):
-            task.cancel()
-        await self.http.close()
+    transport = "picows"
 
 
 _CLIENT_CLASSES: Final[dict[str, type[Client]]] = {

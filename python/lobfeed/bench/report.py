@@ -41,7 +41,7 @@ _DESCRIPTIONS: Mapping[str, str] = {
     "naive": "orjson + dicts of floats + sort on every update",
     "transport": "websockets recv loop alone (same connect as the Feed)",
     "transport_picows": "picows frame callback alone",
-    "lobfeed_picows": "lobfeed Session fed by picows instead of websockets",
+    "lobfeed_picows": 'lobfeed Feed(transport="picows"): the same hot path on the picows client',
 }
 
 
