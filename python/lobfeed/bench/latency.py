@@ -38,6 +38,7 @@ snapshot (``--tape``; the 2024 COIN-M tape has the most: about 22,900).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -422,7 +423,7 @@ class Target:
         return spec_for(self.venue).connect_url(self.ws_url, sub)
 
 
-class Client:
+class Client(abc.ABC):
     """One client under test: start, then stop when measured; it fills its recorder."""
 
     by_order = False
@@ -432,11 +433,13 @@ class Client:
         self.target = target
         self.recorder = recorder
 
+    @abc.abstractmethod
     async def start(self) -> None:
-        raise NotImplementedError
+        """Connects and starts recording."""
 
+    @abc.abstractmethod
     async def stop(self) -> None:
-        raise NotImplementedError
+        """Disconnects and releases what `start` opened."""
 
 
 class LobfeedClient(Client):
