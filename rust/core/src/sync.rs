@@ -492,4 +492,18 @@ impl Symbols {
     pub fn sync_mut(&mut self, id: SymbolId) -> Option<&mut SymbolSync> {
         self.syncs.get_mut(id as usize)
     }
+
+    /// A frame for a known symbol that could not be used: the symbol may have missed an
+    /// update, so it resyncs (events into `out`) and the error names it.
+    pub fn bad_frame(
+        &mut self,
+        id: SymbolId,
+        error: crate::error::FrameError,
+        out: &mut Vec<Event>,
+    ) -> crate::error::ReceiveError {
+        if let Some(sync) = self.sync_mut(id) {
+            sync.on_bad_frame(id, out);
+        }
+        crate::error::ReceiveError::new(Some(self.name(id).to_owned()), error)
+    }
 }

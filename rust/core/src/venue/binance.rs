@@ -9,12 +9,13 @@
 //! `FrameError::VenueError` ("code C: msg"); it names no symbol and changes no book.
 
 use crate::book::Side;
-use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Quote, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
 use crate::venue::scan::Scanner;
-use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{
+    check_frame_size, decimal_field, ms_to_ns, Session, SessionOptions, SessionStats,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Market {
@@ -155,14 +156,14 @@ impl BinanceSession {
         let id = self.intern(name);
         let ids = match self.depth_ids(f) {
             Ok(ids) => ids,
-            Err(e) => return Err(self.bad_frame(id, e, out)),
+            Err(e) => return Err(self.symbols.bad_frame(id, e, out)),
         };
         let rule = self.rule();
         let exchange_ts = ms_to_ns(f.event_time.unwrap_or(0));
         let sync = self.symbols.sync_mut(id).expect("interned above");
         match sync.on_delta(id, rule, ids, &self.levels, exchange_ts, ts_ns, out) {
             Ok(_) => Ok(()),
-            Err(e) => Err(self.bad_frame(id, e.into(), out)),
+            Err(e) => Err(self.symbols.bad_frame(id, e.into(), out)),
         }
     }
 
@@ -181,14 +182,6 @@ impl BinanceSession {
         Ok(DeltaIds { first, last, prev })
     }
 
-    /// A depth frame for a known symbol that we cannot use: the symbol has lost an update.
-    fn bad_frame(&mut self, id: u32, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn on_quote(
         &mut self,
         f: &Fields<'_>,
@@ -196,10 +189,10 @@ impl BinanceSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let name = f.s.ok_or(FrameError::MissingField("s"))?;
-        let bid_price = parse_field("b", f.b_str)?;
-        let bid_size = parse_field("B", f.bid_size)?;
-        let ask_price = parse_field("a", f.a_str)?;
-        let ask_size = parse_field("A", f.ask_size)?;
+        let bid_price = decimal_field("b", f.b_str)?;
+        let bid_size = decimal_field("B", f.bid_size)?;
+        let ask_price = decimal_field("a", f.a_str)?;
+        let ask_size = decimal_field("A", f.ask_size)?;
         let symbol = self.intern(name);
         out.push(Event::Quote(Quote {
             symbol,
@@ -221,8 +214,8 @@ impl BinanceSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let name = f.s.ok_or(FrameError::MissingField("s"))?;
-        let price = parse_field("p", f.p)?;
-        let size = parse_field("q", f.q)?;
+        let price = decimal_field("p", f.p)?;
+        let size = decimal_field("q", f.q)?;
         // `m`: the buyer was the maker, so the taker sold.
         let side = f.m.map(|maker| {
             if maker {
@@ -263,11 +256,11 @@ impl BinanceSession {
             open_ts_ns: ms_to_ns(k.open_time),
             // Binance's close time is the last millisecond of the interval.
             close_ts_ns: ms_to_ns(k.close_time.saturating_add(1)),
-            open: parse_field("o", Some(k.open))?,
-            high: parse_field("h", Some(k.high))?,
-            low: parse_field("l", Some(k.low))?,
-            close: parse_field("c", Some(k.close))?,
-            volume: parse_field("v", Some(k.volume))?,
+            open: decimal_field("o", Some(k.open))?,
+            high: decimal_field("h", Some(k.high))?,
+            low: decimal_field("l", Some(k.low))?,
+            close: decimal_field("c", Some(k.close))?,
+            volume: decimal_field("v", Some(k.volume))?,
             trades: k.trades,
             closed: k.closed,
             exchange_ts_ns: ms_to_ns(f.event_time.unwrap_or(0)),
@@ -277,11 +270,6 @@ impl BinanceSession {
         out.push(Event::Candle(Candle { symbol, ..candle }));
         Ok(())
     }
-}
-
-fn parse_field(field: &'static str, text: Option<&str>) -> Result<Decimal, FrameError> {
-    let text = text.ok_or(FrameError::MissingField(field))?;
-    Decimal::parse(text).map_err(|error| FrameError::BadNumber { field, error })
 }
 
 impl Session for BinanceSession {
@@ -382,7 +370,7 @@ impl BinanceSession {
                 // A depth frame that names its symbol but cannot be read costs that symbol its sync.
                 if fields.e == Some("depthUpdate") {
                     if let Some(id) = fields.s.and_then(|s| self.symbols.id(s)) {
-                        return Err(self.bad_frame(id, error, out));
+                        return Err(self.symbols.bad_frame(id, error, out));
                     }
                 }
                 Err(ReceiveError::new(fields.s.map(str::to_owned), error))
@@ -397,12 +385,7 @@ fn decode<'a>(
     levels: &mut Vec<LevelChange>,
     max_bytes: usize,
 ) -> Result<(), FrameError> {
-    if frame.len() > max_bytes {
-        return Err(FrameError::Oversized {
-            len: frame.len(),
-            max: max_bytes,
-        });
-    }
+    check_frame_size(frame, max_bytes)?;
     let mut scanner = Scanner::new(frame);
     read_object(&mut scanner, fields, levels, true)?;
     Ok(scanner.finish()?)

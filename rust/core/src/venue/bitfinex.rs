@@ -45,7 +45,7 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, SyncState, Unsequenced};
 use crate::venue::json::{venue_error, LooseText};
-use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// Conf flag: every data frame ends with the connection's sequence number.
 pub const FLAG_SEQ_ALL: u64 = 65_536;
@@ -136,26 +136,16 @@ impl BitfinexSession {
         self.channels.iter().find(|c| c.id == id).copied()
     }
 
-    fn bad_frame(&mut self, id: SymbolId, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn receive_inner(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        if frame.len() > self.options.max_frame_bytes {
+        if let Err(e) = check_frame_size(frame, self.options.max_frame_bytes) {
+            // The frame is lost but was sequenced: the next sequence number may skip one.
             self.allow_skip = true;
-            return Err(FrameError::Oversized {
-                len: frame.len(),
-                max: self.options.max_frame_bytes,
-            }
-            .into());
+            return Err(e.into());
         }
         self.levels.clear();
         self.trades.clear();
@@ -174,7 +164,7 @@ impl BitfinexSession {
             self.allow_skip = true;
             if let Some(ch) = msg.chan.and_then(|c| self.channel(c)) {
                 if ch.kind == Kind::Book {
-                    return Err(self.bad_frame(ch.symbol, error, out));
+                    return Err(self.symbols.bad_frame(ch.symbol, error, out));
                 }
                 return Err(ReceiveError::new(
                     Some(self.symbols.name(ch.symbol).to_owned()),
@@ -406,7 +396,7 @@ impl BitfinexSession {
                 }
                 Ok(())
             }
-            Err(e) => Err(self.bad_frame(symbol, e.into(), out)),
+            Err(e) => Err(self.symbols.bad_frame(symbol, e.into(), out)),
         }
     }
 

@@ -36,7 +36,9 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Quote, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
 use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
-use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{
+    check_frame_size, decimal_field, ms_to_ns, Session, SessionOptions, SessionStats,
+};
 
 /// `u` must grow by exactly one from one book message to the next.
 pub struct BybitRule;
@@ -116,7 +118,7 @@ impl BybitSession {
                 let symbol = fields.s.or_else(|| fields.topic.map(topic_symbol));
                 if fields.is_book() {
                     if let Some(id) = symbol.and_then(|s| self.symbols.id(s)) {
-                        return Err(self.bad_frame(id, error, out));
+                        return Err(self.symbols.bad_frame(id, error, out));
                     }
                 }
                 Err(ReceiveError::new(symbol.map(str::to_owned), error))
@@ -175,7 +177,7 @@ impl BybitSession {
         let id = self.intern(name);
         match self.apply_book(id, f, ts_ns, out) {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.bad_frame(id, e, out)),
+            Err(e) => Err(self.symbols.bad_frame(id, e, out)),
         }
     }
 
@@ -232,14 +234,6 @@ impl BybitSession {
         Ok(())
     }
 
-    /// A book frame for a known symbol that we cannot use: the symbol has lost an update.
-    fn bad_frame(&mut self, id: u32, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn on_trades(
         &mut self,
         f: &Fields<'_>,
@@ -277,8 +271,8 @@ impl BybitSession {
         if name.is_empty() {
             return Err(FrameError::MissingField("s"));
         }
-        let price = parse_field("p", item.p)?;
-        let size = parse_field("v", item.v)?;
+        let price = decimal_field("p", item.p)?;
+        let size = decimal_field("v", item.v)?;
         let side = match item.side {
             Some("Buy") => Some(TradeSide::Buy),
             Some("Sell") => Some(TradeSide::Sell),
@@ -425,11 +419,11 @@ fn candle(
         open_ts_ns: ms_to_ns(open_ms),
         // `end` is the interval's last millisecond.
         close_ts_ns: ms_to_ns(end_ms.saturating_add(1)),
-        open: parse_field("open", item.open)?,
-        high: parse_field("high", item.high)?,
-        low: parse_field("low", item.low)?,
-        close: parse_field("close", item.close)?,
-        volume: parse_field("volume", item.volume)?,
+        open: decimal_field("open", item.open)?,
+        high: decimal_field("high", item.high)?,
+        low: decimal_field("low", item.low)?,
+        close: decimal_field("close", item.close)?,
+        volume: decimal_field("volume", item.volume)?,
         trades: None,
         closed: item.confirm.ok_or(FrameError::MissingField("confirm"))?,
         exchange_ts_ns: ms_to_ns(item.timestamp.or(frame_ts).unwrap_or(0)),
@@ -474,11 +468,6 @@ fn ticker_field(field: &'static str, text: Option<&str>) -> Result<Option<Decima
     }
 }
 
-fn parse_field(field: &'static str, text: Option<&str>) -> Result<Decimal, FrameError> {
-    let text = text.ok_or(FrameError::MissingField(field))?;
-    Decimal::parse(text).map_err(|error| FrameError::BadNumber { field, error })
-}
-
 impl Session for BybitSession {
     fn venue(&self) -> &'static str {
         "bybit"
@@ -513,12 +502,7 @@ fn decode<'de>(
     fault: &mut NumberFault,
     max_bytes: usize,
 ) -> Result<(), FrameError> {
-    if frame.len() > max_bytes {
-        return Err(FrameError::Oversized {
-            len: frame.len(),
-            max: max_bytes,
-        });
-    }
+    check_frame_size(frame, max_bytes)?;
     let mut de = serde_json::Deserializer::from_slice(frame);
     let seed = FrameSeed {
         fields,

@@ -40,12 +40,11 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::Deserialize;
 
 use crate::book::Side;
-use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, SymbolId, Trade, TradeSide};
 use crate::sync::{DeltaIds, LevelChange, ResyncBy, SymbolSync, Symbols, SyncState, Unsequenced};
 use crate::venue::json::{venue_error, LooseText, NumberFault};
-use crate::venue::{Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, decimal_field, Session, SessionOptions, SessionStats};
 
 /// Width of a Coinbase Advanced Trade candle bucket.
 pub const CANDLE_SECONDS: u64 = 300;
@@ -328,8 +327,8 @@ impl CoinbaseSession {
             .product_id
             .filter(|p| !p.is_empty())
             .ok_or(FrameError::MissingField("product_id"))?;
-        let price = parse_field("price", item.price)?;
-        let size = parse_field("size", item.size)?;
+        let price = decimal_field("price", item.price)?;
+        let size = decimal_field("size", item.size)?;
         let trade_id = item.trade_id.ok_or(FrameError::MissingField("trade_id"))?;
         let time = item.time.ok_or(FrameError::MissingField("time"))?;
         let exchange_ts_ns = parse_iso8601_ns(time).ok_or_else(|| bad_time("time"))?;
@@ -444,21 +443,16 @@ fn candle(item: &CandleItem<'_>, frame_ts: u64, ts_ns: u64) -> Result<Candle, Fr
         close_ts_ns: start
             .saturating_add(CANDLE_SECONDS)
             .saturating_mul(NS_PER_SEC),
-        open: parse_field("open", item.open)?,
-        high: parse_field("high", item.high)?,
-        low: parse_field("low", item.low)?,
-        close: parse_field("close", item.close)?,
-        volume: parse_field("volume", item.volume)?,
+        open: decimal_field("open", item.open)?,
+        high: decimal_field("high", item.high)?,
+        low: decimal_field("low", item.low)?,
+        close: decimal_field("close", item.close)?,
+        volume: decimal_field("volume", item.volume)?,
         trades: None,
         closed: false,
         exchange_ts_ns: frame_ts,
         ts_ns,
     })
-}
-
-fn parse_field(field: &'static str, text: Option<&str>) -> Result<Decimal, FrameError> {
-    let text = text.ok_or(FrameError::MissingField(field))?;
-    Decimal::parse(text).map_err(|error| FrameError::BadNumber { field, error })
 }
 
 fn bad_time(field: &str) -> FrameError {
@@ -610,12 +604,7 @@ fn decode<'de>(
     levels: &mut Vec<LevelChange>,
     max_bytes: usize,
 ) -> Result<(), FrameError> {
-    if frame.len() > max_bytes {
-        return Err(FrameError::Oversized {
-            len: frame.len(),
-            max: max_bytes,
-        });
-    }
+    check_frame_size(frame, max_bytes)?;
     let mut de = serde_json::Deserializer::from_slice(frame);
     let seed = FrameSeed {
         fields: &mut *fields,

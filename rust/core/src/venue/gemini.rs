@@ -34,7 +34,7 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, Unsequenced};
 use crate::venue::json::{venue_error, LooseText};
-use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// `new_session` venue names of the form `gemini-v1:SYMBOL` open a v1 session for `SYMBOL`.
 pub const V1_PREFIX: &str = "gemini-v1:";
@@ -71,16 +71,6 @@ fn invalid<E: de::Error>(fault: &mut Fault, message: String) -> E {
 
 fn decode_error(e: serde_json::Error, fault: Fault) -> FrameError {
     fault.unwrap_or_else(|| FrameError::Json(e.to_string()))
-}
-
-fn check_size(frame: &[u8], max: usize) -> Result<(), FrameError> {
-    if frame.len() > max {
-        return Err(FrameError::Oversized {
-            len: frame.len(),
-            max,
-        });
-    }
-    Ok(())
 }
 
 /// Sorts recent trades oldest first and emits those newer than `last_id`; returns the new last id.
@@ -157,20 +147,13 @@ impl GeminiSession {
         id
     }
 
-    fn bad_frame(&mut self, id: SymbolId, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn receive_inner(
         &mut self,
         frame: &[u8],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        check_size(frame, self.options.max_frame_bytes)?;
+        check_frame_size(frame, self.options.max_frame_bytes)?;
         self.levels.clear();
         self.trades.clear();
         let mut fields = V2Fields::default();
@@ -190,7 +173,7 @@ impl GeminiSession {
                     // must not be taken for the book.
                     let id = self.intern(name);
                     self.extra[id as usize].book_seen = true;
-                    return Err(self.bad_frame(id, error, out));
+                    return Err(self.symbols.bad_frame(id, error, out));
                 }
             }
             return Err(ReceiveError::new(fields.symbol.map(str::to_owned), error));
@@ -235,7 +218,7 @@ impl GeminiSession {
             sync.on_unsequenced_delta(id, &self.levels, 0, ts_ns, out)
         };
         if let Err(e) = result {
-            return Err(self.bad_frame(id, e.into(), out));
+            return Err(self.symbols.bad_frame(id, e.into(), out));
         }
         if is_book && !self.trades.is_empty() {
             let last = self.extra[id as usize].last_trade_id;
@@ -630,7 +613,7 @@ impl GeminiV1Session {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let id = self.symbol;
-        check_size(frame, self.options.max_frame_bytes)
+        check_frame_size(frame, self.options.max_frame_bytes)
             .map_err(|e| ReceiveError::new(self.owned_name(), e))?;
         self.levels.clear();
         self.trades.clear();

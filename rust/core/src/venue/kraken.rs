@@ -37,7 +37,7 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, SymbolSync, Symbols, Unsequenced};
 use crate::venue::json::{venue_error, LooseText, NumberFault};
-use crate::venue::{Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, Session, SessionOptions, SessionStats};
 
 /// Kraken's book depth when a subscription names none.
 pub const DEFAULT_DEPTH: usize = 10;
@@ -100,13 +100,6 @@ impl KrakenSession {
         id
     }
 
-    fn bad_frame(&mut self, id: SymbolId, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn receive_inner(
         &mut self,
         frame: &[u8],
@@ -117,13 +110,7 @@ impl KrakenSession {
         self.trades.clear();
         self.items.clear();
         self.text.clear();
-        if frame.len() > self.options.max_frame_bytes {
-            return Err(FrameError::Oversized {
-                len: frame.len(),
-                max: self.options.max_frame_bytes,
-            }
-            .into());
-        }
+        check_frame_size(frame, self.options.max_frame_bytes)?;
         let mut parsed = Parsed::default();
         let mut fault = NumberFault::default();
         let mut de = serde_json::Deserializer::from_slice(frame);
@@ -174,7 +161,7 @@ impl KrakenSession {
                     .or_else(|| channel.map(|c| c.pair.clone()));
                 if is_book {
                     if let Some(id) = pair.as_deref().and_then(|p| self.symbols.id(p)) {
-                        return self.bad_frame(id, error, out);
+                        return self.symbols.bad_frame(id, error, out);
                     }
                 }
                 pair
@@ -188,7 +175,7 @@ impl KrakenSession {
                     .find_map(|it| it.symbol.clone())
                     .map(|r| self.text[r].to_owned());
                 if let Some(id) = symbol.as_deref().and_then(|s| self.symbols.id(s)) {
-                    return self.bad_frame(id, error, out);
+                    return self.symbols.bad_frame(id, error, out);
                 }
                 symbol
             }
@@ -261,11 +248,13 @@ impl KrakenSession {
             None
         };
         if let Some(msg) = shape_error {
-            return Err(self.bad_frame(id, FrameError::Invalid(msg.into()), out));
+            return Err(self
+                .symbols
+                .bad_frame(id, FrameError::Invalid(msg.into()), out));
         }
         let checksum = match v1.checksum.map(parse_crc) {
             Some(Ok(c)) => Some(c),
-            Some(Err(e)) => return Err(self.bad_frame(id, e, out)),
+            Some(Err(e)) => return Err(self.symbols.bad_frame(id, e, out)),
             None => None,
         };
         self.apply_book(
@@ -302,7 +291,7 @@ impl KrakenSession {
         };
         let applied = match result {
             Ok(applied) => applied,
-            Err(e) => return Err(self.bad_frame(id, e.into(), out)),
+            Err(e) => return Err(self.symbols.bad_frame(id, e.into(), out)),
         };
         if let (true, Some(expected)) = (applied, checksum) {
             let computed = kraken_checksum(sync.book.asks(), sync.book.bids());
@@ -469,17 +458,17 @@ impl KrakenSession {
             }
             let Some(snapshot) = snapshot else {
                 let e = FrameError::Invalid(format!("unknown book type {:?}", obj.kind));
-                return Err(self.bad_frame(id, e, out));
+                return Err(self.symbols.bad_frame(id, e, out));
             };
             if item.not_book {
                 let e = FrameError::Invalid("book levels are not {price, qty} objects".into());
-                return Err(self.bad_frame(id, e, out));
+                return Err(self.symbols.bad_frame(id, e, out));
             }
             let checksum = match item.checksum.map(u32::try_from) {
                 Some(Ok(c)) => Some(c),
                 Some(Err(_)) => {
                     let e = FrameError::Invalid("checksum is not a 32-bit value".into());
-                    return Err(self.bad_frame(id, e, out));
+                    return Err(self.symbols.bad_frame(id, e, out));
                 }
                 None => None,
             };

@@ -190,6 +190,27 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
     Ok(session)
 }
 
+/// Refuses a frame over the session's size limit before anything reads it.
+#[inline]
+pub fn check_frame_size(frame: &[u8], max: usize) -> Result<(), FrameError> {
+    if frame.len() > max {
+        return Err(FrameError::Oversized {
+            len: frame.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// A required decimal field of a decoded frame, with typed errors for absent and bad values.
+pub fn decimal_field(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<crate::decimal::Decimal, FrameError> {
+    let text = text.ok_or(FrameError::MissingField(field))?;
+    crate::decimal::Decimal::parse(text).map_err(|error| FrameError::BadNumber { field, error })
+}
+
 /// Milliseconds since the epoch, as venues stamp events, to nanoseconds.
 #[inline]
 pub fn ms_to_ns(ms: u64) -> u64 {

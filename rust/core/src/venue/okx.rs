@@ -42,7 +42,7 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{Continuity, DeltaIds, LevelChange, ResyncBy, SequenceRule, SymbolSync, Symbols};
 use crate::venue::json::{venue_error, LevelsSeed, LooseText, NumberFault};
-use crate::venue::{ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
 
 /// OKX's `seqId` chain. `first == last == seqId`, `prev == prevSeqId` (None for -1).
 pub struct OkxRule;
@@ -136,14 +136,6 @@ impl OkxSession {
             .intern(name, || SymbolSync::new(resync_by, None))
     }
 
-    /// A book frame for a known symbol that we cannot use: the symbol has lost an update.
-    fn bad_frame(&mut self, id: SymbolId, error: FrameError, out: &mut Vec<Event>) -> ReceiveError {
-        if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.on_bad_frame(id, out);
-        }
-        ReceiveError::new(Some(self.symbols.name(id).to_owned()), error)
-    }
-
     fn decode<'de>(
         &mut self,
         frame: &'de [u8],
@@ -152,12 +144,7 @@ impl OkxSession {
         self.levels.clear();
         self.items.clear();
         self.text.clear();
-        if frame.len() > self.options.max_frame_bytes {
-            return Err(FrameError::Oversized {
-                len: frame.len(),
-                max: self.options.max_frame_bytes,
-            });
-        }
+        check_frame_size(frame, self.options.max_frame_bytes)?;
         let mut fault = NumberFault::default();
         let mut de = serde_json::Deserializer::from_slice(frame);
         let seed = FrameSeed {
@@ -193,7 +180,7 @@ impl OkxSession {
             // A book frame that names its instrument but cannot be read costs it its sync.
             if fields.channel.and_then(book_kind).is_some() {
                 if let Some(id) = fields.inst_id.and_then(|s| self.symbols.id(s)) {
-                    return Err(self.bad_frame(id, error, out));
+                    return Err(self.symbols.bad_frame(id, error, out));
                 }
             }
             return Err(ReceiveError::new(fields.inst_id.map(str::to_owned), error));
@@ -245,17 +232,23 @@ impl OkxSession {
             (_, Some("update")) => false,
             (_, Some(other)) => {
                 let e = FrameError::Invalid(format!("unknown book action {other:?}"));
-                return Err(self.bad_frame(id, e, out));
+                return Err(self.symbols.bad_frame(id, e, out));
             }
-            (_, None) => return Err(self.bad_frame(id, FrameError::MissingField("action"), out)),
+            (_, None) => {
+                return Err(self
+                    .symbols
+                    .bad_frame(id, FrameError::MissingField("action"), out))
+            }
         };
         if self.items.is_empty() {
-            return Err(self.bad_frame(id, FrameError::MissingField("data"), out));
+            return Err(self
+                .symbols
+                .bad_frame(id, FrameError::MissingField("data"), out));
         }
         for i in 0..self.items.len() {
             let item = self.items[i].clone();
             if let Err(e) = self.on_book_item(id, snapshot, &item, ts_ns, out) {
-                return Err(self.bad_frame(id, e, out));
+                return Err(self.symbols.bad_frame(id, e, out));
             }
         }
         Ok(())
