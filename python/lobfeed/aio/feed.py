@@ -394,6 +394,10 @@ class Feed:
             self.stats.frame_errors += 1
             log.warning("%s: frame rejected: %s", self.venue, e)
             events = e.events
+        if events:
+            self._dispatch(events)
+
+    def _dispatch(self, events: tuple[Any, ...]) -> None:
         # The hot path: one dict lookup and one call per event, no wrapper frames.
         handlers = self._handlers
         for ev in events:
@@ -403,13 +407,6 @@ class Feed:
                     handler(ev)
                 except Exception:
                     self._callback_failed(handler)
-
-    def _dispatch(self, events: tuple[Any, ...]) -> None:
-        handlers = self._handlers
-        for ev in events:
-            handler = handlers.get(type(ev))
-            if handler is not None:
-                self._call(handler, ev)
 
     def _build_handlers(self) -> dict[type, Callable[[Any], object]]:
         """Event type to what handles it; types nobody asked for are simply absent."""

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from lobfeed.tape import Tape, TapeRecord
 from lobfeed.testing.server import (
     LiveStream,
@@ -175,6 +177,14 @@ class RecordedRest:
 def _position(streams: Iterable[LiveStream]) -> int | None:
     positions = [s.position_ns for s in streams if s.position_ns is not None]
     return max(positions) if positions else None
+
+
+def record_json(record: TapeRecord) -> Any:
+    """The JSON value of a recorded frame, or None when it is not JSON (a text `pong`, say)."""
+    try:
+        return orjson.loads(record.data or "")
+    except orjson.JSONDecodeError:
+        return None
 
 
 def first_frame(tape: Tape, predicate: Any) -> TapeRecord | None:

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from lobfeed.tape import Tape, TapeRecord
-from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
+from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription, record_json
 from lobfeed.testing.server import register_profile
 
 PATH = "/ws/2"
@@ -78,10 +78,7 @@ class BitfinexProfile(KeyedProfile[BitfinexSubscription]):
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         conn = record.conn or ""
-        try:
-            msg = orjson.loads(record.data or "")
-        except orjson.JSONDecodeError:
-            return None
+        msg = record_json(record)
         if isinstance(msg, list):
             key = self.channels.get((conn, msg[0])) if msg and isinstance(msg[0], int) else None
             return FrameInfo(conn, frozenset({key}), counted=True) if key else None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from lobfeed.tape import Tape, TapeRecord
-from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
+from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription, record_json
 from lobfeed.testing.server import RestRequest, RestResponse, register_profile
 
 CATEGORIES = ("spot", "linear", "inverse", "option")
@@ -54,10 +54,7 @@ class BybitProfile(KeyedProfile[BybitSubscription]):
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         conn = record.conn or ""
-        try:
-            msg = orjson.loads(record.data or "")
-        except orjson.JSONDecodeError:
-            return None
+        msg = record_json(record)
         if not isinstance(msg, dict):
             return None
         topic = msg.get("topic")

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from lobfeed.tape import TapeRecord
-from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
+from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription, record_json
 from lobfeed.testing.server import register_profile
 
 #: Channel name in frames -> the subscription channel that carries it.
@@ -64,10 +64,7 @@ class CoinbaseProfile(KeyedProfile[KeyedSubscription]):
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         conn = record.conn or ""
-        try:
-            msg = orjson.loads(record.data or "")
-        except orjson.JSONDecodeError:
-            return None
+        msg = record_json(record)
         if not isinstance(msg, dict):
             return None
         counted = "sequence_num" in msg

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from lobfeed.tape import TapeRecord
-from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
+from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription, record_json
 from lobfeed.testing.server import register_profile
 
 PATH = "/v2/marketdata"
@@ -31,10 +31,7 @@ class GeminiProfile(KeyedProfile[KeyedSubscription]):
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         conn = record.conn or ""
-        try:
-            msg = orjson.loads(record.data or "")
-        except orjson.JSONDecodeError:
-            return None
+        msg = record_json(record)
         if not isinstance(msg, dict):
             return None
         kind, symbol = msg.get("type"), msg.get("symbol")

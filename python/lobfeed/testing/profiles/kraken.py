@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from lobfeed.tape import Tape, TapeRecord
-from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
+from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription, record_json
 from lobfeed.testing.server import register_profile
 
 Key = tuple[str, str]
@@ -48,10 +48,7 @@ class KrakenProfile(KeyedProfile[KeyedSubscription]):
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         conn = record.conn or ""
-        try:
-            msg = orjson.loads(record.data or "")
-        except orjson.JSONDecodeError:
-            return None
+        msg = record_json(record)
         if isinstance(msg, list):
             if len(msg) >= 4 and isinstance(msg[-1], str) and isinstance(msg[-2], str):
                 return FrameInfo(conn, frozenset({(_name(msg[-2]), msg[-1])}))
