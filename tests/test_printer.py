@@ -44,21 +44,29 @@ def tmux() -> Iterator[Callable[[str], str]]:
         subprocess.run(["tmux", "kill-session", "-t", name], check=False)
 
 
-def screen(session: str) -> str:
+def screen(session: str, *, scrollback: bool = False) -> str:
+    """The pane as shown; with ``scrollback``, the lines scrolled above it too.
+
+    A detached session may still be at tmux's default size when a fast command starts, so
+    what it printed first can scroll above the visible pane before the test looks.
+    """
+    history = ["-S", "-"] if scrollback else []
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session],
+        ["tmux", "capture-pane", "-p", *history, "-t", session],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
 
 
-def wait_for(session: str, *texts: str, timeout: float = 60) -> str:
+def wait_for(
+    session: str, *texts: str, timeout: float = 60, scrollback: bool = False
+) -> str:
     """The screen once all `texts` show at once (a redraw may be caught half done)."""
     deadline = time.monotonic() + timeout
     shown = ""
     while time.monotonic() < deadline:
-        shown = screen(session)
+        shown = screen(session, scrollback=scrollback)
         if all(text in shown for text in texts):
             return shown
         time.sleep(0.2)
@@ -88,7 +96,8 @@ def test_replayed_book_on_a_terminal(
 
 def test_live_demo_on_a_terminal(tmux: Callable[[str], str]) -> None:
     session = tmux(f"{sys.executable} -m lobfeed demo --speed max")
-    shown = wait_for(session, "book updates,", "state live")
+    # The banner is printed once, before the ladder: it may have scrolled up by now.
+    shown = wait_for(session, "book updates,", "state live", scrollback=True)
     assert "local exchange on ws://127.0.0.1:" in shown
     assert "replaying binance-ethusdt-20240808.jsonl.gz" in shown
     assert "binance ETHUSDT" in shown
