@@ -165,6 +165,7 @@ async def _book(
         reconnect=reconnect,
     )
     printer.session_of = lambda: feed.session
+    printer.health_of = lambda: feed.health().get(symbol)
     run = asyncio.ensure_future(feed.run())
     if duration is not None:
         asyncio.get_running_loop().call_later(duration, feed.stop)
@@ -179,7 +180,8 @@ async def _book(
         return 1
     print(
         f"{printer.updates} book updates, {feed.stats.frames} frames, "
-        f"{feed.stats.gaps} gaps, {feed.stats.frame_errors} rejected frames"
+        f"{feed.stats.gaps} gaps, {feed.stats.frame_errors} rejected frames, "
+        f"{feed.stats.reconnects} reconnects"
     )
     return 0
 

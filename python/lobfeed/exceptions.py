@@ -9,8 +9,13 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     │   ├── BookRejectedError          values no book may hold (negative size or price)
     │   └── VenueErrorMessage          the venue answered with an error message
     ├── SnapshotError                  a REST snapshot could not be had
-    │   └── RateLimitedError           HTTP 429/418; ``retry_after`` seconds
+    │   ├── RateLimitedError           HTTP 429/418; ``retry_after`` seconds
+    │   └── SymbolRejectedError        the venue says the symbol does not exist (REST 400/404)
+    ├── ConnectError                   a connection could not be opened (``url``, ``status``)
+    │   └── HandshakeRejectedError     a refusal retrying cannot fix (HTTP 401, 403, 404, 414)
     ├── ConnectionLostError            a websocket closed and reconnecting is not allowed
+    ├── BookUnavailableError (KeyError) no book for that symbol (yet); ``state`` says why
+    ├── ConfigError (ValueError)       a Feed or ConnectOptions argument out of range
     ├── StaleBookError                 a BookView read after its book moved on
     ├── UnknownVenueError (ValueError) a venue name this build does not know
     ├── UnsupportedOptionError (ValueError) a session option the venue cannot honour
@@ -75,6 +80,44 @@ class RateLimitedError(SnapshotError):
     ):
         super().__init__(message, symbol=symbol, status=status)
         self.retry_after = retry_after
+
+
+class SymbolRejectedError(SnapshotError):
+    """The venue answered a snapshot request with a status that says the symbol does not exist
+    or the request is wrong (400, 404): asking again cannot help, so the feed ends."""
+
+
+class ConnectError(LobfeedError):
+    """A websocket connection could not be opened. Transient causes (refused, DNS, timeouts,
+    HTTP 429 or 5xx) are retried by the Feed; ``run()`` raises this only when told not to
+    reconnect or when ``max_attempts`` ran out."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class HandshakeRejectedError(ConnectError):
+    """The server refused the websocket upgrade with a status retrying cannot fix (401, 403,
+    404, 414, ...): ``run()`` ends with it."""
+
+
+class BookUnavailableError(LobfeedError, KeyError):
+    """``Feed.book`` was asked for a symbol that has no book (yet); ``state`` is its health."""
+
+    def __init__(self, message: str, *, symbol: str, state: str | None = None):
+        super().__init__(message)
+        self.symbol = symbol
+        self.state = state
+
+    def __str__(self) -> str:
+        # KeyError's str() quotes its argument; a sentence reads better.
+        return str(self.args[0])
+
+
+class ConfigError(LobfeedError, ValueError):
+    """A Feed or ConnectOptions argument out of range; the message names the value."""
 
 
 class ConnectionLostError(LobfeedError):

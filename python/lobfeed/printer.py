@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lobfeed._native import BookUpdate, Session
+from lobfeed.aio.health import SymbolHealth
 from lobfeed.exceptions import StaleBookError
 from lobfeed.replay import TapeReplayer
 from lobfeed.tape import Tape
@@ -38,6 +39,8 @@ class BookPrinter:
         self.symbol = symbol
         self.depth = depth
         self.session_of = session
+        #: The symbol's health as a live Feed keeps it (None in a replay).
+        self.health_of: Callable[[], SymbolHealth | None] = lambda: None
         #: "Now" for rates; a replay sets it to the tape's clock.
         self.clock: Callable[[], int] = time.time_ns
         #: Frame-to-callback latency is only meaningful for frames received live.
@@ -85,7 +88,8 @@ class BookPrinter:
             spread, mid = book.spread(), book.mid()
         except StaleBookError:
             return Group(Text(f"{title}: book is being updated…"))
-        state = session.state(self.symbol)
+        health = self.health_of()
+        state = session.state(self.symbol) if health is None else health.state
         counters = session.counters(self.symbol)
         largest = max((float(q) for _, q in bids + asks), default=0.0) or 1.0
 
@@ -124,6 +128,14 @@ class BookPrinter:
                 **counters
             ),
         ]
+        if health is not None:
+            lines[0] += f" ({health.reason})" if health.state != "live" else ""
+            lag = "-" if health.lag_ns is None else f"{health.lag_ns / 1e6:.1f}ms"
+            lines.append(
+                f"connection {health.connection}  reconnects {health.reconnects}  "
+                f"resyncs {health.resyncs}  dropped {health.dropped}  "
+                f"decode errors {health.decode_errors}  lag {lag}"
+            )
         return Group(table, Text("\n".join(lines)))
 
 

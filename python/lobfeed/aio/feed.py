@@ -1,9 +1,20 @@
-"""``Feed``: connect to a venue, keep its books in sync, call the user back.
+"""``Feed``: connect to a venue, keep its books in sync, call the user back, and say what is wrong.
 
-The Rust ``Session`` does all decoding and sync decisions; this module only moves bytes:
-it opens the websocket, hands every frame to ``Session.receive`` with the time it arrived,
-fetches REST snapshots or resubscribes when the session asks, reconnects with backoff, and
-dispatches events to callbacks. A callback that raises is logged and the feed goes on.
+The Rust ``Session`` decodes every frame and makes every sync decision. Around it this module
+keeps one connection loop, written once against :class:`~lobfeed.aio.link.Link` (websockets or
+picows): connect, subscribe, hand each frame to the session, reconnect with backoff. The rest
+is delegated: :mod:`~lobfeed.aio.resync` gets books back (snapshots, resubscribes),
+:mod:`~lobfeed.aio.dispatch` delivers events to callbacks (bounded, conflated on request), and
+:mod:`~lobfeed.aio.health` keeps each symbol's state for ``health()`` and ``on_status``.
+
+Which failures end ``run()`` and which are retried:
+
+- retried, with capped jittered backoff that starts again only after a healthy period: every
+  close code, a close during a send, refused connections, DNS failures, timeouts, handshake
+  429/5xx, unusable snapshot bodies, rate limits;
+- raised: a handshake refused with 400/401/403/404/414 (``HandshakeRejectedError``), a snapshot
+  answered 400/404 (``SymbolRejectedError``), ``max_attempts`` failed connections in a row
+  (``ConnectError``), and with ``reconnect=False`` any connection loss (``ConnectionLostError``).
 """
 
 from __future__ import annotations
@@ -12,45 +23,46 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Coroutine, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
 
 from lobfeed._native import (
-    BookUpdate,
     BookView,
-    Candle,
     ChecksumMismatch,
     GapDetected,
     NeedResubscribe,
     NeedSnapshot,
-    Quote,
     Resynced,
     Session,
-    Trade,
+    SyncLost,
 )
+from lobfeed.aio import link as links
 from lobfeed.aio.backoff import Backoff
-from lobfeed.aio.rest import fetch_snapshot
+from lobfeed.aio.dispatch import Callback, Dispatcher
+from lobfeed.aio.health import HealthTracker, SymbolHealth
+from lobfeed.aio.options import ConnectOptions
+from lobfeed.aio.resync import Resync
+from lobfeed.events import LIVE, Connected, Disconnected
 from lobfeed.exceptions import (
+    BookUnavailableError,
+    ConfigError,
+    ConnectError,
     ConnectionLostError,
     FrameError,
-    RateLimitedError,
-    SnapshotError,
+    HandshakeRejectedError,
+    LobfeedError,
 )
 from lobfeed.tape import TapeWriter
 from lobfeed.venues import BOOK, TRADES, Subscription, VenueSpec, spec_for
 
 log = logging.getLogger("lobfeed.feed")
 
-E = TypeVar("E")
 T = TypeVar("T")
-Callback = Callable[[E], object] | Callable[[E], Awaitable[object]]
 
-DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = ConnectOptions().max_frame_bytes
 
 
 @dataclass
@@ -60,16 +72,85 @@ class FeedStats:
     frames: int = 0
     frame_errors: int = 0
     connections: int = 0
+    connect_failures: int = 0
     reconnects: int = 0
     snapshots: int = 0
     snapshot_failures: int = 0
+    snapshot_retries: int = 0
+    stale_snapshots: int = 0
     rate_limited: int = 0
     resubscribes: int = 0
+    resync_timeouts: int = 0
+    replaced_connections: int = 0
     idle_timeouts: int = 0
     gaps: int = 0
     resyncs: int = 0
+    sync_lost: int = 0
     checksum_mismatches: int = 0
+    unsubscribed_frames: int = 0
+    """Frames about symbols this feed did not subscribe to: dropped, never given a book."""
     callback_errors: int = 0
+    """Exceptions raised by callbacks (each logged; the feed goes on)."""
+
+
+class Connection:
+    """One websocket connection's life: its link, its session, the tasks that die with it."""
+
+    def __init__(self, feed: Feed, number: int, link: links.Link, session: Session) -> None:
+        self.feed = feed
+        self.name = f"c{number}"
+        self.link = link
+        self.session = session
+        self.opened = time.monotonic()
+        #: When every symbol was last seen live together (None: not since the last fault).
+        self.all_live_since: float | None = None
+        self.healthy = False
+        #: Why we are closing it ourselves, if we are.
+        self.replacing: str | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "%s %s: background task failed",
+                self.feed.venue,
+                self.name,
+                exc_info=task.exception(),
+            )
+
+    async def send(self, message: str) -> None:
+        tape = self.feed._tape
+        if tape is not None:
+            tape.send(self.name, message)
+        await self.link.send(message)
+
+    def replace(self, reason: str) -> None:
+        """Closes this connection so that the feed opens a new one (books are rebuilt)."""
+        if self.replacing is not None:
+            return
+        self.replacing = reason
+        self.feed.stats.replaced_connections += 1
+        log.warning(
+            "%s %s: replacing the connection: %s",
+            self.feed.venue,
+            self.name,
+            reason,
+            extra={"venue": self.feed.venue, "connection": self.name},
+        )
+        self.spawn(self.link.close(1000, "resync"))
+
+    async def end(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class Feed:
@@ -82,12 +163,20 @@ class Feed:
     ``on_book`` gets a ``BookUpdate`` (``.symbol``, ``.seq``, ``.exchange_ts_ns``, ``.ts_ns``
     when the frame arrived, and ``.book``, a lazy view of the Rust book). ``on_candle`` gets
     only closed candles unless ``closed_candles_only=False``. ``on_event`` gets the sync
-    events: ``GapDetected``, ``Resynced``, ``ChecksumMismatch``, ``NeedSnapshot``,
-    ``NeedResubscribe``. ``ws_url``/``rest_url`` point the feed at another server (the local
-    exchange server in tests). ``record`` writes every frame to a lobfeed-tape/1 file.
-    ``resync`` picks how a book that lost sync is rebuilt where the venue offers a choice
-    (``"snapshot"``: a REST fetch, ``"resubscribe"``: in-band; ``None``: the venue's way); a
-    way the venue does not offer raises ``UnsupportedOptionError`` here.
+    events: ``SyncLost`` (why a book was dropped), ``GapDetected``, ``Resynced``,
+    ``ChecksumMismatch``, ``NeedSnapshot``, ``NeedResubscribe``. ``on_status`` gets
+    ``StatusChanged`` on every change of a symbol's health and ``Connected``/``Disconnected``
+    per connection. Callbacks may be ``async``; they then run in order through one bounded
+    queue. ``conflate=True`` delivers only the newest book of a symbol when the callback falls
+    behind.
+
+    ``ws_url``/``rest_url`` point the feed at another server (the local exchange server in
+    tests). ``record`` writes every frame to a lobfeed-tape/1 file. ``resync`` picks how a book
+    that lost sync is rebuilt where the venue offers a choice (``"snapshot"``, ``"resubscribe"``;
+    ``None``: the venue's way). ``options`` (a :class:`ConnectOptions`) holds every timeout,
+    limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
+    ``max_frame_bytes``, ``snapshot_timeout``, ``stale_after`` and ``transport`` override its
+    fields of the same name.
     """
 
     def __init__(
@@ -97,32 +186,48 @@ class Feed:
         *,
         channels: Iterable[str] = (BOOK, TRADES),
         depth: int | None = None,
-        on_book: Callback[BookUpdate] | None = None,
-        on_trade: Callback[Trade] | None = None,
-        on_candle: Callback[Candle] | None = None,
-        on_quote: Callback[Quote] | None = None,
-        on_event: Callback[Any] | None = None,
+        on_book: Callback | None = None,
+        on_trade: Callback | None = None,
+        on_candle: Callback | None = None,
+        on_quote: Callback | None = None,
+        on_event: Callback | None = None,
+        on_status: Callback | None = None,
         closed_candles_only: bool = True,
         candle_interval: str = "1m",
         ws_url: str | None = None,
         rest_url: str | None = None,
         reconnect: bool = True,
+        options: ConnectOptions | None = None,
         backoff: Backoff | None = None,
-        idle_timeout: float = 60.0,
-        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-        snapshot_timeout: float = 10.0,
+        idle_timeout: float | None = None,
+        max_frame_bytes: int | None = None,
+        snapshot_timeout: float | None = None,
+        stale_after: float | None = None,
+        transport: str | None = None,
+        conflate: bool = False,
+        async_queue: int = 10_000,
+        lag_warning: float = 5.0,
         record: str | None = None,
         resync: str | None = None,
-        transport: str = "websockets",
     ) -> None:
-        if transport not in ("websockets", "picows"):
-            raise ValueError(f"transport is 'websockets' or 'picows', not {transport!r}")
-        if transport == "picows":
+        overrides = {
+            name: value
+            for name, value in (
+                ("backoff", backoff),
+                ("idle_timeout", idle_timeout),
+                ("max_frame_bytes", max_frame_bytes),
+                ("snapshot_timeout", snapshot_timeout),
+                ("stale_after", stale_after),
+                ("transport", transport),
+            )
+            if value is not None
+        }
+        self.options = replace(options or ConnectOptions(), **overrides)
+        if self.options.transport == "picows":
             import importlib.util
 
             if importlib.util.find_spec("picows") is None:
-                raise ValueError("transport='picows' needs the picows package (pip install picows)")
-        self.transport = transport
+                raise ConfigError("transport='picows' needs the picows package (pip install picows)")
         self.spec: VenueSpec = spec_for(venue)
         self.venue = venue
         self.subscription = Subscription(
@@ -135,306 +240,343 @@ class Feed:
         self.ws_url = ws_url or self.spec.ws_url
         self.rest_url = rest_url or self.spec.rest_url
         self.reconnect = reconnect
-        self.backoff = backoff or Backoff()
-        self.idle_timeout = idle_timeout
-        self.max_frame_bytes = max_frame_bytes
-        self.snapshot_timeout = snapshot_timeout
-        self.closed_candles_only = closed_candles_only
-        self.stats = FeedStats()
-        self._on_book = self._wrap(on_book)
-        self._on_trade = self._wrap(on_trade)
-        self._on_candle = self._wrap(on_candle)
-        self._on_quote = self._wrap(on_quote)
-        self._on_event = self._wrap(on_event)
-        self._handlers = self._build_handlers()
-        self._record_path = record
         self.resync = resync
         # Refuse a resync choice the venue cannot honour now, not at the first connection.
-        Session(self.spec.session_venue, resync=resync)
+        self._new_session()
+        self.stats = FeedStats()
+        self.dispatcher = Dispatcher(
+            venue,
+            on_book=on_book,
+            on_trade=on_trade,
+            on_candle=on_candle,
+            on_quote=on_quote,
+            on_event=on_event,
+            on_status=on_status,
+            closed_candles_only=closed_candles_only,
+            conflate=conflate,
+            async_queue=async_queue,
+            lag_warning=lag_warning,
+            control=self._control,
+        )
+        stale = self.options.stale_after or self.spec.stale_after
+        self.tracker = HealthTracker(
+            venue,
+            self.subscription.symbols,
+            stale_after=stale,
+            emit=self.dispatcher.emit_status,
+            lag=self.dispatcher.lag,
+            has_book=BOOK in self.subscription.channels,
+        )
+        self.resyncer = Resync(self)
+        self._record_path = record
         self._tape: TapeWriter | None = None
-        self._session: Session | None = None
-        self._ws: Any = None
+        self._conn: Connection | None = None
+        self._last_session: Session | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._generation = 0
-        # The connection generation already being closed to resync (a venue that cannot
-        # resubscribe one book resyncs every book by reconnecting once).
-        self._closing_generation = 0
-        self._pending_snapshots: dict[str, asyncio.Task[None]] = {}
-        self._snapshot_attempts: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._number = 0
+        self._fatal: LobfeedError | None = None
+        # Unsubscribed frames counted by the sessions of connections that are gone.
+        self._unsubscribed_before = 0
         self._stopping = asyncio.Event()
-        self._last_frame_at = 0.0
-        self._idle_aborted = False
 
     # -- public -------------------------------------------------------------------------
 
     @property
     def session(self) -> Session | None:
-        """The current connection's session (a new one after each reconnect)."""
-        return self._session
+        """The current connection's session (a new one after each reconnect); during an
+        outage, the last one, its books marked ``disconnected``."""
+        return self._conn.session if self._conn is not None else self._last_session
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("the feed is not running")
+        return self._http
 
     def book(self, symbol: str) -> BookView:
-        """A view of a symbol's current book."""
-        if self._session is None:
-            raise KeyError(symbol)
-        return self._session.book(symbol)
+        """A view of a symbol's current book. ``view.state`` says whether it is ``live``; a
+        book kept from a connection that is down reads ``disconnected``."""
+        session = self.session
+        state = self.tracker.state(symbol)
+        if session is None:
+            raise BookUnavailableError(
+                f"{self.venue} {symbol}: no book yet (not connected)", symbol=symbol, state=state
+            )
+        for name in (symbol, *session.symbols()):
+            if name == symbol or name.lower() == symbol.lower():
+                try:
+                    return session.book(name)
+                except KeyError:
+                    continue
+        raise BookUnavailableError(
+            f"{self.venue} {symbol}: no book (state {state or 'not subscribed'})",
+            symbol=symbol,
+            state=state,
+        )
+
+    def health(self) -> dict[str, SymbolHealth]:
+        """Each subscribed symbol's state, counters, last update and lag."""
+        self._sync_stats()
+        return self.tracker.snapshot()
 
     def stop(self) -> None:
         """Ends ``run()`` after the frame being handled."""
         self._stopping.set()
-        if self._ws is not None:
-            self._spawn(self._ws.close())
+        conn = self._conn
+        if conn is not None:
+            conn.spawn(conn.link.close())
 
     async def run(self) -> None:
         """Connects and dispatches until ``stop()``; reconnects unless ``reconnect=False``."""
         self._stopping = asyncio.Event()
-        delays: Iterator[float] = self.backoff.delays()
+        self._fatal = None
+        backoff = self.options.backoff
+        delays: Iterator[float] = backoff.delays()
+        failures = 0
         with self._recording():
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(trust_env=False) as http:
                 self._http = http
+                await self.dispatcher.start()
+                watcher = asyncio.ensure_future(self._watch_health())
                 try:
                     while not self._stopping.is_set():
-                        try:
-                            received = await (
-                                self._connect_once_picows()
-                                if self.transport == "picows"
-                                else self._connect_once()
-                            )
-                        except (
-                            OSError,
-                            TimeoutError,
-                            websockets.InvalidHandshake,
-                            websockets.ConnectionClosedError,
-                        ) as e:
-                            if not self.reconnect:
-                                raise ConnectionLostError(f"{self.venue}: {e!r}") from e
-                            log.warning("%s: connection lost: %r", self.venue, e)
+                        healthy = await self._connection_life()
+                        if self._fatal is not None:
+                            raise self._fatal
+                        if self._stopping.is_set():
+                            return
+                        if healthy:
+                            delays, failures = backoff.delays(), 0
                         else:
-                            if not self.reconnect or self._stopping.is_set():
-                                return
-                            log.info("%s: connection closed by the server", self.venue)
-                            if received:
-                                delays = self.backoff.delays()
+                            failures += 1
+                            limit = self.options.max_attempts
+                            if limit is not None and failures >= limit:
+                                raise ConnectError(
+                                    f"{self.venue}: {failures} connection attempts in a row "
+                                    f"never became healthy (max_attempts {limit})",
+                                    url=self.ws_url,
+                                )
                         self.stats.reconnects += 1
                         delay = next(delays)
-                        log.info("%s: reconnecting in %.2fs", self.venue, delay)
+                        log.info(
+                            "%s: reconnecting in %.2fs (attempt %d)",
+                            self.venue,
+                            delay,
+                            failures + 1,
+                            extra={"venue": self.venue},
+                        )
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._stopping.wait(), delay)
                 finally:
-                    await self._cancel_tasks()
+                    watcher.cancel()
+                    await asyncio.gather(watcher, return_exceptions=True)
+                    self.resyncer.new_connection()
+                    await self.dispatcher.stop()
+                    self._sync_stats()
                     self._http = None
 
     # -- connection ---------------------------------------------------------------------
 
-    async def _connect_once(self) -> bool:
-        """One connection's life; returns whether any frame arrived."""
+    async def _connection_life(self) -> bool:
+        """Opens one connection and serves it until it ends; returns whether it was healthy.
+
+        Raises what must end ``run()``: a permanent handshake refusal, or any loss when
+        ``reconnect=False``.
+        """
         url = self.spec.connect_url(self.ws_url, self.subscription)
+        self._number += 1
+        name = f"c{self._number}"
+        self.tracker.connecting(f"connecting {name} to {links.short_url(url, 80)}")
+        try:
+            link = await links.connect(url, self.options)
+        except ConnectError as e:
+            self.stats.connect_failures += 1
+            self._disconnected(name, e.status, str(e))
+            if isinstance(e, HandshakeRejectedError) or not self.reconnect:
+                raise
+            log.warning("%s: %s", self.venue, e, extra={"venue": self.venue})
+            return False
         session = self._new_session()
-        # A short close_timeout: when we leave, a server still streaming at us may not read
-        # our close frame for a while, and waiting for its answer gains nothing.
-        async with connect(
-            url,
-            max_size=self.max_frame_bytes,
-            open_timeout=10,
-            close_timeout=1,
-            compression=None,
-        ) as ws:
-            self._start_connection(session, ws, url)
-            conn = f"c{self._generation}"
-            for message in self.spec.subscribe_messages(self.subscription):
-                await self._send(ws, conn, message)
-            heartbeat = self._start_heartbeat(ws, conn)
-            # A watchdog task rather than a timeout around each recv: arming and cancelling a
-            # timer per frame would cost more than handling the frame.
-            self._last_frame_at = time.monotonic()
-            watchdog = self._spawn(self._watch_idle(ws))
-            received = False
+        conn = Connection(self, self._number, link, session)
+        self._conn = conn
+        self.resyncer.new_connection()
+        self.stats.connections += 1
+        if self._tape is not None:
+            self._tape.open(conn.name, url)
+        log.info("%s: %s connected to %s", self.venue, conn.name, links.short_url(url))
+        self.dispatcher.emit_status(Connected(self.venue, conn.name, url, time.time_ns()))
+        self.tracker.connected(session, conn.name)
+        conn.spawn(self._watch_idle(conn))
+        self._start_heartbeat(conn)
+
+        def on_frame(raw: bytes, ts_ns: int) -> None:
+            self._on_frame(session, conn.name, raw, ts_ns)
+
+        code: int | None
+        try:
             try:
-                while True:
-                    try:
-                        raw = await ws.recv(decode=False)
-                    except websockets.ConnectionClosedOK:
-                        return received
-                    except websockets.ConnectionClosedError:
-                        if self._idle_aborted:
-                            raise TimeoutError(f"no frame for {self.idle_timeout:g}s") from None
-                        raise
-                    ts_ns = time.time_ns()
-                    self._last_frame_at = time.monotonic()
-                    received = True
-                    if self._tape is not None:
-                        self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
-                    self._on_frame(session, raw, ts_ns)
-                    if self._stopping.is_set():
-                        return received
-            finally:
-                watchdog.cancel()
-                if heartbeat is not None:
-                    heartbeat.cancel()
-                self._ws = None
+                for message in self.spec.subscribe_messages(self.subscription):
+                    await conn.send(message)
+            except ConnectionError:
+                pass  # closed while subscribing: run() below reports how
+            info = await link.run(on_frame)
+            code, reason = info.code, info.reason
+            if conn.replacing is not None:
+                reason = conn.replacing
+            elif info.by_us and conn.replacing is None and not self._stopping.is_set():
+                reason = f"dropped by us: {reason or 'no frame'}"
+        finally:
+            await conn.end()
+            self._sync_stats()
+            self._unsubscribed_before += session.stats().get("unsubscribed", 0)
+            self._conn = None
+            self._last_session = session
+        if conn.all_live_since is not None:
+            conn.healthy |= time.monotonic() - conn.all_live_since >= self.options.healthy_after
+        self._disconnected(conn.name, code, reason)
+        if self._stopping.is_set() or self._fatal is not None:
+            return conn.healthy
+        if not self.reconnect:
+            if info.clean and not info.by_us:
+                self._stopping.set()
+                return conn.healthy
+            raise ConnectionLostError(
+                f"{self.venue}: connection {conn.name} to {links.short_url(url)} lost "
+                f"(code {code}: {reason or 'no reason given'})"
+            )
+        log.warning(
+            "%s: %s closed (code %s: %s)",
+            self.venue,
+            conn.name,
+            code,
+            reason or "no reason given",
+            extra={"venue": self.venue, "connection": conn.name, "code": code},
+        )
+        return conn.healthy
+
+    def _disconnected(self, name: str, code: int | None, reason: str) -> None:
+        self.tracker.disconnected(f"{name} closed (code {code}): {reason}")
+        self.dispatcher.emit_status(Disconnected(self.venue, name, code, reason, time.time_ns()))
 
     def _new_session(self) -> Session:
         return Session(
             self.spec.session_venue,
             depth=self.subscription.depth,
-            max_frame_bytes=self.max_frame_bytes,
+            max_frame_bytes=self.options.max_frame_bytes,
             resync=self.resync,
+            symbols=list(self.subscription.symbols),
         )
 
-    def _start_connection(self, session: Session, link: Any, url: str) -> None:
-        """A new connection: a fresh session (books are rebuilt), counters, the tape."""
-        self._generation += 1
-        self._session = session
-        self._ws = link
-        self._pending_snapshots.clear()
-        self._snapshot_attempts.clear()
-        self._idle_aborted = False
-        self.stats.connections += 1
-        if self._tape is not None:
-            self._tape.open(f"c{self._generation}", url)
-        log.info("%s: connected to %s", self.venue, url)
+    async def _watch_idle(self, conn: Connection) -> None:
+        """Drops a connection that has sent nothing for ``idle_timeout`` seconds.
 
-    async def _connect_once_picows(self) -> bool:
-        """One connection's life on the picows client; frames arrive by callback."""
-        from lobfeed.aio import picows_link
-
-        url = self.spec.connect_url(self.ws_url, self.subscription)
-        session = self._new_session()
-        conn = f"c{self._generation + 1}"
-        received = False
-        # Frames that arrive before the connection is set up wait here, so that the snapshot
-        # requests they cause belong to this connection.
-        early: list[tuple[bytes, int]] | None = []
-
-        def on_frame(raw: bytes) -> None:
-            nonlocal received
-            ts_ns = time.time_ns()
-            self._last_frame_at = time.monotonic()
-            received = True
-            if early is not None:
-                early.append((raw, ts_ns))
-                return
-            handle(raw, ts_ns)
-
-        def handle(raw: bytes, ts_ns: int) -> None:
-            if self._tape is not None:
-                self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
-            self._on_frame(session, raw, ts_ns)
-            if self._stopping.is_set() and self._ws is not None:
-                self._ws.abort()
-
-        try:
-            link = await picows_link.connect(url, on_frame, max_frame_bytes=self.max_frame_bytes)
-        except Exception as e:
-            raise ConnectionError(f"{self.venue}: cannot connect to {url}: {e!r}") from e
-        self._start_connection(session, link, url)
-        pending = early or []
-        early = None
-        for raw, ts_ns in pending:
-            handle(raw, ts_ns)
-        for message in self.spec.subscribe_messages(self.subscription):
-            await self._send(link, conn, message)
-        heartbeat = self._start_heartbeat(link, conn)
-        self._last_frame_at = time.monotonic()
-        watchdog = self._spawn(self._watch_idle(link))
-        try:
-            clean = await link.closed
-        finally:
-            watchdog.cancel()
-            if heartbeat is not None:
-                heartbeat.cancel()
-            self._ws = None
-        if self._idle_aborted:
-            raise TimeoutError(f"no frame for {self.idle_timeout:g}s")
-        if not clean and not self._stopping.is_set():
-            raise ConnectionError(f"{self.venue}: connection lost")
-        return received
-
-    async def _watch_idle(self, ws: Any) -> None:
-        """Drops a connection that has sent nothing for ``idle_timeout`` seconds."""
-        self._idle_aborted = False
+        It watches the frame counter rather than timing each frame: reading the clock per
+        frame would cost more than the check.
+        """
+        timeout = self.options.idle_timeout
+        step = max(timeout / 8, 0.01)
+        seen, quiet_since = self.stats.frames, time.monotonic()
         while True:
-            idle = time.monotonic() - self._last_frame_at
-            if idle >= self.idle_timeout:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            if self.stats.frames != seen:
+                seen, quiet_since = self.stats.frames, now
+            elif now - quiet_since >= timeout:
                 self.stats.idle_timeouts += 1
-                log.warning("%s: no frame for %.1fs, dropping the connection", self.venue, idle)
-                self._idle_aborted = True
-                if isinstance(ws, ClientConnection):
-                    ws.transport.abort()
-                else:
-                    ws.abort()
+                conn.replacing = f"no frame for {now - quiet_since:.1f}s (idle_timeout)"
+                log.warning(
+                    "%s %s: %s; dropping the connection",
+                    self.venue,
+                    conn.name,
+                    conn.replacing,
+                    extra={"venue": self.venue, "connection": conn.name},
+                )
+                conn.link.abort()
                 return
-            await asyncio.sleep(self.idle_timeout - idle)
 
-    async def _send(self, ws: Any, conn: str, message: str) -> None:
-        if self._tape is not None:
-            self._tape.send(conn, message)
-        await ws.send(message)
-
-    def _start_heartbeat(self, ws: Any, conn: str) -> asyncio.Task[None] | None:
+    def _start_heartbeat(self, conn: Connection) -> None:
         interval = self.spec.heartbeat_interval
         message = self.spec.heartbeat_message()
         if interval is None or message is None:
-            return None
+            return
 
         async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                await self._send(ws, conn, message)
+            with contextlib.suppress(ConnectionError):
+                while True:
+                    await asyncio.sleep(interval)
+                    await conn.send(message)
 
-        return self._spawn(beat())
+        conn.spawn(beat())
+
+    async def _watch_health(self) -> None:
+        """Polls health a few times a second: live and stale transitions, healthy connections."""
+        period = min(0.25, self.tracker.stale_after_ns / 4e9)
+        while True:
+            await asyncio.sleep(period)
+            self.tracker.poll()
+            conn = self._conn
+            if conn is None:
+                continue
+            if self.tracker.all_in(LIVE):
+                if conn.all_live_since is None:
+                    conn.all_live_since = time.monotonic()
+                elif time.monotonic() - conn.all_live_since >= self.options.healthy_after:
+                    conn.healthy = True
+            else:
+                conn.all_live_since = None
+            self._sync_stats()
+
+    def _sync_stats(self) -> None:
+        """Copies counters kept elsewhere (dispatcher, session) into ``stats``."""
+        self.stats.callback_errors = self.dispatcher.stats.callback_errors
+        session = self._conn.session if self._conn is not None else None
+        current = session.stats().get("unsubscribed", 0) if session is not None else 0
+        self.stats.unsubscribed_frames = self._unsubscribed_before + current
 
     # -- frames and events --------------------------------------------------------------
 
-    def _on_frame(self, session: Session, raw: bytes, ts_ns: int) -> None:
+    def _on_frame(self, session: Session, conn: str, raw: bytes, ts_ns: int) -> None:
         self.stats.frames += 1
+        if self._tape is not None:
+            self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
         try:
             events = session.receive(raw, ts_ns)
         except FrameError as e:
             self.stats.frame_errors += 1
-            log.warning("%s: frame rejected: %s", self.venue, e)
+            log.warning(
+                "%s: frame rejected: %s",
+                self.venue,
+                e,
+                extra={"venue": self.venue, "symbol": e.symbol},
+            )
             events = e.events
         if events:
-            self._dispatch(events)
+            self.dispatcher.dispatch(events)
 
-    def _dispatch(self, events: tuple[Any, ...]) -> None:
-        # The hot path: one dict lookup and one call per event, no wrapper frames.
-        handlers = self._handlers
-        for ev in events:
-            handler = handlers.get(type(ev))
-            if handler is not None:
-                try:
-                    handler(ev)
-                except Exception:
-                    self._callback_failed(handler)
+    def snapshot_received(self, conn: Connection, symbol: str, url: str, body: bytes) -> None:
+        """A REST snapshot body for ``symbol``; a ``FrameError`` if it is not a usable one."""
+        if self._tape is not None:
+            self._tape.http(url, body.decode("utf-8", "replace"))
+        events = conn.session.receive_snapshot(symbol, body, time.time_ns())
+        self.stats.snapshots += 1
+        self.dispatcher.dispatch(events)
 
-    def _build_handlers(self) -> dict[type, Callable[[Any], object]]:
-        """Event type to what handles it; types nobody asked for are simply absent."""
-        handlers: dict[type, Callable[[Any], object]] = {
-            kind: self._on_sync_event
-            for kind in (NeedSnapshot, NeedResubscribe, GapDetected, ChecksumMismatch, Resynced)
-        }
-        for kind, callback in (
-            (BookUpdate, self._on_book),
-            (Trade, self._on_trade),
-            (Quote, self._on_quote),
-        ):
-            if callback is not None:
-                handlers[kind] = callback
-        if self._on_candle is not None:
-            handlers[Candle] = self._candle
-        return handlers
-
-    def _candle(self, candle: Candle) -> None:
-        if self._on_candle is not None and (candle.closed or not self.closed_candles_only):
-            self._on_candle(candle)
-
-    def _on_sync_event(self, ev: Any) -> None:
-        if isinstance(ev, NeedSnapshot):
-            self._request_snapshot(ev.symbol)
-        elif isinstance(ev, NeedResubscribe):
-            self._resubscribe(ev.symbol)
-        elif isinstance(ev, GapDetected):
+    def _control(self, ev: Any) -> None:
+        """The session's sync events, as the dispatcher hands them over (never user data)."""
+        conn = self._conn
+        kind = type(ev)
+        if kind is NeedSnapshot:
+            if conn is not None:
+                self.resyncer.need_snapshot(conn, ev.symbol)
+        elif kind is NeedResubscribe:
+            if conn is not None:
+                self.resyncer.need_resubscribe(conn, ev.symbol)
+        elif kind is SyncLost:
+            self.stats.sync_lost += 1
+            if conn is not None:
+                conn.all_live_since = None
+            self.tracker.resyncing(ev.symbol, f"{ev.reason}: {ev.detail}")
+        elif kind is GapDetected:
             self.stats.gaps += 1
             log.warning(
                 "%s %s: sequence gap (expected %d, got %d); resyncing",
@@ -442,8 +584,9 @@ class Feed:
                 ev.symbol,
                 ev.expected,
                 ev.received,
+                extra={"venue": self.venue, "symbol": ev.symbol},
             )
-        elif isinstance(ev, ChecksumMismatch):
+        elif kind is ChecksumMismatch:
             self.stats.checksum_mismatches += 1
             log.warning(
                 "%s %s: checksum mismatch (venue %d, ours %d); resyncing",
@@ -451,131 +594,25 @@ class Feed:
                 ev.symbol,
                 ev.expected,
                 ev.computed,
+                extra={"venue": self.venue, "symbol": ev.symbol},
             )
-        elif isinstance(ev, Resynced):
+        elif kind is Resynced:
             self.stats.resyncs += 1
+            self.resyncer.synced(ev.symbol)
             log.info("%s %s: resynced at seq %s", self.venue, ev.symbol, ev.seq)
-        if self._on_event is not None:
-            self._call(self._on_event, ev)
+        self.dispatcher.emit_event(ev)
 
-    def _call(self, callback: Callable[[Any], object], arg: Any) -> None:
-        try:
-            callback(arg)
-        except Exception:
-            self._callback_failed(callback)
-
-    def _callback_failed(self, callback: Callable[[Any], object]) -> None:
-        """Called from an `except` block: logs the exception being handled."""
-        self.stats.callback_errors += 1
-        log.exception("%s: callback %r raised; the feed goes on", self.venue, callback)
-
-    def _wrap(self, callback: Callback[Any] | None) -> Callable[[Any], object] | None:
-        if callback is None or not asyncio.iscoroutinefunction(callback):
-            return callback
-        coroutine_fn = callback
-
-        def schedule(arg: Any) -> None:
-            self._spawn(self._guard(coroutine_fn(arg)))
-
-        return schedule
-
-    async def _guard(self, awaitable: Awaitable[object]) -> None:
-        try:
-            await awaitable
-        except Exception:
-            self.stats.callback_errors += 1
-            log.exception("%s: async callback raised; the feed goes on", self.venue)
-
-    # -- resync -------------------------------------------------------------------------
-
-    def _request_snapshot(self, symbol: str) -> None:
-        if symbol in self._pending_snapshots or self._session is None:
-            return
-        task = self._spawn(self._snapshot(self._session, self._generation, symbol))
-        self._pending_snapshots[symbol] = task
-
-    async def _snapshot(self, session: Session, generation: int, symbol: str) -> None:
-        url = self.spec.snapshot_url(self.rest_url or "", symbol, self.subscription)
-        if url is None or self._http is None:
-            log.error("%s %s: the venue has no REST snapshot", self.venue, symbol)
-            return
-        attempts = self._snapshot_attempts.get(symbol, 0)
-        delays = self.backoff.delays()
-        if attempts:
-            # Asked again right after a snapshot: it was older than the stream. Let it move on.
-            await asyncio.sleep(next(delays))
-        body: bytes | None = None
-        while body is None:
-            try:
-                body = await fetch_snapshot(self._http, url, symbol, timeout=self.snapshot_timeout)
-            except RateLimitedError as e:
-                self.stats.rate_limited += 1
-                wait = e.retry_after if e.retry_after is not None else next(delays)
-                log.warning("%s; retrying in %.1fs", e, wait)
-                await asyncio.sleep(wait)
-            except SnapshotError as e:
-                self.stats.snapshot_failures += 1
-                wait = next(delays)
-                log.warning("%s; retrying in %.1fs", e, wait)
-                await asyncio.sleep(wait)
-            if generation != self._generation:
-                return
-        if self._tape is not None:
-            self._tape.http(url, body.decode("utf-8", "replace"))
-        self._pending_snapshots.pop(symbol, None)
-        self._snapshot_attempts[symbol] = attempts + 1
-        self.stats.snapshots += 1
-        try:
-            events = session.receive_snapshot(symbol, body, time.time_ns())
-        except FrameError as e:
-            self.stats.frame_errors += 1
-            log.warning("%s: snapshot rejected: %s", self.venue, e)
-            events = e.events
-        if any(isinstance(ev, BookUpdate) for ev in events):
-            self._snapshot_attempts.pop(symbol, None)
-        self._dispatch(events)
-
-    def _resubscribe(self, symbol: str) -> None:
-        ws = self._ws
-        if ws is None:
-            return
-        # Venues that unsubscribe by channel id (Bitfinex) need the id the session holds.
-        channel = self._session.channel(symbol) if self._session is not None else None
-        messages = self.spec.resubscribe_messages(symbol, self.subscription, channel=channel)
-        if not messages:
-            if self._closing_generation != self._generation:
-                self._closing_generation = self._generation
-                log.warning("%s %s: cannot resubscribe, reconnecting", self.venue, symbol)
-                self._spawn(ws.close(code=1011, reason="resync"))
-            return
-        self.stats.resubscribes += 1
-        conn = f"c{self._generation}"
-
-        async def send_all() -> None:
-            for message in messages:
-                await self._send(ws, conn, message)
-
-        self._spawn(send_all())
+    def symbol_failed(self, symbol: str, error: LobfeedError) -> None:
+        """A symbol cannot be served, and asking again will not change it: the feed ends."""
+        self.tracker.failed(symbol, str(error))
+        log.error("%s %s: %s; stopping the feed", self.venue, symbol, error)
+        if self._fatal is None:
+            self._fatal = error
+        conn = self._conn
+        if conn is not None:
+            conn.spawn(conn.link.close(1000, "symbol failed"))
 
     # -- plumbing -----------------------------------------------------------------------
-
-    def _spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
-        task: asyncio.Task[T] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: background task failed", self.venue, exc_info=task.exception())
-
-    async def _cancel_tasks(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._pending_snapshots.clear()
 
     @contextlib.contextmanager
     def _recording(self) -> Iterator[None]:

@@ -1,13 +1,23 @@
-"""REST depth snapshots: one GET, typed errors for rate limits and bad answers."""
+"""REST depth snapshots: one GET, its body read in chunks under a cap, typed errors.
+
+A venue's answer is sorted into what retrying may fix (429/418 with their ``Retry-After``, 5xx,
+timeouts, resets: ``SnapshotError``/``RateLimitedError``) and what it cannot (400/404: the
+symbol does not exist or the request is wrong, ``SymbolRejectedError``). Whether a 200 body is
+really a snapshot is for the session to say when it is handed the body.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 
-from lobfeed.exceptions import RateLimitedError, SnapshotError
+from lobfeed.exceptions import RateLimitedError, SnapshotError, SymbolRejectedError
 
 # Binance answers 418 once an IP keeps going past 429s.
 RATE_LIMIT_STATUSES = frozenset({418, 429})
+# Asking again cannot turn these into a snapshot.
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 410})
+
+_CHUNK = 64 * 1024
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -20,26 +30,53 @@ def _retry_after(value: str | None) -> float | None:
 
 
 async def fetch_snapshot(
-    http: aiohttp.ClientSession, url: str, symbol: str, *, timeout: float = 10.0
+    http: aiohttp.ClientSession,
+    url: str,
+    symbol: str,
+    *,
+    timeout: float = 10.0,
+    max_bytes: int = 16 * 1024 * 1024,
 ) -> bytes:
-    """The response body of a snapshot request, or a ``SnapshotError``."""
+    """The body of a 200 answer to ``url``, at most ``max_bytes`` long, or a ``SnapshotError``."""
     try:
         async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            body = await resp.read()
-            if resp.status in RATE_LIMIT_STATUSES:
+            status = resp.status
+            if status in RATE_LIMIT_STATUSES:
                 raise RateLimitedError(
-                    f"{symbol}: snapshot rate-limited (HTTP {resp.status})",
+                    f"{symbol}: snapshot rate-limited (HTTP {status}) by {url}",
                     symbol=symbol,
-                    status=resp.status,
+                    status=status,
                     retry_after=_retry_after(resp.headers.get("Retry-After")),
                 )
-            if resp.status != 200:
-                text = body[:200].decode("utf-8", "replace")
-                raise SnapshotError(
-                    f"{symbol}: snapshot failed with HTTP {resp.status}: {text}",
+            if status != 200:
+                text = (await resp.content.read(200)).decode("utf-8", "replace")
+                kind = SymbolRejectedError if status in PERMANENT_STATUSES else SnapshotError
+                raise kind(
+                    f"{symbol}: snapshot request {url} answered HTTP {status}: {text}",
                     symbol=symbol,
-                    status=resp.status,
+                    status=status,
                 )
-            return body
+            if resp.content_length is not None and resp.content_length > max_bytes:
+                raise SnapshotError(
+                    f"{symbol}: snapshot body of {resp.content_length} bytes from {url} is over "
+                    f"the {max_bytes}-byte limit (ConnectOptions.max_body_bytes)",
+                    symbol=symbol,
+                    status=status,
+                )
+            # Read in chunks so that a body without Content-Length is refused at the cap, not
+            # after it was held in memory whole.
+            parts: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SnapshotError(
+                        f"{symbol}: snapshot body from {url} passed the {max_bytes}-byte limit "
+                        "(ConnectOptions.max_body_bytes)",
+                        symbol=symbol,
+                        status=status,
+                    )
+                parts.append(chunk)
+            return b"".join(parts)
     except (aiohttp.ClientError, TimeoutError) as e:
-        raise SnapshotError(f"{symbol}: snapshot request failed: {e!r}", symbol=symbol) from e
+        raise SnapshotError(f"{symbol}: snapshot request {url} failed: {e!r}", symbol=symbol) from e

@@ -45,6 +45,9 @@ class VenueSpec:
     heartbeat_interval: float | None = None
     #: The channels this venue can be asked for (``Feed`` refuses the others).
     channels: frozenset[str] = CHANNELS
+    #: Seconds without an update after which a live symbol is reported ``stale`` (a quiet
+    #: market or a stream that stopped: either way the book may no longer be the market).
+    stale_after: float = 30.0
     #: The venue name the Rust ``Session`` knows, when the spec's own name is an alias
     #: (``bybit-spot`` is decoded by the ``bybit`` session). Empty: ``name``.
     native_venue: str = ""

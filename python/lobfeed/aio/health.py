@@ -1,0 +1,260 @@
+"""Each symbol's health: its state, since when and why, and its counters across connections.
+
+The tracker is told of connections and sync events as they happen, and reads the rest (update
+counts, book state) from the Rust session a few times a second instead of on the hot path. Every
+state change goes out as a ``StatusChanged`` and is mirrored into the session, so a
+``BookView`` of a symbol whose connection is down says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from lobfeed._native import Session
+from lobfeed.events import (
+    CONNECTING,
+    FAILED,
+    LIVE,
+    RESYNCING,
+    STALE,
+    SYNCING,
+    StatusChanged,
+)
+
+log = logging.getLogger("lobfeed.health")
+
+# Session counters summed across connections into SymbolHealth.
+_SESSION_COUNTERS = ("updates", "gaps", "resyncs", "checksum_mismatches", "errors")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolHealth:
+    """One symbol as ``Feed.health()`` shows it. Counters cover the feed's whole life."""
+
+    symbol: str
+    state: str
+    """One of ``connecting``, ``syncing``, ``live``, ``stale``, ``resyncing``, ``failed``."""
+    since_ns: int
+    """When the symbol entered ``state`` (``time.time_ns()``)."""
+    reason: str
+    """Why it entered ``state``."""
+    last_update_ns: int | None
+    """When the last update of this symbol was seen (receive clock), if any."""
+    lag_ns: int | None
+    """How far behind the exchange the last delivered update was (see ``Dispatcher.lag``)."""
+    connection: str | None
+    """The connection carrying the symbol (``c1``, ``c2``, ...)."""
+    frames: int = 0
+    """Frames that carried data of this symbol (book, trades, quotes, candles)."""
+    updates: int = 0
+    """Book updates applied."""
+    gaps: int = 0
+    resyncs: int = 0
+    checksum_failures: int = 0
+    reconnects: int = 0
+    """Connections lost while the symbol was on them."""
+    dropped: int = 0
+    """Deltas thrown away unapplied: stale, or past the pre-snapshot buffer's bound."""
+    decode_errors: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    state: str = CONNECTING
+    since_ns: int = field(default_factory=time.time_ns)
+    reason: str = "starting"
+    last_update_ns: int | None = None
+    connection: str | None = None
+    reconnects: int = 0
+    #: Counters of sessions that are gone, plus the current session's at the last poll.
+    base: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+class HealthTracker:
+    """The health of a feed's symbols; the Feed calls it, users read ``snapshot()``."""
+
+    def __init__(
+        self,
+        venue: str,
+        symbols: Iterable[str],
+        *,
+        stale_after: float,
+        emit: Callable[[StatusChanged], None],
+        lag: Callable[[str], int | None] = lambda _symbol: None,
+        has_book: bool = True,
+    ) -> None:
+        self.venue = venue
+        self.stale_after_ns = int(stale_after * 1e9)
+        self._emit = emit
+        self._lag = lag
+        # Without a book channel a symbol is in sync once any of its frames arrived.
+        self.has_book = has_book
+        self._entries: dict[str, _Entry] = {symbol: _Entry() for symbol in symbols}
+        self._session: Session | None = None
+        # Symbol spelled by the user -> spelled as the session names it (``ethusdt`` is
+        # ``ETHUSDT`` in Binance frames).
+        self._names: dict[str, str] = {}
+
+    # -- transitions --------------------------------------------------------------------
+
+    def set(self, symbol: str, new: str, reason: str) -> None:
+        entry = self._entries.get(symbol)
+        if entry is None or entry.state == new:
+            return
+        if entry.state == FAILED:
+            return  # final until the feed is run again
+        old = entry.state
+        entry.state = new
+        entry.since_ns = time.time_ns()
+        entry.reason = reason
+        if self._session is not None:
+            self._session.set_status(self._native(symbol), None if new == LIVE else new)
+        level = logging.INFO if new in (LIVE, SYNCING, CONNECTING) else logging.WARNING
+        log.log(
+            level,
+            "%s %s: %s -> %s (%s)",
+            self.venue,
+            symbol,
+            old,
+            new,
+            reason,
+            extra={"venue": self.venue, "symbol": symbol, "old": old, "new": new},
+        )
+        self._emit(StatusChanged(self.venue, symbol, old, new, reason, entry.since_ns))
+
+    def set_all(self, new: str, reason: str) -> None:
+        for symbol in self._entries:
+            self.set(symbol, new, reason)
+
+    def connecting(self, reason: str) -> None:
+        self.set_all(CONNECTING, reason)
+
+    def connected(self, session: Session, connection: str) -> None:
+        self._session = session
+        self._names.clear()
+        for symbol, entry in self._entries.items():
+            entry.connection = connection
+            entry.seen = {}
+            self.set(symbol, SYNCING, f"subscribed on {connection}")
+
+    def disconnected(self, reason: str) -> None:
+        """The connection ended: fold its counters in; every symbol waits for the next one."""
+        self.poll()
+        if self._session is not None:
+            self._session.mark_disconnected()
+        self._session = None
+        for entry in self._entries.values():
+            for key, value in entry.seen.items():
+                entry.base[key] = entry.base.get(key, 0) + value
+            entry.seen = {}
+            entry.reconnects += 1
+        self.set_all(CONNECTING, reason)
+
+    def resyncing(self, symbol: str, reason: str) -> None:
+        self.set(self._user_name(symbol), RESYNCING, reason)
+
+    def failed(self, symbol: str, reason: str) -> None:
+        self.set(self._user_name(symbol), FAILED, reason)
+
+    # -- polling ------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Reads each symbol's counters and book state from the session: live, stale."""
+        session = self._session
+        if session is None:
+            return
+        known = set(session.symbols())
+        now = time.time_ns()
+        for symbol, entry in self._entries.items():
+            name = self._native(symbol, known)
+            if name not in known:
+                if entry.state == LIVE and self._is_stale(entry, now):
+                    self.set(symbol, STALE, self._stale_reason(entry, now))
+                continue
+            counters = session.counters(name)
+            frames = (
+                counters["updates"]
+                + counters["stale_dropped"]
+                + counters["buffer_dropped"]
+                + counters["errors"]
+            )
+            if frames != entry.seen.get("frames", 0):
+                entry.last_update_ns = now
+            entry.seen = {key: counters[key] for key in _SESSION_COUNTERS}
+            entry.seen["frames"] = frames
+            entry.seen["dropped"] = counters["stale_dropped"] + counters["buffer_dropped"]
+            in_sync = session.state(name) == "live" if self.has_book else frames > 0
+            if entry.state in (SYNCING, RESYNCING, STALE) and in_sync:
+                if entry.state != STALE or not self._is_stale(entry, now):
+                    self.set(symbol, LIVE, "book in sync")
+            elif entry.state == LIVE and self._is_stale(entry, now):
+                self.set(symbol, STALE, self._stale_reason(entry, now))
+
+    def _is_stale(self, entry: _Entry, now: int) -> bool:
+        last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
+        return now - max(last, entry.since_ns) >= self.stale_after_ns
+
+    def _stale_reason(self, entry: _Entry, now: int) -> str:
+        last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
+        return f"no update for {(now - last) / 1e9:.1f}s (stale_after {self.stale_after_ns / 1e9:g}s)"
+
+    # -- reading ------------------------------------------------------------------------
+
+    def all_in(self, state: str) -> bool:
+        return all(entry.state == state for entry in self._entries.values())
+
+    def state(self, symbol: str) -> str | None:
+        entry = self._entries.get(symbol)
+        return entry.state if entry is not None else None
+
+    def snapshot(self) -> dict[str, SymbolHealth]:
+        self.poll()
+        out: dict[str, SymbolHealth] = {}
+        for symbol, entry in self._entries.items():
+            total = {k: entry.base.get(k, 0) + entry.seen.get(k, 0) for k in (*_SESSION_COUNTERS, "frames", "dropped")}
+            out[symbol] = SymbolHealth(
+                symbol=symbol,
+                state=entry.state,
+                since_ns=entry.since_ns,
+                reason=entry.reason,
+                last_update_ns=entry.last_update_ns,
+                lag_ns=self._lag(self._native(symbol)),
+                connection=entry.connection,
+                frames=total["frames"],
+                updates=total["updates"],
+                gaps=total["gaps"],
+                resyncs=total["resyncs"],
+                checksum_failures=total["checksum_mismatches"],
+                reconnects=entry.reconnects,
+                dropped=total["dropped"],
+                decode_errors=total["errors"],
+            )
+        return out
+
+    # -- names --------------------------------------------------------------------------
+
+    def _native(self, symbol: str, known: set[str] | None = None) -> str:
+        """The session's spelling of a user's symbol (venues differ only in case)."""
+        name = self._names.get(symbol)
+        if name is not None:
+            return name
+        if self._session is None:
+            return symbol
+        known = known if known is not None else set(self._session.symbols())
+        for candidate in known:
+            if candidate.lower() == symbol.lower():
+                self._names[symbol] = candidate
+                return candidate
+        return symbol
+
+    def _user_name(self, native: str) -> str:
+        if native in self._entries:
+            return native
+        for symbol in self._entries:
+            if symbol.lower() == native.lower():
+                return symbol
+        return native

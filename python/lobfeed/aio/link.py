@@ -1,0 +1,272 @@
+"""One websocket connection as the Feed sees it: a ``Link``, with a websockets and a picows adapter.
+
+The Feed's connection loop is written once against :class:`Link`; what differs between client
+libraries (how frames arrive, how a close or a refused handshake is reported) stays here. Every
+failure to connect becomes a typed error: :class:`~lobfeed.exceptions.HandshakeRejectedError`
+for a status that will not change by retrying (401, 403, 404, 414, ...), and
+:class:`~lobfeed.exceptions.ConnectError` for the transient rest (refused, DNS, timeouts, 429,
+5xx), which the Feed retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+
+from lobfeed.aio.options import ConnectOptions
+from lobfeed.exceptions import ConnectError, HandshakeRejectedError
+
+#: Handshake statuses that retrying cannot fix: bad credentials, no such path, a URL too long.
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 414, 451})
+
+#: Called with each frame and the time it was read (``time.time_ns()``).
+OnFrame = Callable[[bytes, int], None]
+
+#: The close code of a connection that ended without a close frame (RFC 6455, 7.1.5).
+ABNORMAL_CLOSURE = 1006
+
+_YIELD_NS = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CloseInfo:
+    """How a connection ended."""
+
+    code: int
+    reason: str = ""
+    #: Ended by us (``close``/``abort``), not by the server or the network.
+    by_us: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return self.code in (1000, 1001)
+
+
+class Link(Protocol):
+    """What the Feed needs of a connection."""
+
+    url: str
+
+    async def send(self, text: str) -> None:
+        """Sends a text frame; a closed connection raises ``ConnectionError``."""
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes with a close frame (the server's answer is not waited for long)."""
+
+    def abort(self) -> None:
+        """Drops the TCP connection at once (a stalled peer would never answer a close)."""
+
+    async def run(self, on_frame: OnFrame) -> CloseInfo:
+        """Hands every frame to ``on_frame`` until the connection ends; says how it ended."""
+
+
+def short_url(url: str, limit: int = 160) -> str:
+    """A URL fit for a message: a 25 kB subscription URL is cut, with its length said."""
+    if len(url) <= limit:
+        return url
+    return f"{url[:limit]}... ({len(url)} characters)"
+
+
+def _connect_error(url: str, error: BaseException) -> ConnectError:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status is not None:
+        message = f"websocket handshake to {short_url(url)} refused with HTTP {status}"
+        if status in PERMANENT_STATUSES:
+            return HandshakeRejectedError(message, url=url, status=status)
+        return ConnectError(message, url=url, status=status)
+    return ConnectError(f"cannot connect to {short_url(url)}: {error!r}", url=url)
+
+
+async def connect(url: str, options: ConnectOptions) -> Link:
+    """Opens a connection with the transport ``options`` names; typed errors on failure."""
+    if options.transport == "picows":
+        return await PicowsLink.open(url, options)
+    return await WebsocketsLink.open(url, options)
+
+
+class WebsocketsLink:
+    """The ``websockets`` client (the default): frames are read in a loop."""
+
+    def __init__(self, url: str, ws: ClientConnection) -> None:
+        self.url = url
+        self._ws = ws
+        self._by_us = False
+
+    @classmethod
+    async def open(cls, url: str, options: ConnectOptions) -> WebsocketsLink:
+        try:
+            ws = await ws_connect(
+                url,
+                max_size=options.max_frame_bytes,
+                open_timeout=options.open_timeout,
+                # A server still streaming at us may not read our close frame for a while;
+                # waiting long for its answer gains nothing.
+                close_timeout=options.close_timeout,
+                ping_interval=options.ping_interval,
+                ping_timeout=options.ping_timeout,
+                compression=None,
+                proxy=None,
+            )
+        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
+            raise _connect_error(url, e) from e
+        return cls(url, ws)
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except websockets.ConnectionClosed as e:
+            raise ConnectionError(f"connection closed while sending: {e}") from e
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self._by_us = True
+        await self._ws.close(code, reason)
+
+    def abort(self) -> None:
+        self._by_us = True
+        self._ws.transport.abort()
+
+    async def run(self, on_frame: OnFrame) -> CloseInfo:
+        recv = self._ws.recv
+        clock = time.time_ns
+        yielded = clock()
+        try:
+            while True:
+                raw = await recv(decode=False)
+                ts_ns = clock()
+                on_frame(raw, ts_ns)
+                # recv() returns frames already buffered without giving the loop a turn, so a
+                # backlog behind slow callbacks would starve timers (stop(), watchdogs, health)
+                # for as long as it lasts: give the loop a turn every few milliseconds.
+                if ts_ns - yielded > _YIELD_NS:
+                    yielded = ts_ns
+                    await asyncio.sleep(0)
+        except websockets.ConnectionClosed as e:
+            received = e.rcvd
+            if received is None:
+                return CloseInfo(ABNORMAL_CLOSURE, "no close frame", self._by_us)
+            return CloseInfo(received.code, received.reason, self._by_us)
+
+
+class PicowsLink:
+    """The picows client (``transport="picows"``): about half the per-frame cost of websockets
+    on loopback; frames arrive by callback and wait in a list until ``run`` starts."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.transport: Any = None
+        self._on_frame: OnFrame | None = None
+        self._early: list[tuple[bytes, int]] = []
+        self._closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
+        self._by_us = False
+
+    @classmethod
+    async def open(cls, url: str, options: ConnectOptions) -> PicowsLink:
+        from picows import WSError, ws_connect
+
+        link = cls(url)
+        try:
+            link.transport, _ = await ws_connect(
+                link._listener_factory(),
+                url,
+                websocket_handshake_timeout=options.open_timeout,
+                max_frame_size=options.max_frame_bytes,
+                enable_auto_pong=True,
+                enable_auto_ping=options.ping_interval is not None,
+                auto_ping_idle_timeout=options.ping_interval or 20.0,
+                auto_ping_reply_timeout=options.ping_timeout or 20.0,
+            )
+        except WSError as e:
+            raise _picows_error(url, e) from e
+        except (OSError, TimeoutError) as e:
+            raise _connect_error(url, e) from e
+        return link
+
+    def _listener_factory(self) -> Callable[[], Any]:
+        from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+
+        link = self
+        parts: list[bytes] = []
+
+        class Listener(WSListener):  # type: ignore[misc]
+            code = ABNORMAL_CLOSURE
+            reason = ""
+
+            def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+                kind = frame.msg_type
+                if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
+                    if frame.fin:
+                        link._frame(frame.get_payload_as_bytes())
+                    else:
+                        parts.append(frame.get_payload_as_bytes())
+                elif kind == WSMsgType.CONTINUATION:
+                    parts.append(frame.get_payload_as_bytes())
+                    if frame.fin:
+                        whole = b"".join(parts)
+                        parts.clear()
+                        link._frame(whole)
+                elif kind == WSMsgType.CLOSE:
+                    code = frame.get_close_code()
+                    self.code = int(code)
+                    self.reason = frame.get_close_message().decode("utf-8", "replace")
+                    transport.send_close(code if code != WSCloseCode.NO_INFO else WSCloseCode.OK)
+                    transport.disconnect()
+
+            def on_ws_disconnected(self, transport: WSTransport) -> None:
+                if not link._closed.done():
+                    link._closed.set_result(CloseInfo(self.code, self.reason, link._by_us))
+
+        return Listener
+
+    def _frame(self, raw: bytes) -> None:
+        ts_ns = time.time_ns()
+        if self._on_frame is None:
+            self._early.append((raw, ts_ns))
+        else:
+            self._on_frame(raw, ts_ns)
+
+    async def send(self, text: str) -> None:
+        from picows import WSMsgType
+
+        if self._closed.done():
+            raise ConnectionError("connection closed while sending")
+        self.transport.send(WSMsgType.TEXT, text.encode())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        from picows import WSCloseCode
+
+        self._by_us = True
+        if self._closed.done():
+            return
+        self.transport.send_close(WSCloseCode(code), reason.encode())
+        self.transport.disconnect()
+        await self.transport.wait_disconnected()
+
+    def abort(self) -> None:
+        self._by_us = True
+        self.transport.disconnect(graceful=False)
+
+    async def run(self, on_frame: OnFrame) -> CloseInfo:
+        early, self._early = self._early, []
+        for raw, ts_ns in early:
+            on_frame(raw, ts_ns)
+        self._on_frame = on_frame
+        return await self._closed
+
+
+def _picows_error(url: str, error: Exception) -> ConnectError:
+    # picows reports a refused upgrade as a WSError carrying the raw response.
+    response = getattr(error, "response", None)
+    status = getattr(response, "status", None)
+    if isinstance(status, int):
+        message = f"websocket handshake to {short_url(url)} refused with HTTP {status}"
+        if status in PERMANENT_STATUSES:
+            return HandshakeRejectedError(message, url=url, status=status)
+        return ConnectError(message, url=url, status=status)
+    return ConnectError(f"cannot connect to {short_url(url)}: {error!r}", url=url)

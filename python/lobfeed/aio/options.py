@@ -1,0 +1,96 @@
+"""``ConnectOptions``: every setting of how a Feed connects, resyncs and gives up, in one place."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from lobfeed.aio.backoff import Backoff
+from lobfeed.exceptions import ConfigError
+
+TRANSPORTS = ("websockets", "picows")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    """How a ``Feed`` connects and recovers. Every time is in seconds.
+
+    The defaults suit a real venue; tests shorten them. ``Feed(options=ConnectOptions(...))``
+    takes one; the Feed keyword arguments of the same names override single fields.
+    """
+
+    transport: str = "websockets"
+    """``"websockets"``, or ``"picows"`` (faster; ``pip install lobfeed[fast]``)."""
+    open_timeout: float = 10.0
+    """TCP connect plus websocket handshake."""
+    close_timeout: float = 1.0
+    """How long a close waits for the server's answer before dropping the connection."""
+    ping_interval: float | None = 10.0
+    """Websocket pings to the server; with ``ping_timeout`` they catch a TCP stall (a peer
+    that stopped answering at all). ``None`` sends none."""
+    ping_timeout: float | None = 10.0
+    """A ping unanswered this long drops the connection (close code 1011)."""
+    idle_timeout: float = 30.0
+    """No frame at all for this long drops the connection (a data stall: pings answered,
+    nothing sent)."""
+    max_frame_bytes: int = 8 * 1024 * 1024
+    """Larger websocket frames are refused (the connection is closed with 1009)."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """REST snapshot bodies are read in chunks and refused past this size."""
+    snapshot_timeout: float = 10.0
+    """One REST snapshot request, connect to last byte."""
+    resync_timeout: float = 10.0
+    """A symbol resynced in-band (resubscribed) that has no fresh book after this long is
+    resubscribed again; after ``resubscribe_attempts`` of those, the connection is replaced."""
+    resubscribe_attempts: int = 2
+    stale_after: float | None = None
+    """A live symbol with no update for this long becomes ``stale``; ``None``: the venue's
+    default (``VenueSpec.stale_after``)."""
+    healthy_after: float = 10.0
+    """A connection counts as healthy (and the reconnect backoff starts again from its first
+    delay) once every book has been live for this long, not after one frame."""
+    max_attempts: int | None = None
+    """Give up (``run()`` raises ``ConnectError``) after this many connection attempts in a
+    row that never became healthy; ``None`` retries for ever, each attempt logged and sent to
+    ``on_status``."""
+    backoff: Backoff = field(default_factory=Backoff)
+    """Delays between reconnects and between snapshot retries (capped, jittered)."""
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"transport is one of {TRANSPORTS}, not {self.transport!r}")
+        for name in (
+            "open_timeout",
+            "close_timeout",
+            "idle_timeout",
+            "snapshot_timeout",
+            "resync_timeout",
+            "healthy_after",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("ping_interval", "ping_timeout", "stale_after"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+        for name in ("max_frame_bytes", "max_body_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive whole number of bytes, not {value!r}")
+        if not isinstance(self.resubscribe_attempts, int) or self.resubscribe_attempts < 1:
+            raise ConfigError(
+                f"resubscribe_attempts must be at least 1, not {self.resubscribe_attempts!r}"
+            )
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int) or self.max_attempts < 1
+        ):
+            raise ConfigError(f"max_attempts must be None or at least 1, not {self.max_attempts!r}")
+
+
+def _positive(name: str, value: object) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")

@@ -1,0 +1,208 @@
+"""Getting a symbol a fresh book: REST snapshots and in-band resubscribes, with their timeouts,
+retries and escalation.
+
+The session says *that* a symbol needs a book (``NeedSnapshot``, ``NeedResubscribe``); this
+module gets one, never for ever without saying so:
+
+- a snapshot request is retried with capped, jittered backoff when it fails or its body is not
+  a usable snapshot (an HTML page, truncated JSON, a venue error, an oversized body); a 429 or
+  418 ``Retry-After`` holds back every request of the feed, across reconnects; a snapshot older
+  than the stream is asked for again after a backoff delay, with a warning; a 400/404 answer
+  ends the feed with ``SymbolRejectedError``;
+- a resubscribe that brings no fresh book within ``resync_timeout`` is sent again, and after
+  ``resubscribe_attempts`` the connection is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from lobfeed.aio.rest import fetch_snapshot
+from lobfeed.exceptions import (
+    FrameError,
+    RateLimitedError,
+    SnapshotError,
+    SymbolRejectedError,
+)
+
+if TYPE_CHECKING:
+    from lobfeed.aio.feed import Connection, Feed
+
+log = logging.getLogger("lobfeed.resync")
+
+
+class Resync:
+    """The snapshots and resubscribes of one Feed; lives as long as the Feed."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.options = feed.options
+        #: Monotonic time before which no snapshot request goes out (a 429/418 ``Retry-After``).
+        self.hold_until = 0.0
+        self._snapshots: dict[str, asyncio.Task[None]] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        # Snapshots taken per symbol since its book was last in sync: a new request right
+        # after one means it was older than the stream.
+        self._taken: dict[str, int] = {}
+
+    def new_connection(self) -> None:
+        """A new connection has new sessions: what was pending for the old one is moot."""
+        for task in (*self._snapshots.values(), *self._watches.values()):
+            task.cancel()
+        self._snapshots.clear()
+        self._watches.clear()
+        self._taken.clear()
+
+    def synced(self, symbol: str) -> None:
+        """The symbol's book is in sync again: its resubscribe watch is done."""
+        watch = self._watches.pop(symbol, None)
+        if watch is not None:
+            watch.cancel()
+        self._taken.pop(symbol, None)
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def need_snapshot(self, conn: Connection, symbol: str) -> None:
+        if symbol in self._snapshots:
+            return
+        self._snapshots[symbol] = conn.spawn(self._snapshot(conn, symbol))
+
+    async def _snapshot(self, conn: Connection, symbol: str) -> None:
+        feed = self.feed
+        try:
+            url = feed.spec.snapshot_url(feed.rest_url or "", symbol, feed.subscription)
+            if url is None:
+                feed.symbol_failed(
+                    symbol, SnapshotError(f"{feed.venue} has no REST snapshot", symbol=symbol)
+                )
+                return
+            delays = self.options.backoff.delays()
+            if self._taken.get(symbol):
+                wait = next(delays)
+                feed.stats.stale_snapshots += 1
+                log.warning(
+                    "%s %s: the snapshot was older than the stream; asking again in %.2fs",
+                    feed.venue,
+                    symbol,
+                    wait,
+                    extra={"venue": feed.venue, "symbol": symbol},
+                )
+                await asyncio.sleep(wait)
+            while True:
+                await self._hold()
+                try:
+                    body = await fetch_snapshot(
+                        feed.http,
+                        url,
+                        symbol,
+                        timeout=self.options.snapshot_timeout,
+                        max_bytes=self.options.max_body_bytes,
+                    )
+                except RateLimitedError as e:
+                    feed.stats.rate_limited += 1
+                    wait = e.retry_after if e.retry_after is not None else next(delays)
+                    # Jittered, so that every symbol held back does not come back at once.
+                    wait *= 1 + 0.2 * self.options.backoff.rng.random()
+                    self.hold_until = max(self.hold_until, time.monotonic() + wait)
+                    self._retry(symbol, str(e), wait)
+                    continue
+                except SymbolRejectedError as e:
+                    feed.stats.snapshot_failures += 1
+                    feed.symbol_failed(symbol, e)
+                    return
+                except SnapshotError as e:
+                    feed.stats.snapshot_failures += 1
+                    wait = next(delays)
+                    self._retry(symbol, str(e), wait)
+                    await asyncio.sleep(wait)
+                    continue
+                # Done asking: a NeedSnapshot the body causes (it was stale) starts anew.
+                self._snapshots.pop(symbol, None)
+                self._taken[symbol] = self._taken.get(symbol, 0) + 1
+                try:
+                    feed.snapshot_received(conn, symbol, url, body)
+                except FrameError as e:
+                    feed.stats.snapshot_failures += 1
+                    wait = next(delays)
+                    self._retry(symbol, f"unusable snapshot body from {url}: {e}", wait)
+                    self._taken.pop(symbol, None)
+                    await asyncio.sleep(wait)
+                    if symbol in self._snapshots:
+                        return  # the failed body asked for a snapshot itself
+                    task = asyncio.current_task()
+                    assert task is not None
+                    self._snapshots[symbol] = task  # type: ignore[assignment]
+                    continue
+                return
+        finally:
+            if self._snapshots.get(symbol) is asyncio.current_task():
+                self._snapshots.pop(symbol, None)
+
+    async def _hold(self) -> None:
+        wait = self.hold_until - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _retry(self, symbol: str, why: str, wait: float) -> None:
+        feed = self.feed
+        feed.stats.snapshot_retries += 1
+        log.warning(
+            "%s; retrying in %.2fs",
+            why,
+            wait,
+            extra={"venue": feed.venue, "symbol": symbol},
+        )
+        feed.tracker.resyncing(symbol, f"snapshot retry in {wait:.2f}s: {why}")
+
+    # -- resubscribes -------------------------------------------------------------------
+
+    def need_resubscribe(self, conn: Connection, symbol: str) -> None:
+        if symbol in self._watches:
+            return  # the watch already resends and escalates
+        if not self._resubscribe(conn, symbol):
+            return
+        self._watches[symbol] = conn.spawn(self._watch(conn, symbol))
+
+    def _resubscribe(self, conn: Connection, symbol: str) -> bool:
+        feed = self.feed
+        channel = conn.session.channel(symbol)
+        messages = feed.spec.resubscribe_messages(symbol, feed.subscription, channel=channel)
+        if not messages:
+            # The venue cannot resubscribe one book: a new connection rebuilds them all.
+            conn.replace(f"{symbol} lost sync and {feed.venue} cannot resubscribe one book")
+            return False
+        feed.stats.resubscribes += 1
+
+        async def send_all() -> None:
+            for message in messages:
+                await conn.send(message)
+
+        conn.spawn(send_all())
+        return True
+
+    async def _watch(self, conn: Connection, symbol: str) -> None:
+        feed = self.feed
+        timeout = self.options.resync_timeout
+        for attempt in range(1, self.options.resubscribe_attempts + 1):
+            await asyncio.sleep(timeout)
+            if conn.session.state(symbol) == "live":
+                return
+            feed.stats.resync_timeouts += 1
+            if attempt < self.options.resubscribe_attempts:
+                log.warning(
+                    "%s %s: no fresh book %.1fs after resubscribing; resubscribing again",
+                    feed.venue,
+                    symbol,
+                    timeout,
+                    extra={"venue": feed.venue, "symbol": symbol},
+                )
+                feed.tracker.resyncing(symbol, f"resubscribe {attempt} brought no book")
+                self._resubscribe(conn, symbol)
+        self._watches.pop(symbol, None)
+        conn.replace(
+            f"{symbol}: {self.options.resubscribe_attempts} resubscribes brought no fresh book "
+            f"within {timeout:g}s each"
+        )
