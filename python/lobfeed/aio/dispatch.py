@@ -41,9 +41,13 @@ the socket. The dispatcher compares delivery time with the exchange's own timest
 per symbol it keeps the minimum of ``ts_ns - exchange_ts_ns`` over ``lag_window`` seconds as
 the clock offset (exchange clocks, and replayed tapes, differ from ours by an unknown amount)
 and reports ``lag = (now - exchange_ts_ns) - offset`` for the last delivered update. Queued
-and conflated deliveries are measured at delivery; inline deliveries are sampled every
-``LAG_SAMPLE_FRAMES`` frames to keep the hot path free. Past ``lag_warning`` seconds one
-WARNING is logged per symbol, and again only after it fell below half of that and rose again.
+and conflated deliveries are measured when they are delivered. Inline deliveries happen right
+after their frame was read, at ``ts_ns``: to keep the hot path free, ``dispatch`` only keeps a
+reference to the frame's events and :meth:`Dispatcher.sample_lag` measures the last one every
+``LAG_SAMPLE_INTERVAL`` seconds (a timer armed by ``start()``); a loop blocked by a slow
+callback runs the timer late, but the frame it then finds still carries its late ``ts_ns``.
+Past ``lag_warning`` seconds one WARNING is logged per symbol, and again only after it fell
+below half of that and rose again.
 A backlog lasting longer than ``lag_window`` is partly taken for clock offset: lag then
 under-reports, but still shows the growth within the window.
 
@@ -164,8 +168,8 @@ class Dispatcher:
     }
     """Data event types and the callback each goes to; every other type goes to ``control``."""
 
-    LAG_SAMPLE_FRAMES: ClassVar[int] = 16
-    """Inline deliveries: lag is measured on one frame out of this many."""
+    LAG_SAMPLE_INTERVAL: ClassVar[float] = 0.1
+    """Seconds between two measures of the lag of inline deliveries."""
 
     def __init__(
         self,
@@ -232,7 +236,8 @@ class Dispatcher:
         self._warn_ns = int(lag_warning * 1e9)
         self._bucket_ns = max(1, int(lag_window * 1e9) // 6)
         self._buckets = 6
-        self._countdown = 1
+        self._last: tuple[object, ...] | None = None
+        self._lag_timer: asyncio.TimerHandle | None = None
         self._direct: frozenset[type] = frozenset()
         self._handlers = self._build_handlers()
         self._emit_event = self._emitter("event", on_event)
@@ -243,17 +248,17 @@ class Dispatcher:
     def dispatch(self, events: tuple[object, ...]) -> None:
         """Delivers one frame's events (``Session.receive``'s result), in order."""
         handlers = self._handlers
-        control = self._control
         for ev in events:
-            handler = handlers.get(type(ev), control)
+            try:
+                handler = handlers[type(ev)]
+            except KeyError:  # (free when nothing is raised) a type first seen: not data
+                handler = self._learn(type(ev))
             if handler is not None:
                 try:
                     handler(ev)
                 except Exception as exc:
                     self._callback_failed(handler, ev, exc)
-        self._countdown -= 1
-        if self._countdown <= 0:
-            self._sample(events)
+        self._last = events
 
     def emit_event(self, event: object) -> None:
         """Delivers a sync event (one the control hook passes on, or the Feed's own) to
@@ -278,6 +283,8 @@ class Dispatcher:
         """Starts the worker that awaits async callbacks (if any callback is async); events
         queued before are delivered from now on. Starting twice does nothing."""
         self._loop = asyncio.get_running_loop()
+        if self._direct and self._lag_timer is None:
+            self._lag_timer = self._loop.call_later(self.LAG_SAMPLE_INTERVAL, self._lag_tick)
         if self._needs_worker and (self._worker is None or self._worker.done()):
             self._idle = asyncio.Event()
             self._worker = asyncio.create_task(self._work(), name=f"lobfeed-dispatch-{self.venue}")
@@ -295,6 +302,9 @@ class Dispatcher:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._lag_timer is not None:
+            self._lag_timer.cancel()
+            self._lag_timer = None
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.cancel()
@@ -318,7 +328,7 @@ class Dispatcher:
 
     def _build_handlers(self) -> dict[type, Callable[[Any], object] | None]:
         """Event type to what delivers it; data types nobody asked for map to ``None`` (so that
-        they do not fall through to ``control``)."""
+        they do not fall through to ``control``). Other types are added as they come."""
         handlers: dict[type, Callable[[Any], object] | None] = {}
         direct: set[type] = set()
         for kind, channel in self.ROUTES.items():
@@ -344,6 +354,11 @@ class Dispatcher:
             self._origins[id(self._control)] = ("control", self._control)
         self._direct = frozenset(direct)
         return handlers
+
+    def _learn(self, kind: type) -> Callable[[Any], object] | None:
+        """A type that is not data (a sync event) goes to ``control`` from now on."""
+        handler = self._handlers[kind] = self._control
+        return handler
 
     def _closed_candle_filter(self, callback: Callable[[Any], object]) -> Callable[[Any], object]:
         def closed_only(candle: Any) -> object:
@@ -500,17 +515,23 @@ class Dispatcher:
 
     # -- lag ----------------------------------------------------------------------------
 
-    def _sample(self, events: tuple[object, ...]) -> None:
-        """Inline deliveries: measures the lag of a frame's data events (one frame in
-        ``LAG_SAMPLE_FRAMES``)."""
-        self._countdown = self.LAG_SAMPLE_FRAMES
+    def sample_lag(self) -> None:
+        """Measures the lag of the last frame ``dispatch`` delivered inline (to plain
+        callbacks), delivered when it was read, at ``ts_ns``. ``start()`` arms a timer calling
+        this every ``LAG_SAMPLE_INTERVAL`` seconds; without a running loop, call it yourself."""
+        events = self._last
+        if events is None:
+            return
+        self._last = None
         direct = self._direct
-        now = -1
         for ev in events:
             if type(ev) in direct:
-                if now < 0:
-                    now = self._clock()
-                self._observe(ev, now)
+                self._observe(ev, ev.ts_ns)  # type: ignore[attr-defined]
+
+    def _lag_tick(self) -> None:
+        self.sample_lag()
+        if self._loop is not None:
+            self._lag_timer = self._loop.call_later(self.LAG_SAMPLE_INTERVAL, self._lag_tick)
 
     def _observe(self, ev: Any, now: int) -> None:
         exchange_ts = ev.exchange_ts_ns
