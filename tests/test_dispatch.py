@@ -399,3 +399,27 @@ async def test_a_callback_that_keeps_raising_logs_one_traceback(
     else:
         assert sum(r.__dict__["count"] for r in summaries) == d.stats.callback_errors - 2
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_start_arms_the_lag_timer_of_inline_deliveries_and_stop_disarms_it() -> None:
+    class Prompt(FakeDispatcher):
+        LAG_SAMPLE_INTERVAL: ClassVar[float] = 0.0  # every loop iteration
+
+    d = Prompt("test", on_book=lambda update: None)
+    d.dispatch((FakeBook("X", 1, 9 * SECOND, 10 * SECOND),))
+    d.dispatch((FakeBook("X", 2, 10 * SECOND, 13 * SECOND),))
+    assert d.lag("X") is None  # dispatch itself measures nothing
+    await d.start()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    # Only the last frame is measured, against the offset it alone shows.
+    assert d.lag("X") == 0
+    d.dispatch((FakeBook("X", 3, 11 * SECOND, 20 * SECOND),))  # read 6 s later than it could
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert d.lag("X") == 6 * SECOND and d.stats.lag_warnings == 1
+    await d.stop()
+    d.dispatch((FakeBook("X", 4, 12 * SECOND, 40 * SECOND),))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert d.lag("X") == 6 * SECOND  # no timer after stop()
