@@ -59,9 +59,7 @@ def screen(session: str, *, scrollback: bool = False) -> str:
     ).stdout
 
 
-def wait_for(
-    session: str, *texts: str, timeout: float = 60, scrollback: bool = False
-) -> str:
+def wait_for(session: str, *texts: str, timeout: float = 60, scrollback: bool = False) -> str:
     """The screen once all `texts` show at once (a redraw may be caught half done)."""
     deadline = time.monotonic() + timeout
     shown = ""

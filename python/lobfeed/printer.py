@@ -130,11 +130,11 @@ class BookPrinter:
         ]
         if health is not None:
             lines[0] += f" ({health.reason})" if health.state != "live" else ""
-            lag = "-" if health.lag_ns is None else f"{health.lag_ns / 1e6:.1f}ms"
+            behind = "-" if health.lag_ns is None else f"{health.lag_ns / 1e6:.1f}ms"
             lines.append(
                 f"connection {health.connection}  reconnects {health.reconnects}  "
                 f"resyncs {health.resyncs}  dropped {health.dropped}  "
-                f"decode errors {health.decode_errors}  lag {lag}"
+                f"decode errors {health.decode_errors}  lag {behind}"
             )
         return Group(table, Text("\n".join(lines)))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Coroutine, Iterable, Iterator
@@ -186,12 +187,12 @@ class Feed:
         *,
         channels: Iterable[str] = (BOOK, TRADES),
         depth: int | None = None,
-        on_book: Callback | None = None,
-        on_trade: Callback | None = None,
-        on_candle: Callback | None = None,
-        on_quote: Callback | None = None,
-        on_event: Callback | None = None,
-        on_status: Callback | None = None,
+        on_book: Callback[Any] | None = None,
+        on_trade: Callback[Any] | None = None,
+        on_candle: Callback[Any] | None = None,
+        on_quote: Callback[Any] | None = None,
+        on_event: Callback[Any] | None = None,
+        on_status: Callback[Any] | None = None,
         closed_candles_only: bool = True,
         candle_interval: str = "1m",
         ws_url: str | None = None,
@@ -210,7 +211,7 @@ class Feed:
         record: str | None = None,
         resync: str | None = None,
     ) -> None:
-        overrides = {
+        overrides: dict[str, Any] = {
             name: value
             for name, value in (
                 ("backoff", backoff),
@@ -227,7 +228,9 @@ class Feed:
             import importlib.util
 
             if importlib.util.find_spec("picows") is None:
-                raise ConfigError("transport='picows' needs the picows package (pip install picows)")
+                raise ConfigError(
+                    "transport='picows' needs the picows package (pip install picows)"
+                )
         self.spec: VenueSpec = spec_for(venue)
         self.venue = venue
         self.subscription = Subscription(
@@ -409,8 +412,15 @@ class Feed:
         conn.spawn(self._watch_idle(conn))
         self._start_heartbeat(conn)
 
-        def on_frame(raw: bytes, ts_ns: int) -> None:
-            self._on_frame(session, conn.name, raw, ts_ns)
+        on_frame: links.OnFrame = functools.partial(self._on_frame, session)
+        tape = self._tape
+        if tape is not None:
+
+            def recorded(raw: bytes, ts_ns: int) -> None:
+                tape.recv(conn.name, raw.decode("utf-8", "replace"), ts_ns)
+                self._on_frame(session, raw, ts_ns)
+
+            on_frame = recorded
 
         code: int | None
         try:
@@ -465,6 +475,7 @@ class Feed:
             max_frame_bytes=self.options.max_frame_bytes,
             resync=self.resync,
             symbols=list(self.subscription.symbols),
+            max_buffer_bytes=self.options.max_buffer_bytes,
         )
 
     async def _watch_idle(self, conn: Connection) -> None:
@@ -535,10 +546,8 @@ class Feed:
 
     # -- frames and events --------------------------------------------------------------
 
-    def _on_frame(self, session: Session, conn: str, raw: bytes, ts_ns: int) -> None:
+    def _on_frame(self, session: Session, raw: bytes, ts_ns: int) -> None:
         self.stats.frames += 1
-        if self._tape is not None:
-            self._tape.recv(conn, raw.decode("utf-8", "replace"), ts_ns)
         try:
             events = session.receive(raw, ts_ns)
         except FrameError as e:

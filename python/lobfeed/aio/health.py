@@ -101,7 +101,7 @@ class HealthTracker:
 
     # -- transitions --------------------------------------------------------------------
 
-    def set(self, symbol: str, new: str, reason: str) -> None:
+    def change(self, symbol: str, new: str, reason: str) -> None:
         entry = self._entries.get(symbol)
         if entry is None or entry.state == new:
             return
@@ -128,7 +128,7 @@ class HealthTracker:
 
     def set_all(self, new: str, reason: str) -> None:
         for symbol in self._entries:
-            self.set(symbol, new, reason)
+            self.change(symbol, new, reason)
 
     def connecting(self, reason: str) -> None:
         self.set_all(CONNECTING, reason)
@@ -139,7 +139,7 @@ class HealthTracker:
         for symbol, entry in self._entries.items():
             entry.connection = connection
             entry.seen = {}
-            self.set(symbol, SYNCING, f"subscribed on {connection}")
+            self.change(symbol, SYNCING, f"subscribed on {connection}")
 
     def disconnected(self, reason: str) -> None:
         """The connection ended: fold its counters in; every symbol waits for the next one."""
@@ -155,10 +155,10 @@ class HealthTracker:
         self.set_all(CONNECTING, reason)
 
     def resyncing(self, symbol: str, reason: str) -> None:
-        self.set(self._user_name(symbol), RESYNCING, reason)
+        self.change(self._user_name(symbol), RESYNCING, reason)
 
     def failed(self, symbol: str, reason: str) -> None:
-        self.set(self._user_name(symbol), FAILED, reason)
+        self.change(self._user_name(symbol), FAILED, reason)
 
     # -- polling ------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class HealthTracker:
             name = self._native(symbol, known)
             if name not in known:
                 if entry.state == LIVE and self._is_stale(entry, now):
-                    self.set(symbol, STALE, self._stale_reason(entry, now))
+                    self.change(symbol, STALE, self._stale_reason(entry, now))
                 continue
             counters = session.counters(name)
             frames = (
@@ -190,9 +190,9 @@ class HealthTracker:
             in_sync = session.state(name) == "live" if self.has_book else frames > 0
             if entry.state in (SYNCING, RESYNCING, STALE) and in_sync:
                 if entry.state != STALE or not self._is_stale(entry, now):
-                    self.set(symbol, LIVE, "book in sync")
+                    self.change(symbol, LIVE, "book in sync")
             elif entry.state == LIVE and self._is_stale(entry, now):
-                self.set(symbol, STALE, self._stale_reason(entry, now))
+                self.change(symbol, STALE, self._stale_reason(entry, now))
 
     def _is_stale(self, entry: _Entry, now: int) -> bool:
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
@@ -200,7 +200,9 @@ class HealthTracker:
 
     def _stale_reason(self, entry: _Entry, now: int) -> str:
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
-        return f"no update for {(now - last) / 1e9:.1f}s (stale_after {self.stale_after_ns / 1e9:g}s)"
+        return (
+            f"no update for {(now - last) / 1e9:.1f}s (stale_after {self.stale_after_ns / 1e9:g}s)"
+        )
 
     # -- reading ------------------------------------------------------------------------
 
@@ -215,7 +217,10 @@ class HealthTracker:
         self.poll()
         out: dict[str, SymbolHealth] = {}
         for symbol, entry in self._entries.items():
-            total = {k: entry.base.get(k, 0) + entry.seen.get(k, 0) for k in (*_SESSION_COUNTERS, "frames", "dropped")}
+            total = {
+                k: entry.base.get(k, 0) + entry.seen.get(k, 0)
+                for k in (*_SESSION_COUNTERS, "frames", "dropped")
+            }
             out[symbol] = SymbolHealth(
                 symbol=symbol,
                 state=entry.state,

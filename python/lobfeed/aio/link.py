@@ -194,7 +194,7 @@ class PicowsLink:
         link = self
         parts: list[bytes] = []
 
-        class Listener(WSListener):  # type: ignore[misc]
+        class Listener(WSListener):
             code = ABNORMAL_CLOSURE
             reason = ""
 
@@ -213,7 +213,7 @@ class PicowsLink:
                         link._frame(whole)
                 elif kind == WSMsgType.CLOSE:
                     code = frame.get_close_code()
-                    self.code = int(code)
+                    self.code = int(code.value)
                     self.reason = frame.get_close_message().decode("utf-8", "replace")
                     transport.send_close(code if code != WSCloseCode.NO_INFO else WSCloseCode.OK)
                     transport.disconnect()

@@ -37,6 +37,9 @@ class ConnectOptions:
     """Larger websocket frames are refused (the connection is closed with 1009)."""
     max_body_bytes: int = 16 * 1024 * 1024
     """REST snapshot bodies are read in chunks and refused past this size."""
+    max_buffer_bytes: int = 4 * 1024 * 1024
+    """Deltas of one symbol kept while its snapshot is awaited; the oldest go first (counted
+    in health's ``dropped``), and a snapshot older than what is kept is asked for again."""
     snapshot_timeout: float = 10.0
     """One REST snapshot request, connect to last byte."""
     resync_timeout: float = 10.0
@@ -72,7 +75,7 @@ class ConnectOptions:
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
-        for name in ("max_frame_bytes", "max_body_bytes"):
+        for name in ("max_frame_bytes", "max_body_bytes", "max_buffer_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive whole number of bytes, not {value!r}")

@@ -134,7 +134,7 @@ class Resync:
                         return  # the failed body asked for a snapshot itself
                     task = asyncio.current_task()
                     assert task is not None
-                    self._snapshots[symbol] = task  # type: ignore[assignment]
+                    self._snapshots[symbol] = task
                     continue
                 return
         finally:

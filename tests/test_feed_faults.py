@@ -1,0 +1,592 @@
+"""Every exchange fault of the reliability issue, through the real Feed against ``lobfeed serve``.
+
+Each test injects one fault with the local exchange's ``FaultPlan`` and asserts the recovery: the
+books delivered afterwards equal a clean replay of the tape at the same update id (never a
+wrong book), the symbols the fault did not touch kept updating, and the fault was seen (a
+status, an event, a counter) or ended ``run()`` with a typed error.
+
+The Binance cases run the exchange in live mode (one clock; a reconnecting client joins the
+stream where it is, and REST snapshots are built at the current position), as a real venue does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lobfeed import BookUpdate, Feed, SyncLost
+from lobfeed.aio import Backoff
+from lobfeed.aio.options import ConnectOptions
+from lobfeed.events import Connected, Disconnected, StatusChanged
+from lobfeed.exceptions import (
+    ConnectError,
+    HandshakeRejectedError,
+    SymbolRejectedError,
+)
+from lobfeed.replay import TapeReplayer
+from lobfeed.tape import Tape
+from lobfeed.testing import ExchangeServer, FaultPlan
+
+COINM = "binance-coinm-10sym-2021.jsonl.gz"
+OKX = "okx-books-3inst-2022.jsonl.gz"
+OKX_SYMBOLS = ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT")
+KRAKEN = "kraken-v1-book1000-10sym-2021.jsonl.gz"
+TIMEOUT = 60.0
+TOP = 5
+
+Top = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+
+
+def fast_options(**overrides: Any) -> ConnectOptions:
+    base: dict[str, Any] = {
+        "backoff": Backoff(initial=0.02, maximum=0.2),
+        "open_timeout": 5.0,
+        "idle_timeout": 5.0,
+        "resync_timeout": 1.0,
+        "healthy_after": 0.5,
+        "stale_after": 3.0,
+    }
+    base.update(overrides)
+    return ConnectOptions(**base)
+
+
+_TRUTHS: dict[str, dict[tuple[str, int], Top]] = {}
+
+
+def clean_books(path: Path) -> dict[tuple[str, int], Top]:
+    """The top of every book of a clean in-process replay, by (symbol, update id)."""
+    key = str(path)
+    if key not in _TRUTHS:
+        truth: dict[tuple[str, int], Top] = {}
+        for _record, ev in TapeReplayer(Tape.open(path)).events():
+            if isinstance(ev, BookUpdate) and ev.seq is not None:
+                book = ev.book
+                truth[(ev.symbol, ev.seq)] = (tuple(book.bids(TOP)), tuple(book.asks(TOP)))
+        _TRUTHS[key] = truth
+    return _TRUTHS[key]
+
+
+def tape_symbols(path: Path) -> tuple[str, ...]:
+    return tuple(sorted({symbol for symbol, _ in clean_books(path)}))
+
+
+@dataclass
+class Watch:
+    """What a Feed told: books (each checked against the clean replay), events, statuses."""
+
+    truth: dict[tuple[str, int], Top] = field(default_factory=dict)
+    updates: Counter[str] = field(default_factory=Counter)
+    checked: int = 0
+    wrong: list[tuple[str, int]] = field(default_factory=list)
+    crossed: int = 0
+    events: list[Any] = field(default_factory=list)
+    statuses: list[Any] = field(default_factory=list)
+    live_at: dict[str, float] = field(default_factory=dict)
+
+    def on_book(self, update: BookUpdate) -> None:
+        self.updates[update.symbol] += 1
+        book = update.book
+        if book.crossed:
+            self.crossed += 1
+        if update.seq is None or not self.truth:
+            return
+        expected = self.truth.get((update.symbol, update.seq))
+        if expected is not None:
+            self.checked += 1
+            if (tuple(book.bids(TOP)), tuple(book.asks(TOP))) != expected:
+                self.wrong.append((update.symbol, update.seq))
+
+    def on_event(self, ev: Any) -> None:
+        self.events.append(ev)
+
+    def on_status(self, ev: Any) -> None:
+        self.statuses.append(ev)
+        if isinstance(ev, StatusChanged) and ev.new == "live":
+            self.live_at[ev.symbol] = time.monotonic()
+
+    def kinds(self, kind: type) -> list[Any]:
+        return [e for e in (*self.events, *self.statuses) if isinstance(e, kind)]
+
+    def went(self, symbol: str, state: str) -> bool:
+        return any(
+            isinstance(e, StatusChanged) and e.symbol == symbol and e.new == state
+            for e in self.statuses
+        )
+
+
+def make_feed(
+    server: ExchangeServer, watch: Watch, venue: str, symbols: tuple[str, ...], **kwargs: Any
+) -> Feed:
+    options = kwargs.pop("options", None) or fast_options()
+    return Feed(
+        venue,
+        symbols,
+        channels=kwargs.pop("channels", ("book",)),
+        on_book=kwargs.pop("on_book", watch.on_book),
+        on_event=watch.on_event,
+        on_status=watch.on_status,
+        ws_url=server.ws_url,
+        rest_url=server.rest_url,
+        options=options,
+        **kwargs,
+    )
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> float:
+    """Waits for ``check()``; returns the seconds it took."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+def all_live(feed: Feed) -> bool:
+    return all(h.state == "live" for h in feed.health().values())
+
+
+class Running:
+    """A feed's run() as a task, stopped and awaited on exit (its error re-raised)."""
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> asyncio.Task[None]:
+        self.task = asyncio.ensure_future(self.feed.run())
+        return self.task
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.feed.stop()
+        await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), TIMEOUT)
+
+
+async def live_then_fault_then_live(
+    feed: Feed, watch: Watch, fault_seen: Callable[[], bool], what: str
+) -> float:
+    """All books live; the fault seen; all live again. Returns the seconds to recover."""
+    await until(lambda: all_live(feed), "every book live")
+    await until(fault_seen, what)
+    seen_at = time.monotonic()
+    await until(lambda: all_live(feed), f"every book live again after {what}")
+    return time.monotonic() - seen_at
+
+
+# -- REST snapshots ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["html", "truncated", "venue-error", "oversized:3000000"])
+async def test_unusable_snapshot_bodies_are_retried_until_the_book_is_live(
+    kind: str, tape_path: Callable[[str], Path]
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    victim = symbols[0]
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse(f"rest={kind}@1-3,restsym={victim}")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(
+            server, watch, "binance-coinm", symbols, options=fast_options(max_body_bytes=1_000_000)
+        )
+        async with Running(feed):
+            await until(lambda: all_live(feed), "every book live")
+            others_before = sum(watch.updates[s] for s in symbols[1:])
+            await until(lambda: watch.updates[victim] >= 5, "the victim's books")
+    assert feed.stats.snapshot_failures == 3
+    assert feed.stats.snapshot_retries == 3
+    assert sum(watch.updates[s] for s in symbols[1:]) > others_before
+    assert watch.wrong == [] and watch.checked > 50
+    # The victim was seen waiting, with why.
+    assert any(
+        isinstance(e, StatusChanged) and e.symbol == victim and "snapshot retry" in e.reason
+        for e in watch.statuses
+    )
+
+
+async def test_a_rest_404_ends_run_with_a_typed_error(tape_path: Callable[[str], Path]) -> None:
+    path = tape_path(COINM)
+    watch = Watch()
+    async with ExchangeServer(
+        path, speed=4, loop=True, live=True, faults=FaultPlan.parse("rest=404")
+    ) as server:
+        feed = make_feed(server, watch, "binance-coinm", tape_symbols(path)[:2])
+        with pytest.raises(SymbolRejectedError) as caught:
+            await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert caught.value.status == 404
+    assert "/dapi/v1/depth" in str(caught.value)
+    assert any(isinstance(e, StatusChanged) and e.new == "failed" for e in watch.statuses)
+
+
+async def test_rate_limits_hold_back_every_request_and_are_jittered(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("rest=418@1-2,retry=1")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        started = time.monotonic()
+        async with Running(feed):
+            await until(lambda: all_live(feed), "every book live")
+        took = time.monotonic() - started
+    assert feed.stats.rate_limited == 2
+    # The two refused symbols waited out the ban (1 s); nothing else was asked twice.
+    assert took >= 1.0
+    assert server.stats.snapshot_requests == len(symbols) + 2
+    assert watch.wrong == []
+
+
+# -- connection closes and refusals -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1011, 1006])
+async def test_every_close_code_right_after_the_handshake_reconnects(
+    code: int, tape_path: Callable[[str], Path]
+) -> None:
+    watch = Watch()
+    plan = FaultPlan.parse(f"close={code}@0,conns=1")
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(server, watch, "okx", OKX_SYMBOLS)
+        async with Running(feed) as run:
+            await until(lambda: all_live(feed), "every book live after the close")
+            assert not run.done()
+    closes = watch.kinds(Disconnected)
+    assert closes[0].code == code and closes[0].connection == "c1"
+    assert [c.connection for c in watch.kinds(Connected)][:2] == ["c1", "c2"]
+
+
+async def test_closes_mid_stream_keep_books_right(tape_path: Callable[[str], Path]) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("close=1006@400,conns=2")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        async with Running(feed):
+            await until(lambda: len(watch.kinds(Connected)) >= 3, "a third connection")
+            await until(lambda: all_live(feed), "every book live")
+    assert watch.wrong == [] and watch.checked > 100
+    assert [d.code for d in watch.kinds(Disconnected)][:2] == [1006, 1006]
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 414])
+async def test_a_permanent_handshake_refusal_ends_run(
+    status: int, tape_path: Callable[[str], Path]
+) -> None:
+    watch = Watch()
+    plan = FaultPlan.parse(f"status={status}")
+    async with ExchangeServer(tape_path(OKX), faults=plan) as server:
+        feed = make_feed(server, watch, "okx", OKX_SYMBOLS)
+        with pytest.raises(HandshakeRejectedError) as caught:
+            await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert caught.value.status == status
+    assert caught.value.url is not None and caught.value.url.startswith(server.ws_url)
+    assert f"HTTP {status}" in str(caught.value)
+    assert watch.kinds(Disconnected)[0].code == status
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_transient_handshake_refusal_is_retried(
+    status: int, tape_path: Callable[[str], Path]
+) -> None:
+    watch = Watch()
+    plan = FaultPlan.parse(f"status={status}@2")
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(server, watch, "okx", OKX_SYMBOLS)
+        async with Running(feed):
+            await until(lambda: all_live(feed), "every book live")
+    assert feed.stats.connect_failures == 2
+    assert [d.code for d in watch.kinds(Disconnected)][:2] == [status, status]
+
+
+async def test_refused_connections_give_up_after_max_attempts() -> None:
+    # A port nothing listens on: bind one, close it, use its number.
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    watch = Watch()
+    feed = Feed(
+        "okx",
+        OKX_SYMBOLS,
+        ws_url=f"ws://127.0.0.1:{port}",
+        on_status=watch.on_status,
+        options=fast_options(max_attempts=3),
+    )
+    with pytest.raises(ConnectError) as caught:
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert "3 connection attempts" in str(caught.value)
+    assert len(watch.kinds(Disconnected)) == 3
+    assert all(h.state == "connecting" for h in feed.health().values())
+
+
+async def test_backoff_grows_when_connections_never_become_healthy(
+    tape_path: Callable[[str], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "lobfeed.feed")
+    watch = Watch()
+    plan = FaultPlan.parse("close=1000@1,conns=all")
+    backoff = Backoff(initial=0.01, maximum=0.16, factor=2.0, jitter=0.0)
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(
+            server, watch, "okx", OKX_SYMBOLS, options=fast_options(backoff=backoff, max_attempts=6)
+        )
+        with pytest.raises(ConnectError):
+            await asyncio.wait_for(feed.run(), TIMEOUT)
+    delays = [r.args[1] for r in caplog.records if r.msg.startswith("%s: reconnecting in")]
+    assert delays == [0.01, 0.02, 0.04, 0.08, 0.16]
+    assert server.stats.connections == 6
+
+
+async def test_backoff_starts_again_after_a_healthy_connection(
+    tape_path: Callable[[str], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "lobfeed.feed")
+    watch = Watch()
+    plan = FaultPlan.parse("close=1006@1.5s,conns=all")
+    backoff = Backoff(initial=0.01, maximum=0.16, factor=2.0, jitter=0.0)
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(
+            server,
+            watch,
+            "okx",
+            OKX_SYMBOLS,
+            options=fast_options(backoff=backoff, healthy_after=0.3),
+        )
+        async with Running(feed):
+            await until(lambda: len(watch.kinds(Disconnected)) >= 4, "four closes")
+    delays = [r.args[1] for r in caplog.records if r.msg.startswith("%s: reconnecting in")]
+    assert delays[:3] == [0.01, 0.01, 0.01]
+
+
+# -- stalls --------------------------------------------------------------------------------
+
+
+async def test_a_data_stall_is_dropped_after_idle_timeout(tape_path: Callable[[str], Path]) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("stall=30s@300")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(
+            server, watch, "binance-coinm", symbols, options=fast_options(idle_timeout=1.0)
+        )
+        async with Running(feed):
+            await until(lambda: len(watch.kinds(Connected)) >= 2, "a new connection")
+            await until(lambda: all_live(feed), "every book live")
+    first = watch.kinds(Disconnected)[0]
+    assert "idle_timeout" in first.reason
+    assert feed.stats.idle_timeouts == 1
+    assert watch.wrong == []
+
+
+async def test_a_tcp_stall_is_caught_by_pings(tape_path: Callable[[str], Path]) -> None:
+    watch = Watch()
+    plan = FaultPlan.parse("tcpstall=30s@50")
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(
+            server,
+            watch,
+            "okx",
+            OKX_SYMBOLS,
+            options=fast_options(ping_interval=0.3, ping_timeout=0.3, idle_timeout=20),
+        )
+        async with Running(feed):
+            await until(lambda: len(watch.kinds(Connected)) >= 2, "a new connection")
+            await until(lambda: all_live(feed), "every book live")
+    assert watch.kinds(Disconnected)[0].code == 1011  # keepalive ping timeout
+
+
+async def test_one_silent_symbol_goes_stale_while_the_others_flow(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    busiest = Counter(s for s, _ in clean_books(path)).most_common(2)
+    victim, other = busiest[0][0], busiest[1][0]
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse(f"hold={victim}:4s@200")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(
+            server, watch, "binance-coinm", symbols, options=fast_options(stale_after=1.0)
+        )
+        async with Running(feed):
+            await until(lambda: watch.went(victim, "stale"), "the victim stale")
+            others = watch.updates[other]
+            assert feed.health()[other].state == "live"
+            await until(lambda: watch.updates[other] > others, "the others updating")
+            await until(lambda: feed.health()[victim].state == "live", "the victim live again")
+    assert watch.wrong == []
+
+
+# -- book faults ---------------------------------------------------------------------------
+
+
+async def test_update_ids_going_backwards_resync_that_symbol(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("rewind=60@400")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        async with Running(feed):
+            took = await live_then_fault_then_live(
+                feed, watch, lambda: bool(watch.kinds(SyncLost)), "ids going backwards"
+            )
+    lost = watch.kinds(SyncLost)
+    assert {e.reason for e in lost} == {"ids-backwards"}
+    assert len(watch.kinds(Connected)) == 1  # a resync of the symbol, not a reconnect
+    assert watch.wrong == [] and watch.checked > 100
+    assert took < 10
+
+
+async def test_a_crossed_book_is_never_delivered(tape_path: Callable[[str], Path]) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("crossed=300/600")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        async with Running(feed):
+            await live_then_fault_then_live(
+                feed, watch, lambda: len(watch.kinds(SyncLost)) >= 2, "two crossed books"
+            )
+    lost = watch.kinds(SyncLost)
+    assert [e.reason for e in lost] == ["crossed", "crossed"]
+    assert all(">=" in e.detail for e in lost)
+    assert watch.crossed == 0
+    assert watch.wrong == []
+
+
+@pytest.mark.parametrize(
+    ("tape", "venue", "symbols"),
+    [
+        (OKX, "okx", OKX_SYMBOLS),
+        (KRAKEN, "kraken", ("XBT/USD", "ETH/USD")),
+    ],
+    ids=["okx", "kraken"],
+)
+async def test_a_checksum_mismatch_with_no_answer_to_resubscribe_escalates(
+    tape: str, venue: str, symbols: tuple[str, ...], tape_path: Callable[[str], Path]
+) -> None:
+    watch = Watch()
+    plan = FaultPlan.parse("checksum=20,noresub,fconns=1")
+    async with ExchangeServer(tape_path(tape), speed=4, loop=True, faults=plan) as server:
+        feed = make_feed(
+            server,
+            watch,
+            venue,
+            symbols,
+            options=fast_options(resync_timeout=0.3, resubscribe_attempts=2),
+        )
+        async with Running(feed):
+            await until(lambda: len(watch.kinds(Connected)) >= 2, "a new connection")
+            await until(lambda: all_live(feed), "every book live")
+    assert {e.reason for e in watch.kinds(SyncLost)} == {"checksum"}
+    assert feed.stats.resubscribes == 2
+    assert feed.stats.resync_timeouts == 2
+    assert feed.stats.replaced_connections == 1
+    assert "resubscribes brought no fresh book" in watch.kinds(Disconnected)[0].reason
+
+
+# -- outages, foreign symbols ------------------------------------------------------------------
+
+
+async def test_during_an_outage_the_book_says_it_is_disconnected(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch()
+    plan = FaultPlan.parse("close=1006@200,refuse=2s@close")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        async with Running(feed):
+            await until(lambda: bool(watch.kinds(Disconnected)), "the drop")
+            view = feed.book(symbols[0])
+            assert view.state == "disconnected"
+            assert feed.health()[symbols[0]].state == "connecting"
+            await until(lambda: all_live(feed), "every book live again")
+            assert feed.book(symbols[0]).state == "live"
+    assert feed.stats.connect_failures >= 1
+
+
+async def test_frames_for_symbols_nobody_subscribed_are_counted_and_dropped(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)[:3]
+    watch = Watch(clean_books(path))
+    plan = FaultPlan.parse("foreign=500")
+    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols)
+        async with Running(feed):
+            await until(lambda: all_live(feed), "every book live")
+            await until(lambda: feed.stats.unsubscribed_frames > 200, "foreign frames")
+            session = feed.session
+            assert session is not None
+            assert sorted(session.symbols()) == sorted(symbols)
+    assert server.stats.snapshot_requests == len(symbols)
+    assert watch.wrong == []
+
+
+# -- slow consumers ---------------------------------------------------------------------------
+
+
+async def test_a_blocking_callback_with_conflate_sees_only_fresh_books(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    watch = Watch(clean_books(path))
+
+    def slow(update: BookUpdate) -> None:
+        watch.on_book(update)
+        time.sleep(0.02)
+
+    async with ExchangeServer(path, speed=8, loop=True, live=True) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols, on_book=slow, conflate=True)
+        async with Running(feed):
+            await until(lambda: sum(watch.updates.values()) >= 100, "a hundred callbacks")
+            stopped_at = time.monotonic()
+            feed.stop()
+            assert feed.session is not None
+        # stop() is honoured promptly although frames keep coming faster than consumed.
+        assert time.monotonic() - stopped_at < 5
+    assert feed.dispatcher.stats.conflated + feed.dispatcher.stats.flushes > 0
+    assert watch.wrong == []
+
+
+async def test_an_async_callback_on_a_lock_stays_bounded(tape_path: Callable[[str], Path]) -> None:
+    path = tape_path(COINM)
+    symbols = tape_symbols(path)
+    lock = asyncio.Lock()
+    seen: list[int] = []
+    tasks: list[int] = []
+
+    async def on_book(update: BookUpdate) -> None:
+        async with lock:
+            await asyncio.sleep(0.005)
+            seen.append(update.seq or 0)
+            tasks.append(len(asyncio.all_tasks()))
+
+    watch = Watch()
+    async with ExchangeServer(path, speed=8, loop=True, live=True) as server:
+        feed = make_feed(server, watch, "binance-coinm", symbols, on_book=on_book, async_queue=64)
+        async with Running(feed):
+            await until(lambda: len(seen) >= 200, "two hundred callbacks")
+    assert feed.dispatcher.stats.queued_high_water <= 64
+    assert max(tasks) < 30
