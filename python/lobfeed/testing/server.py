@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import contextlib
 import email.utils
 import http
@@ -28,9 +29,12 @@ import importlib
 import logging
 import math
 import os
+import random
 import re
+import socket
+import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +46,7 @@ from websockets.http11 import Request, Response
 
 from lobfeed.exceptions import UnknownVenueError
 from lobfeed.tape import Tape, TapeRecord
+from lobfeed.testing.faults import MALFORMED_FRAME, ConnectionFaults, FaultPlan, oversized_frame
 
 __all__ = [
     "MALFORMED_FRAME",
@@ -60,9 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MALFORMED_FRAME: Final = '{"stream":"x","data":{'
-"""The garbage text frame sent by :attr:`FaultPlan.malformed_after`."""
-
 _YIELD_EVERY: Final = 256
 _MIN_SLEEP_S: Final = 0.0005  # frames due sooner than this are sent without sleeping
 
@@ -70,22 +72,6 @@ _MIN_SLEEP_S: Final = 0.0005  # frames due sooner than this are sent without sle
 # --------------------------------------------------------------------------------------------
 # Public data types
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FaultPlan:
-    """Failures to inject, for tests of a client's error handling."""
-
-    rest_429_first_n: int = 0
-    """The first N snapshot requests are answered 429 with ``Retry-After: 1``."""
-    drop_after_frames: int | None = None
-    """Abort the TCP connection (no close frame) of the first connection after N frames."""
-    drop_frames: frozenset[int] = frozenset()
-    """Indices, per connection, over the frames it would send, of frames to leave out."""
-    malformed_after: int | None = None
-    """Send :data:`MALFORMED_FRAME` once, on the first connection, after N frames."""
-    oversized_frame_bytes: int | None = None
-    """Send once, first thing on the first connection, a text frame of this many bytes."""
 
 
 @dataclass(slots=True)
@@ -103,6 +89,17 @@ class ServerStats:
     rejected_requests: int = 0
     """REST requests answered with an error status (4xx, 5xx)."""
     faults_injected: int = 0
+    """Faults injected, of every kind."""
+    faults: dict[str, int] = field(default_factory=dict)
+    """Faults injected, by kind: ``close``, ``lifetime``, ``stall``, ``tcpstall``, ``refuse``,
+    ``reset``, ``status``, ``rest-<kind>`` (``rest-429``, ``rest-html``, ...), ``drop``, ``dup``,
+    ``reorder``, ``corrupt``, ``checksum``, ``crossed``, ``rewind``, ``hold`` (once per hold),
+    ``foreign``, ``noresub``, and the original plan's ``rest429``, ``cut``, ``malformed``,
+    ``oversized``."""
+
+    def count(self, kind: str) -> None:
+        self.faults_injected += 1
+        self.faults[kind] = self.faults.get(kind, 0) + 1
 
 
 class Subscription:
@@ -137,6 +134,8 @@ class RestRequest:
     query: Mapping[str, Sequence[str]]
     streams: Sequence[LiveStream]
     """The connected websocket clients, to relate the request to a replay position."""
+    position_ns: int | None = None
+    """In live mode, the server's current position: the recorded ``ts_ns`` the stream is at."""
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -209,9 +208,16 @@ class VenueProfile(abc.ABC, Generic[SubT]):
         """Answer a plain HTTP request."""
         return RestResponse.json(404, {"error": "not found", "path": request.path})
 
-    def rate_limited(self, request: RestRequest) -> RestResponse:
-        """The answer to a snapshot request refused by :attr:`FaultPlan.rest_429_first_n`."""
-        return RestResponse.json(429, {"error": "too many requests"}, (("Retry-After", "1"),))
+    def rate_limited(
+        self, request: RestRequest, status: int = 429, retry_after: int = 1
+    ) -> RestResponse:
+        """The answer to a snapshot request a :class:`FaultPlan` refuses with 429 or 418."""
+        headers = (("Retry-After", str(retry_after)),)
+        return RestResponse.json(status, {"error": "too many requests"}, headers)
+
+    def error_body(self, request: RestRequest) -> bytes:
+        """The venue's error JSON for a bad symbol (sent with 200 by ``rest=venue-error``)."""
+        return b'{"error":"invalid symbol"}'
 
     def example_urls(self, ws_url: str, rest_url: str) -> list[tuple[str, str]]:
         """(label, URL) pairs worth printing for a user of this tape."""
@@ -254,19 +260,23 @@ def profile_class_for(venue: str) -> type[VenueProfile[Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _oversized_frame(size: int) -> str:
-    """A valid JSON text frame of exactly ``size`` bytes (just filler when ``size`` is tiny)."""
-    head, tail = '{"stream":"lobfeed.oversized","data":{"pad":"', '"}}'
-    if size < len(head) + len(tail):
-        return "x" * size
-    return head + "x" * (size - len(head) - len(tail)) + tail
+_HTML_PAGE: Final = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudfront</center>"
+    b"</body></html>\n"
+)
+_STREAM_CHUNK: Final = 256 * 1024
+_WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _http_response(answer: RestResponse) -> Response:
-    try:
-        reason = http.HTTPStatus(answer.status).phrase
-    except ValueError:
-        reason = "Unknown"
     headers = Headers()
     headers["Date"] = email.utils.formatdate(usegmt=True)
     headers["Content-Type"] = answer.content_type
@@ -274,7 +284,30 @@ def _http_response(answer: RestResponse) -> Response:
     headers["Connection"] = "close"
     for name, value in answer.headers:
         headers[name] = value
-    return Response(answer.status, reason, headers, answer.body)
+    return Response(answer.status, _reason(answer.status), headers, answer.body)
+
+
+def _dummy_response() -> Response:
+    """Returned to websockets after the connection was taken over; it is never sent."""
+    return Response(500, "Internal Server Error", Headers(), b"")
+
+
+async def _flush_and_abort(transport: asyncio.WriteTransport) -> None:
+    """Let what was sent reach the client, then cut the TCP connection: no close frame."""
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + 2.0
+    while transport.get_write_buffer_size() and clock() < deadline:
+        await asyncio.sleep(0.001)
+    transport.abort()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP RST rather than a FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class ExchangeServer:
@@ -287,7 +320,13 @@ class ExchangeServer:
 
     Each connection's clock starts when its subscription is known, at the tape's first ``recv``
     record: a stream whose first frame was recorded 10 s into the tape arrives 10 s / ``speed``
-    after subscribing.  ``faults`` (a :class:`FaultPlan`) injects failures.  ``profile``
+    after subscribing.  With ``live=True`` there is one clock instead, started with the server:
+    a client joins the stream where it stands when the client subscribes (as on a real
+    exchange), and a snapshot request is answered as of that position (the Binance profile
+    builds the book it serves).  ``live`` needs a finite ``speed``; with ``loop`` the live clock
+    wraps around at the tape's end.
+
+    ``faults`` (a :class:`~lobfeed.testing.faults.FaultPlan`) injects failures.  ``profile``
     overrides the venue profile chosen from the tape header's venue.
     """
 
@@ -301,25 +340,38 @@ class ExchangeServer:
         faults: FaultPlan | None = None,
         *,
         profile: VenueProfile[Any] | None = None,
+        live: bool = False,
     ) -> None:
         if not speed > 0:  # also refuses NaN
             raise ValueError(f"speed must be positive, got {speed!r}")
+        if live and not math.isfinite(speed):
+            raise ValueError("live mode needs a finite speed: its clock is the tape's, scaled")
         self.tape = tape if isinstance(tape, Tape) else Tape.open(tape)
         self.host = host
         self.speed = float(speed)
         self.loop = loop
+        self.live = live
         self.faults = faults if faults is not None else FaultPlan()
         self.profile: VenueProfile[Any] = (
             profile if profile is not None else profile_class_for(self.tape.venue)(self.tape)
         )
         self.stats = ServerStats()
         self._requested_port = port
+        self._port: int | None = None
         self._server: Server | None = None
+        self._servers: list[Server] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._live: set[LiveStream] = set()
         self._unfinished: set[LiveStream] = set()
         self._done = asyncio.Event()
         self._next_index = 0
+        self._upgrade_attempts = 0
+        self._counted_snapshots = 0
+        self._reset_until: float | None = None
+        self._refused = False
+        self._clock_start = 0.0
         frames = self.profile.frames
+        self._ts = [record.ts_ns for record in frames]
         self._t0_ns = frames[0].ts_ns if frames else 0
         span = frames[-1].ts_ns - self._t0_ns if frames else 0
         # A lap lasts the recorded span plus one average gap, so laps do not overlap.
@@ -330,20 +382,35 @@ class ExchangeServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        await self._listen()
+        self._clock_start = asyncio.get_running_loop().time()
+        if self.faults.refuse_s is not None and not self.faults.refuse_after_close:
+            self._refuse()
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._handle,
             self.host,
-            self._requested_port,
+            self._port if self._port is not None else self._requested_port,
             process_request=self._process_request,
             compression=None,
             server_header="lobfeed-exchange-server",
+            # Slow and streamed REST answers are written during the opening handshake.
+            open_timeout=None,
         )
+        self._servers.append(self._server)
+        if self._port is None:
+            self._port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
+        for task in list(self._background):
+            task.cancel()
+        servers, self._servers, self._server = self._servers, [], None
+        for server in servers:
             server.close()
+        for server in servers:
             await server.wait_closed()
+        self._port = None
 
     async def __aenter__(self) -> ExchangeServer:
         await self.start()
@@ -356,14 +423,46 @@ class ExchangeServer:
         """Wait until at least one client connected and every client finished streaming."""
         await self._done.wait()
 
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- connection refusals --------------------------------------------------------------------
+
+    def _refuse(self) -> None:
+        """Start the plan's refusal window (once per server)."""
+        if self._refused or self.faults.refuse_s is None:
+            return
+        self._refused = True
+        self.stats.count("refuse")
+        duration = self.faults.refuse_s
+        if self.faults.refuse_reset:
+            self._reset_until = asyncio.get_running_loop().time() + duration
+            return
+        server = self._server
+        if server is not None:
+            # Only the listening socket closes: established connections carry on.
+            server.server.close()
+        self._spawn(self._listen_again(duration))
+
+    async def _listen_again(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._port is not None:
+            await self._listen()
+
+    def _resetting(self) -> bool:
+        return (
+            self._reset_until is not None and asyncio.get_running_loop().time() < self._reset_until
+        )
+
     # -- addresses ----------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("the server is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        return self._port
 
     @property
     def _netloc(self) -> str:
@@ -378,6 +477,21 @@ class ExchangeServer:
     def rest_url(self) -> str:
         return f"http://{self._netloc}"
 
+    def live_position_ns(self) -> int | None:
+        """In live mode, the recorded ``ts_ns`` the server's clock stands at; else None."""
+        if not self.live or self._port is None:
+            return None
+        return self._t0_ns + self._live_offset()[1]
+
+    def _live_offset(self) -> tuple[int, int]:
+        """(lap, ns into the lap) of the live clock."""
+        elapsed = asyncio.get_running_loop().time() - self._clock_start
+        elapsed_ns = int(elapsed * self.speed * 1e9)
+        if self.loop:
+            lap, offset = divmod(elapsed_ns, self._lap_ns)
+            return lap, offset
+        return 0, elapsed_ns
+
     def describe(self) -> list[str]:
         """Lines telling a user what is served and where."""
         frames = self.profile.frames
@@ -386,10 +500,14 @@ class ExchangeServer:
         lines = [
             f"lobfeed exchange server: {self.tape.path.name} (venue {self.tape.venue}, "
             f"{len(frames)} frames over {span:.1f} s), speed {speed}"
-            + (", looping" if self.loop else ""),
+            + (", looping" if self.loop else "")
+            + (", live" if self.live else ""),
             f"  websocket: {self.ws_url}",
             f"  rest:      {self.rest_url}",
         ]
+        spec = self.faults.spec()
+        if spec:
+            lines.append(f"  faults:    {spec}")
         lines += [
             f"  {label}: {url}"
             for label, url in self.profile.example_urls(self.ws_url, self.rest_url)
@@ -398,14 +516,33 @@ class ExchangeServer:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if self._resetting():
+            self.stats.count("reset")
+            _reset(connection.transport)
+            await asyncio.shield(connection.connection_lost_waiter)
+            return _dummy_response()
         if "websocket" in request.headers.get("Upgrade", "").lower():
             if self.profile.subscribe_path(request.path) is None:
                 return _http_response(RestResponse.json(404, {"error": "no such stream path"}))
+            self._upgrade_attempts += 1
+            plan = self.faults
+            status = plan.handshake_status
+            if status is not None and (
+                plan.handshake_first is None or self._upgrade_attempts <= plan.handshake_first
+            ):
+                self.stats.count("status")
+                headers: tuple[tuple[str, str], ...] = ()
+                if status in (418, 429, 503):
+                    headers = (("Retry-After", str(plan.retry_after)),)
+                body = {"error": _reason(status), "status": status}
+                return _http_response(RestResponse.json(status, body, headers))
             return None
-        return self._answer_rest(request)
+        return await self._answer_rest(connection, request)
 
-    def _answer_rest(self, request: Request) -> Response:
+    async def _answer_rest(self, connection: ServerConnection, request: Request) -> Response:
         self.stats.rest_requests += 1
         url = urlsplit(request.path)
         rest_request = RestRequest(
@@ -413,21 +550,85 @@ class ExchangeServer:
             path=url.path,
             query=parse_qs(url.query),
             streams=tuple(self._live),
+            position_ns=self.live_position_ns(),
         )
+        plan = self.faults
+        answer: RestResponse | None = None
         if rest_request.method != "GET":
             answer = RestResponse.json(405, {"error": "only GET is served"})
         elif self.profile.is_snapshot_request(rest_request.path):
             self.stats.snapshot_requests += 1
-            if self.stats.snapshot_requests <= self.faults.rest_429_first_n:
-                self.stats.faults_injected += 1
+            if self.stats.snapshot_requests <= plan.rest_429_first_n:
+                self.stats.count("rest429")
                 answer = self.profile.rate_limited(rest_request)
-            else:
-                answer = self.profile.rest(rest_request)
-        else:
+            elif self._counts_for_rest_faults(rest_request):
+                self._counted_snapshots += 1
+                kind = plan.rest_fault_for(self._counted_snapshots)
+                if kind == "oversized":
+                    self.stats.count("rest-oversized")
+                    await self._stream_body(connection, plan.rest_body_bytes)
+                    return _dummy_response()
+                if kind is not None:
+                    self.stats.count(f"rest-{kind}")
+                    answer = await self._rest_fault(kind, rest_request)
+        if answer is None:
             answer = self.profile.rest(rest_request)
         if answer.status >= 400:
             self.stats.rejected_requests += 1
         return _http_response(answer)
+
+    def _counts_for_rest_faults(self, request: RestRequest) -> bool:
+        symbol = self.faults.rest_symbol
+        if symbol is None:
+            return True
+        return any(v.upper() == symbol.upper() for vs in request.query.values() for v in vs)
+
+    async def _rest_fault(self, kind: str, request: RestRequest) -> RestResponse:
+        plan = self.faults
+        if kind in ("429", "418"):
+            return self.profile.rate_limited(request, int(kind), plan.retry_after)
+        if kind.isdigit():
+            status = int(kind)
+            return RestResponse.json(status, {"error": _reason(status), "status": status})
+        if kind == "slow":
+            await asyncio.sleep(plan.rest_delay_s)
+            return self.profile.rest(request)
+        if kind == "html":
+            return RestResponse(200, _HTML_PAGE, content_type="text/html")
+        if kind == "truncated":
+            answer = self.profile.rest(request)
+            return RestResponse(200, answer.body[: max(1, len(answer.body) // 2)])
+        if kind == "venue-error":
+            return RestResponse(200, self.profile.error_body(request))
+        raise AssertionError(f"unhandled rest fault {kind!r}")
+
+    async def _stream_body(self, connection: ServerConnection, size: int) -> None:
+        """Answer 200 with a ``size``-byte JSON body written in chunks, never held whole."""
+        transport = connection.transport
+        head = (
+            f"HTTP/1.1 200 OK\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        transport.write(head)
+        prefix, suffix = b'{"pad":"', b'"}'
+        if size < len(prefix) + len(suffix):
+            prefix, suffix = b"", b""
+        remaining = size - len(prefix) - len(suffix)
+        transport.write(prefix)
+        filler = b"x" * _STREAM_CHUNK
+        while remaining > 0 and not transport.is_closing():
+            n = min(remaining, _STREAM_CHUNK)
+            transport.write(filler[:n])
+            remaining -= n
+            while transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                if transport.is_closing():
+                    break
+                await asyncio.sleep(0.001)
+        if not transport.is_closing():
+            transport.write(suffix)
+            transport.close()
+        await asyncio.shield(connection.connection_lost_waiter)
 
     # -- websocket ----------------------------------------------------------------------------
 
@@ -437,6 +638,7 @@ class ExchangeServer:
         if sub is None:  # refused in _process_request already
             await ws.close(1008, "unknown path")
             return
+        plan = self.faults
         live = LiveStream(self._next_index, sub)
         self._next_index += 1
         self.stats.connections += 1
@@ -448,28 +650,65 @@ class ExchangeServer:
         activity = asyncio.Event()
         if sub.ready:
             ready.set()
-        streamer = asyncio.create_task(self._stream(ws, live, ready, activity))
+        streamer: asyncio.Task[None] | None = None
+        timers: list[asyncio.Task[None]] = []
+        closes = plan.closes(live.index) and plan.close_code is not None
         try:
+            if closes and plan.close_after_frames == 0:
+                await self._close(ws, plan.close_code or 1006, "close")
+                return
+            if closes and plan.close_after_s is not None:
+                timers.append(
+                    asyncio.create_task(
+                        self._close_later(ws, plan.close_after_s, plan.close_code or 1006, "close")
+                    )
+                )
+            if plan.lifetime_s is not None:
+                timers.append(
+                    asyncio.create_task(self._close_later(ws, plan.lifetime_s, 1001, "lifetime"))
+                )
+            streamer = asyncio.create_task(self._stream(ws, live, ready, activity))
+            subscribed = sub.ready
             for frame in self.profile.greeting(sub):
                 await ws.send(frame)
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                if subscribed and plan.ignore_resubscribe and "subscribe" in text.lower():
+                    self.stats.count("noresub")
+                    continue
                 for reply in self.profile.on_message(sub, text):
                     await ws.send(reply)
                 activity.set()
                 if sub.ready:
+                    subscribed = True
                     ready.set()
         except ConnectionClosed:
             pass
         finally:
-            if not streamer.done():
-                streamer.cancel()
-            await asyncio.wait([streamer])
-            if not streamer.cancelled() and streamer.exception() is not None:
-                log.error("replay failed", exc_info=streamer.exception())
+            for timer in timers:
+                timer.cancel()
+            if streamer is not None:
+                if not streamer.done():
+                    streamer.cancel()
+                await asyncio.wait([streamer])
+                if not streamer.cancelled() and streamer.exception() is not None:
+                    log.error("replay failed", exc_info=streamer.exception())
             self._live.discard(live)
             self.stats.active_connections -= 1
             self._finished(live)
+            if live.index == 0 and plan.refuse_after_close:
+                self._refuse()
+
+    async def _close(self, ws: ServerConnection, code: int, kind: str) -> None:
+        self.stats.count(kind)
+        if code == 1006:
+            await _flush_and_abort(ws.transport)
+        else:
+            await ws.close(code, "lobfeed fault" if kind == "close" else "connection lifetime")
+
+    async def _close_later(self, ws: ServerConnection, delay: float, code: int, kind: str) -> None:
+        await asyncio.sleep(delay)
+        await self._close(ws, code, kind)
 
     def _finished(self, live: LiveStream) -> None:
         self._unfinished.discard(live)
@@ -497,8 +736,8 @@ class ExchangeServer:
             self._finished(live)
 
     async def _replay(self, ws: ServerConnection, live: LiveStream) -> bool:
-        """Send the tape to one client; False if the connection was dropped on purpose."""
-        faults = self.faults
+        """Send the tape to one client; False if the connection was ended by a fault."""
+        plan = self.faults
         first = live.index == 0
         frames = self.profile.frames
         frame_for = self.profile.frame_for
@@ -507,18 +746,26 @@ class ExchangeServer:
         paced = math.isfinite(self.speed)
         scale = 1e-9 / self.speed
         clock = asyncio.get_running_loop().time
-        start = clock()
-        would_send = sent = since_yield = lap = 0
+        pipeline = ConnectionFaults(plan, live.index, stats.count, clock)
+        closes = plan.closes(live.index) and plan.close_code is not None
+        # Its own stream of draws, so that adding frame faults does not move random closes.
+        close_rng = random.Random(plan.seed * 7919 + live.index * 104_729 + 1)
+        processed = since_yield = 0
+        if self.live:
+            start = self._clock_start
+            lap, into_lap = self._live_offset()
+            begin = bisect.bisect_right(self._ts, self._t0_ns + into_lap)
+        else:
+            start, lap, begin = clock(), 0, 0
 
-        if first and faults.oversized_frame_bytes is not None:
-            await ws.send(_oversized_frame(faults.oversized_frame_bytes))
-            stats.faults_injected += 1
-        if first and await self._inject_after(ws, 0):
-            return False
+        if first and plan.oversized_frame_bytes is not None:
+            await ws.send(oversized_frame(plan.oversized_frame_bytes))
+            stats.count("oversized")
         while True:
             sent_in_lap = 0
             offset_ns = lap * self._lap_ns - self._t0_ns
-            for index, record in enumerate(frames):
+            for index in range(begin, len(frames)):
+                record = frames[index]
                 since_yield += 1
                 text = frame_for(sub, index, record)
                 if text is None:
@@ -526,10 +773,11 @@ class ExchangeServer:
                         since_yield = 0
                         await asyncio.sleep(0)
                     continue
-                position = would_send
-                would_send += 1
-                if position in faults.drop_frames:
-                    continue
+                if processed == 0:
+                    pause = await self._due_after(ws, live, 0, closes, close_rng)
+                    if pause is None:
+                        return False
+                    start += pause
                 if paced:
                     delay = start + (offset_ns + record.ts_ns) * scale - clock()
                     if delay > _MIN_SLEEP_S:
@@ -539,35 +787,69 @@ class ExchangeServer:
                     since_yield = 0
                     await asyncio.sleep(0)
                 live.position_ns = record.ts_ns
-                await ws.send(text)
-                sent += 1
+                for out in pipeline.frame(text):
+                    await ws.send(out)
+                if not pipeline.dropped:
+                    stats.frames_sent += 1
+                processed += 1
                 sent_in_lap += 1
-                stats.frames_sent += 1
-                if first and await self._inject_after(ws, sent):
+                pause = await self._due_after(ws, live, processed, closes, close_rng)
+                if pause is None:
                     return False
+                start += pause
+            for out in pipeline.flush():
+                await ws.send(out)
             if not self.loop:
                 return True
             lap += 1
+            begin = 0
             if not sent_in_lap and not paced:
                 await asyncio.sleep(0.05)  # nothing matches yet: do not spin
 
-    async def _inject_after(self, ws: ServerConnection, sent: int) -> bool:
-        """Faults of the first connection due after ``sent`` frames; True if it was dropped."""
-        faults = self.faults
-        if faults.malformed_after is not None and sent == faults.malformed_after:
+    async def _due_after(
+        self,
+        ws: ServerConnection,
+        live: LiveStream,
+        processed: int,
+        closes: bool,
+        close_rng: random.Random,
+    ) -> float | None:
+        """Connection faults due after ``processed`` frames: None if the connection was ended,
+        else how long the data stalled (the pacing clock moves on by as much)."""
+        plan = self.faults
+        first = live.index == 0
+        if first and plan.malformed_after is not None and processed == plan.malformed_after:
             await ws.send(MALFORMED_FRAME)
-            self.stats.faults_injected += 1
-        if faults.drop_after_frames is not None and sent >= faults.drop_after_frames:
-            self.stats.faults_injected += 1
+            self.stats.count("malformed")
+        if first and plan.drop_after_frames is not None and processed >= plan.drop_after_frames:
+            self.stats.count("cut")
+            await _flush_and_abort(ws.transport)
+            return None
+        if not plan.closes(live.index):
+            return 0.0
+        if closes and plan.close_code is not None and processed:
+            due = processed == plan.close_after_frames
+            if plan.close_prob and close_rng.random() < plan.close_prob:
+                due = True
+            if due:
+                await self._close(ws, plan.close_code, "close")
+                return None
+        paused = 0.0
+        if plan.stall_s is not None and processed == plan.stall_after:
+            self.stats.count("stall")
+            await asyncio.sleep(plan.stall_s)
+            paused += plan.stall_s
+        if plan.tcp_stall_s is not None and processed == plan.tcp_stall_after:
+            self.stats.count("tcpstall")
             transport = ws.transport
-            clock = asyncio.get_running_loop().time
-            deadline = clock() + 2.0
-            # Let what was sent reach the client, then cut the TCP connection: no close frame.
-            while transport.get_write_buffer_size() and clock() < deadline:
-                await asyncio.sleep(0.001)
-            transport.abort()
-            return True
-        return False
+            transport.pause_reading()
+            try:
+                await asyncio.sleep(plan.tcp_stall_s)
+            finally:
+                if not transport.is_closing():
+                    transport.resume_reading()
+            paused += plan.tcp_stall_s
+        return paused
 
 
 def run_server(
@@ -576,21 +858,25 @@ def run_server(
     port: int = 0,
     speed: float = 1.0,
     loop: bool = False,
+    *,
+    faults: FaultPlan | None = None,
+    live: bool = False,
+    once: bool = False,
 ) -> None:
-    """Serve a tape until Ctrl-C (or, without ``loop``, until every client has finished)."""
+    """Serve a tape until Ctrl-C, or with ``once`` until every client has finished."""
     tape = Tape.open(tape_path)
 
     async def main() -> None:
-        async with ExchangeServer(tape, host, port, speed, loop) as srv:
+        async with ExchangeServer(tape, host, port, speed, loop, faults, live=live) as srv:
             for line in srv.describe():
                 print(line, flush=True)
-            if loop:
-                print("  (looping; Ctrl-C to stop)", flush=True)
-                await asyncio.Event().wait()
-            else:
+            if once:
                 print("  (stops when every client has finished; Ctrl-C to stop)", flush=True)
                 await srv.wait_done()
                 print("all clients finished", flush=True)
+            else:
+                print("  (Ctrl-C to stop)", flush=True)
+                await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -242,9 +242,19 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
             return RestResponse.json(200, {"serverTime": time.time_ns() // 1_000_000})
         return RestResponse.json(404, {"code": -1000, "msg": f"Unknown path {request.path}."})
 
-    def rate_limited(self, request: RestRequest) -> RestResponse:
-        msg = "Too much request weight used; retry after the time given in Retry-After."
-        return RestResponse.json(429, {"code": -1003, "msg": msg}, (("Retry-After", "1"),))
+    def rate_limited(
+        self, request: RestRequest, status: int = 429, retry_after: int = 1
+    ) -> RestResponse:
+        if status == 418:
+            banned_until = time.time_ns() // 1_000_000 + retry_after * 1000
+            msg = f"Way too much request weight used; IP banned until {banned_until}."
+        else:
+            msg = "Too much request weight used; retry after the time given in Retry-After."
+        headers = (("Retry-After", str(retry_after)),)
+        return RestResponse.json(status, {"code": -1003, "msg": msg}, headers)
+
+    def error_body(self, request: RestRequest) -> bytes:
+        return b'{"code":-1121,"msg":"Invalid symbol."}'
 
     def _depth(self, request: RestRequest) -> RestResponse:
         symbol = request.param("symbol")
