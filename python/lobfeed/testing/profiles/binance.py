@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from lobfeed._native import Session
 from lobfeed.tape import Tape, TapeRecord
 from lobfeed.testing.server import (
     LiveStream,
@@ -105,6 +106,24 @@ class BinanceSubscription(Subscription):
         return {key.split("@", 1)[0] for key in self.streams}
 
 
+class _LiveBook:
+    """One symbol's book as of the live clock, kept between snapshot requests."""
+
+    def __init__(self, session: Session, base_ts: int, body: str) -> None:
+        self.session = session
+        self.base_ts = base_ts
+        self.body = body
+        self.snapshotted = False
+        self.next_index = 0
+        self.position_ns = 0
+        self.last_index: int | None = None
+
+    def apply_snapshot(self, symbol: str) -> None:
+        # Updates recorded before the snapshot were buffered by the session, as a client's are.
+        self.session.receive_snapshot(symbol, self.body, self.base_ts)
+        self.snapshotted = True
+
+
 @register_profile
 class BinanceProfile(VenueProfile[BinanceSubscription]):
     """Binance spot, USDⓈ-M and COIN-M: combined and raw streams, SUBSCRIBE, depth snapshots."""
@@ -136,6 +155,7 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
             symbol = (parse_qs(url.query).get("symbol") or [""])[0].upper()
             if symbol:
                 self._snapshots.setdefault(symbol, []).append((record.ts_ns, record.data or ""))
+        self._live_books: dict[str, _LiveBook] = {}
 
     @staticmethod
     def _classify(text: str) -> tuple[str | None, bool, str | None]:
@@ -271,6 +291,11 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
         entries = self._snapshots.get(symbol)
         if not entries:
             return RestResponse.json(400, {"code": -1121, "msg": "Invalid symbol."})
+        if request.position_ns is not None:
+            depth = min(int(limit), 5000) if limit else 100
+            built = self._live_depth(symbol, entries, request.position_ns, depth)
+            if built is not None:
+                return built
         position = self._position(request.streams, symbol.lower())
         chosen = entries[0][1]
         if position is not None:
@@ -278,6 +303,48 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
                 if ts_ns <= position:
                     chosen = body
         return RestResponse(200, chosen.encode())
+
+    def _live_depth(
+        self, symbol: str, entries: list[tuple[int, str]], position_ns: int, depth: int
+    ) -> RestResponse | None:
+        """The book at ``position_ns``: the last recorded snapshot before it (else the first)
+        brought forward by the recorded depth updates; None if the book cannot be built."""
+        base_ts, body = entries[0]
+        for ts_ns, recorded in entries:
+            if ts_ns <= position_ns:
+                base_ts, body = ts_ns, recorded
+        book = self._live_books.get(symbol)
+        if book is None or book.base_ts != base_ts or position_ns < book.position_ns:
+            # Built afresh when the clock went back (a looping tape) or a newer snapshot applies.
+            book = self._live_books[symbol] = _LiveBook(Session(self.venue), base_ts, body)
+        key = f"{symbol.lower()}@depth"
+        frames = self.frames
+        index = book.next_index
+        while index < len(frames) and frames[index].ts_ns <= position_ns:
+            record = frames[index]
+            if self._keys[index] == key:
+                if not book.snapshotted and record.ts_ns > base_ts:
+                    book.apply_snapshot(symbol)
+                book.session.receive(record.data or "", record.ts_ns)
+                book.last_index = index
+            index += 1
+        book.next_index = index
+        book.position_ns = position_ns
+        if not book.snapshotted:
+            book.apply_snapshot(symbol)
+        if book.session.state(symbol) != "live":
+            return None
+        view = book.session.book(symbol)
+        answer: dict[str, object] = {"lastUpdateId": view.seq}
+        if self.venue != "binance" and book.last_index is not None:
+            # Futures snapshots carry the message and transaction times; spot ones do not.
+            event = orjson.loads(frames[book.last_index].data or "{}")
+            event = event.get("data", event)
+            answer["E"] = event.get("E")
+            answer["T"] = event.get("T", event.get("E"))
+        answer["bids"] = [list(level) for level in view.bids(depth)]
+        answer["asks"] = [list(level) for level in view.asks(depth)]
+        return RestResponse.json(200, answer)
 
     @staticmethod
     def _position(streams: Sequence[LiveStream], symbol: str) -> int | None:
