@@ -583,3 +583,17 @@ async def test_lobfeed_serve_faults_once(spot: Tape) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_live_clock_wraps_when_looping(spot: Tape) -> None:
+    async with ExchangeServer(spot, speed=60, loop=True, live=True) as srv:
+        seen = [srv.live_position_ns() or 0]
+
+        def wrapped() -> bool:
+            seen.append(srv.live_position_ns() or 0)
+            return seen[-1] < seen[-2]
+
+        await wait_for(wrapped)
+        async with connect(stream_url(srv, NKN_DEPTH)) as ws:
+            frames = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(5)]
+        assert all(f in recorded(spot, NKN_DEPTH) for f in frames)

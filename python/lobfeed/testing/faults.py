@@ -745,6 +745,10 @@ class ConnectionFaults:
         held, self._held = self._held, []
         return held
 
+    def release(self) -> list[str]:
+        """Held frames whose hold has ended."""
+        return self._release(False)
+
     def flush(self) -> list[str]:
         """What is still held back, at the end of the tape."""
         out = self._release(True)

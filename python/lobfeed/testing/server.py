@@ -13,8 +13,11 @@ that defines and registers a profile: the server imports it the first time a tap
 is served.  Profiles ship for ``binance`` (spot, ``binance-usdm``, ``binance-coinm``), ``bybit``,
 ``okx``, ``kraken`` (ws v1), ``coinbase``, ``gemini`` (v2) and ``bitfinex``.
 
-:class:`FaultPlan` injects the failures a feed handler must survive: rate-limited snapshots,
-dropped connections, gaps, garbage and oversized frames.
+:class:`~lobfeed.testing.faults.FaultPlan` injects the failures a feed handler must survive
+(closes, stalls, refusals, handshake statuses, REST snapshot faults, frame faults), reproducibly;
+the plan, its spec grammar and the frame mutators live in :mod:`lobfeed.testing.faults`, and the
+server only decides when each one is due.  With ``live=True`` every client shares one clock, as
+on a real exchange.
 """
 
 from __future__ import annotations
@@ -780,6 +783,13 @@ class ExchangeServer:
                     start += pause
                 if paced:
                     delay = start + (offset_ns + record.ts_ns) * scale - clock()
+                    due = pipeline.due_s()
+                    if due is not None and due < delay:
+                        # Held frames go out when their hold ends, not with the next frame.
+                        await asyncio.sleep(due)
+                        for out in pipeline.release():
+                            await ws.send(out)
+                        delay = start + (offset_ns + record.ts_ns) * scale - clock()
                     if delay > _MIN_SLEEP_S:
                         since_yield = 0
                         await asyncio.sleep(delay)
