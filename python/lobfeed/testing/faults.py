@@ -26,7 +26,8 @@ Spec grammar (``lobfeed serve --faults SPEC``, :meth:`FaultPlan.parse`), items j
                                  from the end of the first websocket connection
     reset=Ts[@start|@close]      the same, but connections are accepted then reset (RST)
     status=S[@K]                 answer websocket upgrades with HTTP status S (first K, or all)
-    rest=KIND[:ARG][@K|@A-B]     snapshot requests K: 1..K, A-B: A..B (1-based); default: all
+    rest=KIND[:ARG][@K|@A-B|@A-] snapshot requests faulted: @K the first K, @A-B the A-th to the
+                                 B-th, @A- from the A-th on (counting from 1); default: all
                                  KIND: 429, 418 (both with Retry-After), 404, 500, 503,
                                  slow:Ts (answer after T s), html, truncated (JSON cut short),
                                  venue-error (200 with the venue's error JSON),
