@@ -478,7 +478,7 @@ async def test_data_stall_answers_pings(spot: Tape) -> None:
     ):
         assert [await ws.recv() for _ in range(3)] == e[:3]
         began = time.monotonic()
-        pong = await ws.ping()
+        pong = asyncio.ensure_future(await ws.ping())
         assert await asyncio.wait_for(ws.recv(), TIMEOUT) == e[3]
         data_again = time.monotonic()
         assert data_again - began > 1.5
