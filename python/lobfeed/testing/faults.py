@@ -20,8 +20,8 @@ Spec grammar (``lobfeed serve --faults SPEC``, :meth:`FaultPlan.parse`), items j
                                  several close items may differ in WHEN, not in CODE
     conns=K|all                  connections hit by close/stall/tcpstall: the first K (default 1)
     lifetime=Ls                  every connection is closed with 1001 after L seconds
-    stall=Ts@N                   no data for T s after N frames; pings still answered
-    tcpstall=Ts@N                neither read nor write the socket for T s after N frames
+    stall=Ts[@N]                 no data for T s after N frames (default 0); pings answered
+    tcpstall=Ts[@N]              neither read nor write the socket for T s after N frames
     refuse=Ts[@start|@close]     TCP connects refused for T s from server start (default) or
                                  from the end of the first websocket connection
     reset=Ts[@start|@close]      the same, but connections are accepted then reset (RST)
@@ -36,7 +36,8 @@ Spec grammar (``lobfeed serve --faults SPEC``, :meth:`FaultPlan.parse`), items j
     retry=S                      the Retry-After of 429/418 answers (default 1)
     drop|dup|reorder|corrupt|checksum|crossed=IDX[/IDX..]|pP
                                  frame faults by index (IDX: N or A-B, inclusive) or at random
-                                 with probability P per frame; see the FaultPlan fields
+                                 with probability P per frame (one item of each form per
+                                 kind may be given); see the FaultPlan fields
     fconns=K|all                 connections hit by frame faults: the first K (default all)
     rewind=K@N                   after N frames, re-send the last K frames (ids go backwards)
     hold=SYMBOL:Ts[@N]           from frame N, hold back SYMBOL's frames for T s, then send them
