@@ -27,6 +27,7 @@ async def test_feed_on_lobfeed_serve_agrees_with_the_ticker(
         "0",
         "--speed",
         "max",
+        "--once",
         stdout=asyncio.subprocess.PIPE,
     )
     try:

@@ -429,7 +429,10 @@ async def test_run_server_stops_when_clients_are_done(
 ) -> None:
     port = free_port()
     thread = threading.Thread(
-        target=run_server, args=(str(spot.path), "127.0.0.1", port, INF, False), daemon=True
+        target=run_server,
+        args=(str(spot.path), "127.0.0.1", port, INF, False),
+        kwargs={"once": True},
+        daemon=True,
     )
     thread.start()
     url = f"ws://127.0.0.1:{port}/stream?streams=lrcbtc@depth@100ms"

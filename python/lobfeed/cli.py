@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from lobfeed.testing.faults import FaultPlan
 
 DEMO_TAPE = "binance-ethusdt-20240808.jsonl.gz"
 DEMO_SYMBOL = "ETHUSDT"
@@ -26,6 +31,15 @@ def _speed(text: str) -> float:
     return value
 
 
+def _fault_plan(text: str) -> FaultPlan:
+    from lobfeed.testing.faults import FaultPlan
+
+    try:
+        return FaultPlan.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lobfeed", description="Low-latency crypto market-data feed handler."
@@ -34,11 +48,32 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="replay a tape as a local exchange on loopback")
-    p.add_argument("tape")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("tape", help="the tape (lobfeed-tape/1, .jsonl or .jsonl.gz) to serve")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--speed", type=_speed, default=1.0, help="time scale, or 'max'")
     p.add_argument("--loop", action="store_true", help="start again at the end of the tape")
+    p.add_argument(
+        "--faults",
+        type=_fault_plan,
+        metavar="SPEC",
+        help="faults to inject, e.g. 'close=1006@200,conns=all,rest=429@2' "
+        "(grammar: lobfeed.testing.faults)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="seed of the random faults (overrides the spec's seed=)"
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="exit when every client has finished (default: serve on)",
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="one clock for all clients: a client joins where the stream stands (needs a "
+        "finite --speed)",
+    )
 
     p = sub.add_parser("replay", help="run a tape through the sync code; one JSON line per update")
     p.add_argument("tape")
@@ -80,9 +115,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command: str = args.command
     if command == "serve":
+        from lobfeed.testing.faults import FaultPlan
         from lobfeed.testing.server import run_server
 
-        run_server(args.tape, args.host, args.port, args.speed, args.loop)
+        faults: FaultPlan = args.faults or FaultPlan()
+        if args.seed is not None:
+            faults = dataclasses.replace(faults, seed=args.seed)
+        if args.live and args.speed == float("inf"):
+            print("lobfeed serve: --live needs a finite --speed", file=sys.stderr)
+            return 2
+        run_server(
+            args.tape,
+            args.host,
+            args.port,
+            args.speed,
+            args.loop,
+            faults=faults,
+            live=args.live,
+            once=args.once,
+        )
         return 0
     if command == "replay":
         return _replay(args.tape, args.depth, args.out)

@@ -19,7 +19,8 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     ├── StaleBookError                 a BookView read after its book moved on
     ├── UnknownVenueError (ValueError) a venue name this build does not know
     ├── UnsupportedOptionError (ValueError) a session option the venue cannot honour
-    └── TapeFormatError (ValueError)   a file that is not lobfeed-tape/1
+    ├── TapeFormatError (ValueError)   a file that is not lobfeed-tape/1
+    └── FaultSpecError (ValueError)    a test server fault spec that does not parse
 
 A ``FrameError`` concerns one frame: ``symbol`` names the symbol when the frame got far enough
 to tell, and ``events`` holds what the frame caused before it failed (typically a
@@ -139,3 +140,8 @@ class UnsupportedOptionError(LobfeedError, ValueError):
 
 class TapeFormatError(LobfeedError, ValueError):
     """A tape file does not follow the lobfeed-tape/1 format."""
+
+
+class FaultSpecError(LobfeedError, ValueError):
+    """A fault spec (``lobfeed serve --faults``) or FaultPlan that does not make sense; the
+    message names the bad part and what is allowed."""

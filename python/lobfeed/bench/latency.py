@@ -58,7 +58,8 @@ from typing import Any, Final
 from websockets.asyncio.server import ServerConnection
 
 from lobfeed.bench.depth import DepthTape
-from lobfeed.testing.server import BinanceSubscription, ExchangeServer, LiveStream
+from lobfeed.testing.profiles.binance import BinanceSubscription
+from lobfeed.testing.server import ExchangeServer, LiveStream
 from lobfeed.venues import BOOK, Subscription, spec_for
 
 __all__ = [

@@ -1,9 +1,8 @@
 """Test helpers: a local exchange server that replays tapes over loopback."""
 
+from lobfeed.testing.profiles.binance import BinanceProfile, BinanceSubscription
 from lobfeed.testing.server import (
     MALFORMED_FRAME,
-    BinanceProfile,
-    BinanceSubscription,
     ExchangeServer,
     FaultPlan,
     LiveStream,

@@ -7,20 +7,24 @@ timestamps; REST requests are answered from the tape's ``http`` records.
 
 What a venue's URLs, subscribe messages and REST endpoints look like is a venue *profile*: a
 :class:`VenueProfile` subclass registered with :func:`register_profile`.  The server core knows
-nothing venue-specific.  Binance (``binance``, ``binance-usdm``, ``binance-coinm``) is built in;
-another venue is added by writing a module ``lobfeed/testing/profiles/<family>.py`` (``<family>``
-being the venue name up to its first ``-``) that defines and registers a profile: the server
-imports it the first time a tape of that venue is served.  Profiles ship for ``bybit``, ``okx``,
-``kraken`` (ws v1), ``coinbase``, ``gemini`` (v2) and ``bitfinex``.
+nothing venue-specific.  A venue is added by writing a module
+``lobfeed/testing/profiles/<family>.py`` (``<family>`` being the venue name up to its first ``-``)
+that defines and registers a profile: the server imports it the first time a tape of that venue
+is served.  Profiles ship for ``binance`` (spot, ``binance-usdm``, ``binance-coinm``), ``bybit``,
+``okx``, ``kraken`` (ws v1), ``coinbase``, ``gemini`` (v2) and ``bitfinex``.
 
-:class:`FaultPlan` injects the failures a feed handler must survive: rate-limited snapshots,
-dropped connections, gaps, garbage and oversized frames.
+:class:`~lobfeed.testing.faults.FaultPlan` injects the failures a feed handler must survive
+(closes, stalls, refusals, handshake statuses, REST snapshot faults, frame faults), reproducibly;
+the plan, its spec grammar and the frame mutators live in :mod:`lobfeed.testing.faults`, and the
+server only decides when each one is due.  With ``live=True`` every client shares one clock, as
+on a real exchange.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import contextlib
 import email.utils
 import http
@@ -28,12 +32,14 @@ import importlib
 import logging
 import math
 import os
+import random
 import re
-import time
+import socket
+import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, Generic, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -43,11 +49,10 @@ from websockets.http11 import Request, Response
 
 from lobfeed.exceptions import UnknownVenueError
 from lobfeed.tape import Tape, TapeRecord
+from lobfeed.testing.faults import MALFORMED_FRAME, ConnectionFaults, FaultPlan, oversized_frame
 
 __all__ = [
     "MALFORMED_FRAME",
-    "BinanceProfile",
-    "BinanceSubscription",
     "ExchangeServer",
     "FaultPlan",
     "LiveStream",
@@ -56,16 +61,12 @@ __all__ = [
     "ServerStats",
     "Subscription",
     "VenueProfile",
-    "binance_stream_key",
     "profile_class_for",
     "register_profile",
     "run_server",
 ]
 
 log = logging.getLogger(__name__)
-
-MALFORMED_FRAME: Final = '{"stream":"x","data":{'
-"""The garbage text frame sent by :attr:`FaultPlan.malformed_after`."""
 
 _YIELD_EVERY: Final = 256
 _MIN_SLEEP_S: Final = 0.0005  # frames due sooner than this are sent without sleeping
@@ -74,22 +75,6 @@ _MIN_SLEEP_S: Final = 0.0005  # frames due sooner than this are sent without sle
 # --------------------------------------------------------------------------------------------
 # Public data types
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FaultPlan:
-    """Failures to inject, for tests of a client's error handling."""
-
-    rest_429_first_n: int = 0
-    """The first N snapshot requests are answered 429 with ``Retry-After: 1``."""
-    drop_after_frames: int | None = None
-    """Abort the TCP connection (no close frame) of the first connection after N frames."""
-    drop_frames: frozenset[int] = frozenset()
-    """Indices, per connection, over the frames it would send, of frames to leave out."""
-    malformed_after: int | None = None
-    """Send :data:`MALFORMED_FRAME` once, on the first connection, after N frames."""
-    oversized_frame_bytes: int | None = None
-    """Send once, first thing on the first connection, a text frame of this many bytes."""
 
 
 @dataclass(slots=True)
@@ -107,6 +92,17 @@ class ServerStats:
     rejected_requests: int = 0
     """REST requests answered with an error status (4xx, 5xx)."""
     faults_injected: int = 0
+    """Faults injected, of every kind."""
+    faults: dict[str, int] = field(default_factory=dict)
+    """Faults injected, by kind: ``close``, ``lifetime``, ``stall``, ``tcpstall``, ``refuse``,
+    ``reset``, ``status``, ``rest-<kind>`` (``rest-429``, ``rest-html``, ...), ``drop``, ``dup``,
+    ``reorder``, ``corrupt``, ``checksum``, ``crossed``, ``rewind``, ``hold`` (once per hold),
+    ``foreign``, ``noresub``, and the original plan's ``rest429``, ``cut``, ``malformed``,
+    ``oversized``."""
+
+    def count(self, kind: str) -> None:
+        self.faults_injected += 1
+        self.faults[kind] = self.faults.get(kind, 0) + 1
 
 
 class Subscription:
@@ -141,6 +137,8 @@ class RestRequest:
     query: Mapping[str, Sequence[str]]
     streams: Sequence[LiveStream]
     """The connected websocket clients, to relate the request to a replay position."""
+    position_ns: int | None = None
+    """In live mode, the server's current position: the recorded ``ts_ns`` the stream is at."""
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -213,9 +211,16 @@ class VenueProfile(abc.ABC, Generic[SubT]):
         """Answer a plain HTTP request."""
         return RestResponse.json(404, {"error": "not found", "path": request.path})
 
-    def rate_limited(self, request: RestRequest) -> RestResponse:
-        """The answer to a snapshot request refused by :attr:`FaultPlan.rest_429_first_n`."""
-        return RestResponse.json(429, {"error": "too many requests"}, (("Retry-After", "1"),))
+    def rate_limited(
+        self, request: RestRequest, status: int = 429, retry_after: int = 1
+    ) -> RestResponse:
+        """The answer to a snapshot request a :class:`FaultPlan` refuses with 429 or 418."""
+        headers = (("Retry-After", str(retry_after)),)
+        return RestResponse.json(status, {"error": "too many requests"}, headers)
+
+    def error_body(self, request: RestRequest) -> bytes:
+        """The venue's error JSON for a bad symbol (sent with 200 by ``rest=venue-error``)."""
+        return b'{"error":"invalid symbol"}'
 
     def example_urls(self, ws_url: str, rest_url: str) -> list[tuple[str, str]]:
         """(label, URL) pairs worth printing for a user of this tape."""
@@ -253,298 +258,28 @@ def profile_class_for(venue: str) -> type[VenueProfile[Any]]:
     return cls
 
 
-# -- Binance ---------------------------------------------------------------------------------
-
-_UPDATE_SPEED = re.compile(r"\d+m?s")
-_COMBINED_PREFIX = re.compile(r'\{"stream":"([^"\\]+)","data":')
-_BINANCE_SYMBOL = re.compile(r"[A-Z0-9\-_.]{1,20}")
-_BINANCE_REST: Final[Mapping[str, str]] = {
-    "binance": "/api/v3",
-    "binance-usdm": "/fapi/v1",
-    "binance-coinm": "/dapi/v1",
-}
-_BINANCE_EVENT_STREAMS: Final[Mapping[str, str]] = {
-    "depthUpdate": "depth",
-    "trade": "trade",
-    "aggTrade": "aggtrade",
-    "bookTicker": "bookticker",
-    "24hrTicker": "ticker",
-    "24hrMiniTicker": "miniticker",
-    "markPriceUpdate": "markprice",
-}
-
-
-def binance_stream_key(name: str) -> str:
-    """Canonical form of a Binance stream name, for matching.
-
-    Lower case, and without an update-speed suffix, so ``BTCUSDT@depth@100ms``,
-    ``btcusdt@depth@0ms`` and ``btcusdt@depth`` are all ``btcusdt@depth``.
-    """
-    parts = name.strip().lower().split("@")
-    if len(parts) >= 3 and _UPDATE_SPEED.fullmatch(parts[-1]):
-        parts.pop()
-    return "@".join(parts)
-
-
-def _binance_event_key(obj: object) -> str | None:
-    """Stream key of an unwrapped event (a tape recorded on a raw ``/ws`` connection)."""
-    if not isinstance(obj, dict):
-        return None
-    symbol = obj.get("s")
-    if not isinstance(symbol, str):
-        return None
-    event = obj.get("e")
-    if event is None and {"u", "b", "a"} <= obj.keys():
-        event = "bookTicker"  # spot bookTicker events carry no "e"
-    if event == "kline":
-        kline = obj.get("k")
-        interval = kline.get("i") if isinstance(kline, dict) else None
-        return f"{symbol.lower()}@kline_{interval}" if isinstance(interval, str) else None
-    suffix = _BINANCE_EVENT_STREAMS.get(event) if isinstance(event, str) else None
-    return f"{symbol.lower()}@{suffix}" if suffix else None
-
-
-def _binance_error(code: int, msg: str, req_id: object = None) -> str:
-    return orjson.dumps({"error": {"code": code, "msg": msg}, "id": req_id}).decode()
-
-
-class BinanceSubscription(Subscription):
-    def __init__(self, combined: bool, names: Sequence[str] = ()) -> None:
-        super().__init__()
-        self.combined = combined
-        """``/stream`` (frames wrapped as ``{"stream":..,"data":..}``) or raw ``/ws``."""
-        self.streams: dict[str, str] = {}
-        """Canonical key (see :func:`binance_stream_key`) -> the name as the client wrote it."""
-        self.add(names)
-
-    def add(self, names: Sequence[str]) -> None:
-        for name in names:
-            self.streams.setdefault(binance_stream_key(name), name)
-        if self.streams:
-            self.ready = True
-
-    def remove(self, names: Sequence[str]) -> None:
-        for name in names:
-            self.streams.pop(binance_stream_key(name), None)
-
-    @property
-    def symbols(self) -> set[str]:
-        return {key.split("@", 1)[0] for key in self.streams}
-
-
-@register_profile
-class BinanceProfile(VenueProfile[BinanceSubscription]):
-    """Binance spot, USDⓈ-M and COIN-M: combined and raw streams, SUBSCRIBE, depth snapshots."""
-
-    venues = ("binance", "binance-usdm", "binance-coinm")
-
-    def __init__(self, tape: Tape) -> None:
-        super().__init__(tape)
-        self.rest_prefix = _BINANCE_REST.get(self.venue, "/api/v3")
-        self.depth_path = f"{self.rest_prefix}/depth"
-        # Per recorded frame: canonical stream key (None: not a stream event) and whether the
-        # frame is wrapped as a combined-stream message.
-        self._keys: list[str | None] = []
-        self._wrapped: list[bool] = []
-        self._names: dict[str, str] = {}  # key -> name as first recorded, in order seen
-        for record in self.frames:
-            key, wrapped, name = self._classify(record.data or "")
-            self._keys.append(key)
-            self._wrapped.append(wrapped)
-            if key is not None and name is not None:
-                self._names.setdefault(key, name)
-        self._unwrapped: dict[int, str] = {}
-        # Depth snapshots by upper-case symbol: (ts_ns, body) in file order.
-        self._snapshots: dict[str, list[tuple[int, str]]] = {}
-        for record in tape.iter_records("http"):
-            url = urlsplit(record.url or "")
-            if not url.path.endswith("/depth"):
-                continue
-            symbol = (parse_qs(url.query).get("symbol") or [""])[0].upper()
-            if symbol:
-                self._snapshots.setdefault(symbol, []).append((record.ts_ns, record.data or ""))
-
-    @staticmethod
-    def _classify(text: str) -> tuple[str | None, bool, str | None]:
-        match = _COMBINED_PREFIX.match(text)
-        if match is not None and text.endswith("}"):
-            return binance_stream_key(match.group(1)), True, match.group(1)
-        try:
-            obj = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return None, False, None
-        if isinstance(obj, dict):
-            stream = obj.get("stream")
-            if isinstance(stream, str) and "data" in obj:
-                return binance_stream_key(stream), True, stream
-        key = _binance_event_key(obj)
-        return key, False, key
-
-    # -- websocket ----------------------------------------------------------------------------
-
-    def subscribe_path(self, path: str) -> BinanceSubscription | None:
-        url = urlsplit(path)
-        route = url.path.rstrip("/") or "/"
-        if route == "/stream":
-            names = [
-                unquote(name)
-                for value in parse_qs(url.query).get("streams", [])
-                for name in value.split("/")
-                if name
-            ]
-            return BinanceSubscription(combined=True, names=names)
-        if route == "/ws":
-            return BinanceSubscription(combined=False)
-        if route.startswith("/ws/"):
-            names = [unquote(name) for name in route[4:].split("/") if name]
-            return BinanceSubscription(combined=False, names=names)
-        return None
-
-    def on_message(self, sub: BinanceSubscription, text: str) -> list[str]:
-        try:
-            msg = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [_binance_error(3, "Invalid JSON")]
-        if not isinstance(msg, dict):
-            return [_binance_error(2, "Invalid request: expected a JSON object")]
-        req_id = msg.get("id")
-        method = msg.get("method")
-        params = msg.get("params", [])
-        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-                return [_binance_error(2, "Invalid request: params must be stream names", req_id)]
-            if method == "SUBSCRIBE":
-                sub.add(params)
-            else:
-                sub.remove(params)
-            return [orjson.dumps({"result": None, "id": req_id}).decode()]
-        if method == "LIST_SUBSCRIPTIONS":
-            names = list(sub.streams.values())
-            return [orjson.dumps({"result": names, "id": req_id}).decode()]
-        if method == "SET_PROPERTY":
-            return [orjson.dumps({"result": None, "id": req_id}).decode()]
-        if method == "GET_PROPERTY":
-            return [orjson.dumps({"result": sub.combined, "id": req_id}).decode()]
-        return [_binance_error(2, f"Invalid request: unknown method {method!r}", req_id)]
-
-    def frame_for(self, sub: BinanceSubscription, index: int, record: TapeRecord) -> str | None:
-        key = self._keys[index]
-        if key is None:
-            return None
-        name = sub.streams.get(key)
-        if name is None:
-            return None
-        text = record.data or ""
-        if sub.combined:
-            if self._wrapped[index]:
-                return text
-            return '{"stream":' + orjson.dumps(name).decode() + ',"data":' + text + "}"
-        if not self._wrapped[index]:
-            return text
-        raw = self._unwrapped.get(index)
-        if raw is None:
-            raw = self._unwrapped[index] = self._unwrap(text)
-        return raw
-
-    @staticmethod
-    def _unwrap(text: str) -> str:
-        """The ``data`` part of a combined-stream frame, sliced from the text when possible."""
-        obj = orjson.loads(text)
-        match = _COMBINED_PREFIX.match(text)
-        if match is not None and list(obj) == ["stream", "data"] and text.endswith("}"):
-            return text[match.end() : -1].rstrip()
-        return orjson.dumps(obj["data"]).decode()
-
-    # -- REST ---------------------------------------------------------------------------------
-
-    def is_snapshot_request(self, path: str) -> bool:
-        return path == self.depth_path
-
-    def rest(self, request: RestRequest) -> RestResponse:
-        if request.path == self.depth_path:
-            return self._depth(request)
-        if request.path == f"{self.rest_prefix}/ping":
-            return RestResponse.json(200, {})
-        if request.path == f"{self.rest_prefix}/time":
-            return RestResponse.json(200, {"serverTime": time.time_ns() // 1_000_000})
-        return RestResponse.json(404, {"code": -1000, "msg": f"Unknown path {request.path}."})
-
-    def rate_limited(self, request: RestRequest) -> RestResponse:
-        msg = "Too much request weight used; retry after the time given in Retry-After."
-        return RestResponse.json(429, {"code": -1003, "msg": msg}, (("Retry-After", "1"),))
-
-    def _depth(self, request: RestRequest) -> RestResponse:
-        symbol = request.param("symbol")
-        if not symbol:
-            msg = "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
-            return RestResponse.json(400, {"code": -1102, "msg": msg})
-        if not _BINANCE_SYMBOL.fullmatch(symbol):
-            msg = "Illegal characters found in parameter 'symbol'."
-            return RestResponse.json(400, {"code": -1100, "msg": msg})
-        limit = request.param("limit")
-        if limit is not None and not limit.isdigit():
-            msg = "Illegal characters found in parameter 'limit'."
-            return RestResponse.json(400, {"code": -1100, "msg": msg})
-        entries = self._snapshots.get(symbol)
-        if not entries:
-            return RestResponse.json(400, {"code": -1121, "msg": "Invalid symbol."})
-        position = self._position(request.streams, symbol.lower())
-        chosen = entries[0][1]
-        if position is not None:
-            for ts_ns, body in entries:
-                if ts_ns <= position:
-                    chosen = body
-        return RestResponse(200, chosen.encode())
-
-    @staticmethod
-    def _position(streams: Sequence[LiveStream], symbol: str) -> int | None:
-        """Replay position of the client streaming ``symbol`` (else of any client)."""
-        mine: list[int] = []
-        other: list[int] = []
-        for stream in streams:
-            if stream.position_ns is None:
-                continue
-            sub = stream.subscription
-            if isinstance(sub, BinanceSubscription) and symbol in sub.symbols:
-                mine.append(stream.position_ns)
-            else:
-                other.append(stream.position_ns)
-        if mine:
-            return max(mine)
-        return max(other) if other else None
-
-    def example_urls(self, ws_url: str, rest_url: str) -> list[tuple[str, str]]:
-        urls: list[tuple[str, str]] = []
-        if self._names:
-            streams = "/".join(self._names.values())
-            urls.append(("combined streams", f"{ws_url}/stream?streams={streams}"))
-            first = next(iter(self._names.values()))
-            urls.append(("raw stream", f"{ws_url}/ws/{first}"))
-        if self._snapshots:
-            symbol = next(iter(self._snapshots))
-            query = f"?symbol={symbol}&limit=1000"
-            urls.append(("depth snapshot", f"{rest_url}{self.depth_path}{query}"))
-        return urls
-
-
 # --------------------------------------------------------------------------------------------
 # Server
 # --------------------------------------------------------------------------------------------
 
 
-def _oversized_frame(size: int) -> str:
-    """A valid JSON text frame of exactly ``size`` bytes (just filler when ``size`` is tiny)."""
-    head, tail = '{"stream":"lobfeed.oversized","data":{"pad":"', '"}}'
-    if size < len(head) + len(tail):
-        return "x" * size
-    return head + "x" * (size - len(head) - len(tail)) + tail
+_HTML_PAGE: Final = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>cloudfront</center>"
+    b"</body></html>\n"
+)
+_STREAM_CHUNK: Final = 256 * 1024
+_WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _http_response(answer: RestResponse) -> Response:
-    try:
-        reason = http.HTTPStatus(answer.status).phrase
-    except ValueError:
-        reason = "Unknown"
     headers = Headers()
     headers["Date"] = email.utils.formatdate(usegmt=True)
     headers["Content-Type"] = answer.content_type
@@ -552,7 +287,30 @@ def _http_response(answer: RestResponse) -> Response:
     headers["Connection"] = "close"
     for name, value in answer.headers:
         headers[name] = value
-    return Response(answer.status, reason, headers, answer.body)
+    return Response(answer.status, _reason(answer.status), headers, answer.body)
+
+
+def _dummy_response() -> Response:
+    """Returned to websockets after the connection was taken over; it is never sent."""
+    return Response(500, "Internal Server Error", Headers(), b"")
+
+
+async def _flush_and_abort(transport: asyncio.WriteTransport) -> None:
+    """Let what was sent reach the client, then cut the TCP connection: no close frame."""
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + 2.0
+    while transport.get_write_buffer_size() and clock() < deadline:
+        await asyncio.sleep(0.001)
+    transport.abort()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Close with a TCP RST rather than a FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class ExchangeServer:
@@ -565,7 +323,13 @@ class ExchangeServer:
 
     Each connection's clock starts when its subscription is known, at the tape's first ``recv``
     record: a stream whose first frame was recorded 10 s into the tape arrives 10 s / ``speed``
-    after subscribing.  ``faults`` (a :class:`FaultPlan`) injects failures.  ``profile``
+    after subscribing.  With ``live=True`` there is one clock instead, started with the server:
+    a client joins the stream where it stands when the client subscribes (as on a real
+    exchange), and a snapshot request is answered as of that position (the Binance profile
+    builds the book it serves).  ``live`` needs a finite ``speed``; with ``loop`` the live clock
+    wraps around at the tape's end.
+
+    ``faults`` (a :class:`~lobfeed.testing.faults.FaultPlan`) injects failures.  ``profile``
     overrides the venue profile chosen from the tape header's venue.
     """
 
@@ -579,25 +343,38 @@ class ExchangeServer:
         faults: FaultPlan | None = None,
         *,
         profile: VenueProfile[Any] | None = None,
+        live: bool = False,
     ) -> None:
         if not speed > 0:  # also refuses NaN
             raise ValueError(f"speed must be positive, got {speed!r}")
+        if live and not math.isfinite(speed):
+            raise ValueError("live mode needs a finite speed: its clock is the tape's, scaled")
         self.tape = tape if isinstance(tape, Tape) else Tape.open(tape)
         self.host = host
         self.speed = float(speed)
         self.loop = loop
+        self.live = live
         self.faults = faults if faults is not None else FaultPlan()
         self.profile: VenueProfile[Any] = (
             profile if profile is not None else profile_class_for(self.tape.venue)(self.tape)
         )
         self.stats = ServerStats()
         self._requested_port = port
+        self._port: int | None = None
         self._server: Server | None = None
+        self._servers: list[Server] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._live: set[LiveStream] = set()
         self._unfinished: set[LiveStream] = set()
         self._done = asyncio.Event()
         self._next_index = 0
+        self._upgrade_attempts = 0
+        self._counted_snapshots = 0
+        self._reset_until: float | None = None
+        self._refused = False
+        self._clock_start = 0.0
         frames = self.profile.frames
+        self._ts = [record.ts_ns for record in frames]
         self._t0_ns = frames[0].ts_ns if frames else 0
         span = frames[-1].ts_ns - self._t0_ns if frames else 0
         # A lap lasts the recorded span plus one average gap, so laps do not overlap.
@@ -608,20 +385,35 @@ class ExchangeServer:
     async def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        await self._listen()
+        self._clock_start = asyncio.get_running_loop().time()
+        if self.faults.refuse_s is not None and not self.faults.refuse_after_close:
+            self._refuse()
+
+    async def _listen(self) -> None:
         self._server = await serve(
             self._handle,
             self.host,
-            self._requested_port,
+            self._port if self._port is not None else self._requested_port,
             process_request=self._process_request,
             compression=None,
             server_header="lobfeed-exchange-server",
+            # Slow and streamed REST answers are written during the opening handshake.
+            open_timeout=None,
         )
+        self._servers.append(self._server)
+        if self._port is None:
+            self._port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
+        for task in list(self._background):
+            task.cancel()
+        servers, self._servers, self._server = self._servers, [], None
+        for server in servers:
             server.close()
+        for server in servers:
             await server.wait_closed()
+        self._port = None
 
     async def __aenter__(self) -> ExchangeServer:
         await self.start()
@@ -634,14 +426,46 @@ class ExchangeServer:
         """Wait until at least one client connected and every client finished streaming."""
         await self._done.wait()
 
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- connection refusals --------------------------------------------------------------------
+
+    def _refuse(self) -> None:
+        """Start the plan's refusal window (once per server)."""
+        if self._refused or self.faults.refuse_s is None:
+            return
+        self._refused = True
+        self.stats.count("refuse")
+        duration = self.faults.refuse_s
+        if self.faults.refuse_reset:
+            self._reset_until = asyncio.get_running_loop().time() + duration
+            return
+        server = self._server
+        if server is not None:
+            # Only the listening socket closes: established connections carry on.
+            server.server.close()
+        self._spawn(self._listen_again(duration))
+
+    async def _listen_again(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._port is not None:
+            await self._listen()
+
+    def _resetting(self) -> bool:
+        return (
+            self._reset_until is not None and asyncio.get_running_loop().time() < self._reset_until
+        )
+
     # -- addresses ----------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("the server is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        return self._port
 
     @property
     def _netloc(self) -> str:
@@ -656,6 +480,21 @@ class ExchangeServer:
     def rest_url(self) -> str:
         return f"http://{self._netloc}"
 
+    def live_position_ns(self) -> int | None:
+        """In live mode, the recorded ``ts_ns`` the server's clock stands at; else None."""
+        if not self.live or self._port is None:
+            return None
+        return self._t0_ns + self._live_offset()[1]
+
+    def _live_offset(self) -> tuple[int, int]:
+        """(lap, ns into the lap) of the live clock."""
+        elapsed = asyncio.get_running_loop().time() - self._clock_start
+        elapsed_ns = int(elapsed * self.speed * 1e9)
+        if self.loop:
+            lap, offset = divmod(elapsed_ns, self._lap_ns)
+            return lap, offset
+        return 0, elapsed_ns
+
     def describe(self) -> list[str]:
         """Lines telling a user what is served and where."""
         frames = self.profile.frames
@@ -664,10 +503,14 @@ class ExchangeServer:
         lines = [
             f"lobfeed exchange server: {self.tape.path.name} (venue {self.tape.venue}, "
             f"{len(frames)} frames over {span:.1f} s), speed {speed}"
-            + (", looping" if self.loop else ""),
+            + (", looping" if self.loop else "")
+            + (", live" if self.live else ""),
             f"  websocket: {self.ws_url}",
             f"  rest:      {self.rest_url}",
         ]
+        spec = self.faults.spec()
+        if spec:
+            lines.append(f"  faults:    {spec}")
         lines += [
             f"  {label}: {url}"
             for label, url in self.profile.example_urls(self.ws_url, self.rest_url)
@@ -676,14 +519,33 @@ class ExchangeServer:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if self._resetting():
+            self.stats.count("reset")
+            _reset(connection.transport)
+            await asyncio.shield(connection.connection_lost_waiter)
+            return _dummy_response()
         if "websocket" in request.headers.get("Upgrade", "").lower():
             if self.profile.subscribe_path(request.path) is None:
                 return _http_response(RestResponse.json(404, {"error": "no such stream path"}))
+            self._upgrade_attempts += 1
+            plan = self.faults
+            status = plan.handshake_status
+            if status is not None and (
+                plan.handshake_first is None or self._upgrade_attempts <= plan.handshake_first
+            ):
+                self.stats.count("status")
+                headers: tuple[tuple[str, str], ...] = ()
+                if status in (418, 429, 503):
+                    headers = (("Retry-After", str(plan.retry_after)),)
+                body = {"error": _reason(status), "status": status}
+                return _http_response(RestResponse.json(status, body, headers))
             return None
-        return self._answer_rest(request)
+        return await self._answer_rest(connection, request)
 
-    def _answer_rest(self, request: Request) -> Response:
+    async def _answer_rest(self, connection: ServerConnection, request: Request) -> Response:
         self.stats.rest_requests += 1
         url = urlsplit(request.path)
         rest_request = RestRequest(
@@ -691,21 +553,85 @@ class ExchangeServer:
             path=url.path,
             query=parse_qs(url.query),
             streams=tuple(self._live),
+            position_ns=self.live_position_ns(),
         )
+        plan = self.faults
+        answer: RestResponse | None = None
         if rest_request.method != "GET":
             answer = RestResponse.json(405, {"error": "only GET is served"})
         elif self.profile.is_snapshot_request(rest_request.path):
             self.stats.snapshot_requests += 1
-            if self.stats.snapshot_requests <= self.faults.rest_429_first_n:
-                self.stats.faults_injected += 1
+            if self.stats.snapshot_requests <= plan.rest_429_first_n:
+                self.stats.count("rest429")
                 answer = self.profile.rate_limited(rest_request)
-            else:
-                answer = self.profile.rest(rest_request)
-        else:
+            elif self._counts_for_rest_faults(rest_request):
+                self._counted_snapshots += 1
+                kind = plan.rest_fault_for(self._counted_snapshots)
+                if kind == "oversized":
+                    self.stats.count("rest-oversized")
+                    await self._stream_body(connection, plan.rest_body_bytes)
+                    return _dummy_response()
+                if kind is not None:
+                    self.stats.count(f"rest-{kind}")
+                    answer = await self._rest_fault(kind, rest_request)
+        if answer is None:
             answer = self.profile.rest(rest_request)
         if answer.status >= 400:
             self.stats.rejected_requests += 1
         return _http_response(answer)
+
+    def _counts_for_rest_faults(self, request: RestRequest) -> bool:
+        symbol = self.faults.rest_symbol
+        if symbol is None:
+            return True
+        return any(v.upper() == symbol.upper() for vs in request.query.values() for v in vs)
+
+    async def _rest_fault(self, kind: str, request: RestRequest) -> RestResponse:
+        plan = self.faults
+        if kind in ("429", "418"):
+            return self.profile.rate_limited(request, int(kind), plan.retry_after)
+        if kind.isdigit():
+            status = int(kind)
+            return RestResponse.json(status, {"error": _reason(status), "status": status})
+        if kind == "slow":
+            await asyncio.sleep(plan.rest_delay_s)
+            return self.profile.rest(request)
+        if kind == "html":
+            return RestResponse(200, _HTML_PAGE, content_type="text/html")
+        if kind == "truncated":
+            answer = self.profile.rest(request)
+            return RestResponse(200, answer.body[: max(1, len(answer.body) // 2)])
+        if kind == "venue-error":
+            return RestResponse(200, self.profile.error_body(request))
+        raise AssertionError(f"unhandled rest fault {kind!r}")
+
+    async def _stream_body(self, connection: ServerConnection, size: int) -> None:
+        """Answer 200 with a ``size``-byte JSON body written in chunks, never held whole."""
+        transport = connection.transport
+        head = (
+            f"HTTP/1.1 200 OK\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        transport.write(head)
+        prefix, suffix = b'{"pad":"', b'"}'
+        if size < len(prefix) + len(suffix):
+            prefix, suffix = b"", b""
+        remaining = size - len(prefix) - len(suffix)
+        transport.write(prefix)
+        filler = b"x" * _STREAM_CHUNK
+        while remaining > 0 and not transport.is_closing():
+            n = min(remaining, _STREAM_CHUNK)
+            transport.write(filler[:n])
+            remaining -= n
+            while transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+                if transport.is_closing():
+                    break
+                await asyncio.sleep(0.001)
+        if not transport.is_closing():
+            transport.write(suffix)
+            transport.close()
+        await asyncio.shield(connection.connection_lost_waiter)
 
     # -- websocket ----------------------------------------------------------------------------
 
@@ -715,6 +641,7 @@ class ExchangeServer:
         if sub is None:  # refused in _process_request already
             await ws.close(1008, "unknown path")
             return
+        plan = self.faults
         live = LiveStream(self._next_index, sub)
         self._next_index += 1
         self.stats.connections += 1
@@ -726,28 +653,65 @@ class ExchangeServer:
         activity = asyncio.Event()
         if sub.ready:
             ready.set()
-        streamer = asyncio.create_task(self._stream(ws, live, ready, activity))
+        streamer: asyncio.Task[None] | None = None
+        timers: list[asyncio.Task[None]] = []
+        closes = plan.closes(live.index) and plan.close_code is not None
         try:
+            if closes and plan.close_after_frames == 0:
+                await self._close(ws, plan.close_code or 1006, "close")
+                return
+            if closes and plan.close_after_s is not None:
+                timers.append(
+                    asyncio.create_task(
+                        self._close_later(ws, plan.close_after_s, plan.close_code or 1006, "close")
+                    )
+                )
+            if plan.lifetime_s is not None:
+                timers.append(
+                    asyncio.create_task(self._close_later(ws, plan.lifetime_s, 1001, "lifetime"))
+                )
+            streamer = asyncio.create_task(self._stream(ws, live, ready, activity))
+            subscribed = sub.ready
             for frame in self.profile.greeting(sub):
                 await ws.send(frame)
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                if subscribed and plan.ignore_resubscribe and "subscribe" in text.lower():
+                    self.stats.count("noresub")
+                    continue
                 for reply in self.profile.on_message(sub, text):
                     await ws.send(reply)
                 activity.set()
                 if sub.ready:
+                    subscribed = True
                     ready.set()
         except ConnectionClosed:
             pass
         finally:
-            if not streamer.done():
-                streamer.cancel()
-            await asyncio.wait([streamer])
-            if not streamer.cancelled() and streamer.exception() is not None:
-                log.error("replay failed", exc_info=streamer.exception())
+            for timer in timers:
+                timer.cancel()
+            if streamer is not None:
+                if not streamer.done():
+                    streamer.cancel()
+                await asyncio.wait([streamer])
+                if not streamer.cancelled() and streamer.exception() is not None:
+                    log.error("replay failed", exc_info=streamer.exception())
             self._live.discard(live)
             self.stats.active_connections -= 1
             self._finished(live)
+            if live.index == 0 and plan.refuse_after_close:
+                self._refuse()
+
+    async def _close(self, ws: ServerConnection, code: int, kind: str) -> None:
+        self.stats.count(kind)
+        if code == 1006:
+            await _flush_and_abort(ws.transport)
+        else:
+            await ws.close(code, "lobfeed fault" if kind == "close" else "connection lifetime")
+
+    async def _close_later(self, ws: ServerConnection, delay: float, code: int, kind: str) -> None:
+        await asyncio.sleep(delay)
+        await self._close(ws, code, kind)
 
     def _finished(self, live: LiveStream) -> None:
         self._unfinished.discard(live)
@@ -775,8 +739,8 @@ class ExchangeServer:
             self._finished(live)
 
     async def _replay(self, ws: ServerConnection, live: LiveStream) -> bool:
-        """Send the tape to one client; False if the connection was dropped on purpose."""
-        faults = self.faults
+        """Send the tape to one client; False if the connection was ended by a fault."""
+        plan = self.faults
         first = live.index == 0
         frames = self.profile.frames
         frame_for = self.profile.frame_for
@@ -785,18 +749,26 @@ class ExchangeServer:
         paced = math.isfinite(self.speed)
         scale = 1e-9 / self.speed
         clock = asyncio.get_running_loop().time
-        start = clock()
-        would_send = sent = since_yield = lap = 0
+        pipeline = ConnectionFaults(plan, live.index, stats.count, clock)
+        closes = plan.closes(live.index) and plan.close_code is not None
+        # Its own stream of draws, so that adding frame faults does not move random closes.
+        close_rng = random.Random(plan.seed * 7919 + live.index * 104_729 + 1)
+        processed = since_yield = 0
+        if self.live:
+            start = self._clock_start
+            lap, into_lap = self._live_offset()
+            begin = bisect.bisect_right(self._ts, self._t0_ns + into_lap)
+        else:
+            start, lap, begin = clock(), 0, 0
 
-        if first and faults.oversized_frame_bytes is not None:
-            await ws.send(_oversized_frame(faults.oversized_frame_bytes))
-            stats.faults_injected += 1
-        if first and await self._inject_after(ws, 0):
-            return False
+        if first and plan.oversized_frame_bytes is not None:
+            await ws.send(oversized_frame(plan.oversized_frame_bytes))
+            stats.count("oversized")
         while True:
             sent_in_lap = 0
             offset_ns = lap * self._lap_ns - self._t0_ns
-            for index, record in enumerate(frames):
+            for index in range(begin, len(frames)):
+                record = frames[index]
                 since_yield += 1
                 text = frame_for(sub, index, record)
                 if text is None:
@@ -804,12 +776,20 @@ class ExchangeServer:
                         since_yield = 0
                         await asyncio.sleep(0)
                     continue
-                position = would_send
-                would_send += 1
-                if position in faults.drop_frames:
-                    continue
+                if processed == 0:
+                    pause = await self._due_after(ws, live, 0, closes, close_rng)
+                    if pause is None:
+                        return False
+                    start += pause
                 if paced:
                     delay = start + (offset_ns + record.ts_ns) * scale - clock()
+                    due = pipeline.due_s()
+                    if due is not None and due < delay:
+                        # Held frames go out when their hold ends, not with the next frame.
+                        await asyncio.sleep(due)
+                        for out in pipeline.release():
+                            await ws.send(out)
+                        delay = start + (offset_ns + record.ts_ns) * scale - clock()
                     if delay > _MIN_SLEEP_S:
                         since_yield = 0
                         await asyncio.sleep(delay)
@@ -817,35 +797,69 @@ class ExchangeServer:
                     since_yield = 0
                     await asyncio.sleep(0)
                 live.position_ns = record.ts_ns
-                await ws.send(text)
-                sent += 1
+                for out in pipeline.frame(text):
+                    await ws.send(out)
+                if not pipeline.dropped:
+                    stats.frames_sent += 1
+                processed += 1
                 sent_in_lap += 1
-                stats.frames_sent += 1
-                if first and await self._inject_after(ws, sent):
+                pause = await self._due_after(ws, live, processed, closes, close_rng)
+                if pause is None:
                     return False
+                start += pause
+            for out in pipeline.flush():
+                await ws.send(out)
             if not self.loop:
                 return True
             lap += 1
+            begin = 0
             if not sent_in_lap and not paced:
                 await asyncio.sleep(0.05)  # nothing matches yet: do not spin
 
-    async def _inject_after(self, ws: ServerConnection, sent: int) -> bool:
-        """Faults of the first connection due after ``sent`` frames; True if it was dropped."""
-        faults = self.faults
-        if faults.malformed_after is not None and sent == faults.malformed_after:
+    async def _due_after(
+        self,
+        ws: ServerConnection,
+        live: LiveStream,
+        processed: int,
+        closes: bool,
+        close_rng: random.Random,
+    ) -> float | None:
+        """Connection faults due after ``processed`` frames: None if the connection was ended,
+        else how long the data stalled (the pacing clock moves on by as much)."""
+        plan = self.faults
+        first = live.index == 0
+        if first and plan.malformed_after is not None and processed == plan.malformed_after:
             await ws.send(MALFORMED_FRAME)
-            self.stats.faults_injected += 1
-        if faults.drop_after_frames is not None and sent >= faults.drop_after_frames:
-            self.stats.faults_injected += 1
+            self.stats.count("malformed")
+        if first and plan.drop_after_frames is not None and processed >= plan.drop_after_frames:
+            self.stats.count("cut")
+            await _flush_and_abort(ws.transport)
+            return None
+        if not plan.closes(live.index):
+            return 0.0
+        if closes and plan.close_code is not None and processed:
+            due = processed == plan.close_after_frames
+            if plan.close_prob and close_rng.random() < plan.close_prob:
+                due = True
+            if due:
+                await self._close(ws, plan.close_code, "close")
+                return None
+        paused = 0.0
+        if plan.stall_s is not None and processed == plan.stall_after:
+            self.stats.count("stall")
+            await asyncio.sleep(plan.stall_s)
+            paused += plan.stall_s
+        if plan.tcp_stall_s is not None and processed == plan.tcp_stall_after:
+            self.stats.count("tcpstall")
             transport = ws.transport
-            clock = asyncio.get_running_loop().time
-            deadline = clock() + 2.0
-            # Let what was sent reach the client, then cut the TCP connection: no close frame.
-            while transport.get_write_buffer_size() and clock() < deadline:
-                await asyncio.sleep(0.001)
-            transport.abort()
-            return True
-        return False
+            transport.pause_reading()
+            try:
+                await asyncio.sleep(plan.tcp_stall_s)
+            finally:
+                if not transport.is_closing():
+                    transport.resume_reading()
+            paused += plan.tcp_stall_s
+        return paused
 
 
 def run_server(
@@ -854,21 +868,25 @@ def run_server(
     port: int = 0,
     speed: float = 1.0,
     loop: bool = False,
+    *,
+    faults: FaultPlan | None = None,
+    live: bool = False,
+    once: bool = False,
 ) -> None:
-    """Serve a tape until Ctrl-C (or, without ``loop``, until every client has finished)."""
+    """Serve a tape until Ctrl-C, or with ``once`` until every client has finished."""
     tape = Tape.open(tape_path)
 
     async def main() -> None:
-        async with ExchangeServer(tape, host, port, speed, loop) as srv:
+        async with ExchangeServer(tape, host, port, speed, loop, faults, live=live) as srv:
             for line in srv.describe():
                 print(line, flush=True)
-            if loop:
-                print("  (looping; Ctrl-C to stop)", flush=True)
-                await asyncio.Event().wait()
-            else:
+            if once:
                 print("  (stops when every client has finished; Ctrl-C to stop)", flush=True)
                 await srv.wait_done()
                 print("all clients finished", flush=True)
+            else:
+                print("  (Ctrl-C to stop)", flush=True)
+                await asyncio.Event().wait()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -2,5 +2,5 @@
 
 ``lobfeed.testing.server.profile_class_for`` imports ``profiles.<family>`` (the venue name up
 to its first ``-``) the first time a tape of that venue is served; each module registers its
-profile with ``@register_profile``. Binance's profile is built into the server module.
+profile with ``@register_profile``.
 """
