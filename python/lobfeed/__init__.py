@@ -63,6 +63,7 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         Quote,
         Resynced,
         Session,
+        SyncLost,
         Trade,
         supported_venues,
     )
@@ -80,6 +81,7 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         "Quote",
         "Resynced",
         "Session",
+        "SyncLost",
         "Trade",
         "supported_venues",
     ]
