@@ -65,6 +65,7 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         Quote,
         Resynced,
         Session,
+        SyncLost,
         Trade,
         supported_venues,
     )
@@ -82,6 +83,7 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         "Quote",
         "Resynced",
         "Session",
+        "SyncLost",
         "Trade",
         "supported_venues",
     ]

@@ -53,6 +53,57 @@ pub struct Quote {
     pub ts_ns: u64,
 }
 
+/// Why a symbol's book was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReason {
+    /// An update is missing between the book and the update received.
+    Gap { expected: u64, received: u64 },
+    /// The venue's checksum disagrees with our book.
+    Checksum { expected: u32, computed: u32 },
+    /// A frame for the symbol could not be decoded: it may have held an update.
+    BadFrame,
+    /// The book refused an update (a negative size, a price out of range).
+    Rejected,
+    /// After an update the best bid was at or above the best ask.
+    Crossed { bid: Decimal, ask: Decimal },
+    /// An update strictly older than the one before it: the venue's ids went backwards.
+    IdsBackwards { last: u64, received: u64 },
+}
+
+impl LossReason {
+    /// The word for the reason, as the Python binding spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossReason::Gap { .. } => "gap",
+            LossReason::Checksum { .. } => "checksum",
+            LossReason::BadFrame => "bad-frame",
+            LossReason::Rejected => "rejected",
+            LossReason::Crossed { .. } => "crossed",
+            LossReason::IdsBackwards { .. } => "ids-backwards",
+        }
+    }
+}
+
+/// A short sentence for logs and book views.
+impl std::fmt::Display for LossReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LossReason::Gap { expected, received } => {
+                write!(f, "expected update {expected}, received {received}")
+            }
+            LossReason::Checksum { expected, computed } => {
+                write!(f, "venue checksum {expected} but book gives {computed}")
+            }
+            LossReason::BadFrame => f.write_str("a frame for the symbol could not be decoded"),
+            LossReason::Rejected => f.write_str("the book refused an update"),
+            LossReason::Crossed { bid, ask } => write!(f, "bid {bid} >= ask {ask}"),
+            LossReason::IdsBackwards { last, received } => {
+                write!(f, "update id {received} after {last}")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The symbol's book changed and is in sync; `seq` is the venue's update id, if it has one.
@@ -82,6 +133,12 @@ pub enum Event {
         expected: u32,
         computed: u32,
     },
+    /// The symbol's book was dropped to be rebuilt, and why; always comes before the
+    /// `NeedSnapshot`/`NeedResubscribe` it causes (and after `GapDetected`/`ChecksumMismatch`).
+    SyncLost {
+        symbol: SymbolId,
+        reason: LossReason,
+    },
     /// The book is in sync again after a gap, mismatch or bad frame.
     Resynced {
         symbol: SymbolId,
@@ -100,6 +157,7 @@ impl Event {
             | Event::NeedResubscribe { symbol }
             | Event::GapDetected { symbol, .. }
             | Event::ChecksumMismatch { symbol, .. }
+            | Event::SyncLost { symbol, .. }
             | Event::Resynced { symbol, .. } => *symbol,
             Event::Trade(t) => t.symbol,
             Event::Candle(c) => c.symbol,

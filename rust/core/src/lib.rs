@@ -14,7 +14,7 @@ pub mod venue;
 pub use book::{Book, BookError, Level, Side};
 pub use decimal::{Decimal, DecimalError};
 pub use error::{FrameError, ReceiveError};
-pub use event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
+pub use event::{Candle, Event, LossReason, Quote, SymbolId, Trade, TradeSide};
 pub use sync::{ResyncBy, SymbolSync, Symbols, SyncCounters, SyncState};
 pub use venue::{
     new_session, resync_name, Session, SessionError, SessionOptions, SessionStats, UnknownVenue,

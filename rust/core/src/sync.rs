@@ -5,15 +5,19 @@
 //! the last applied update. Venues differ only in how ids chain, which a `SequenceRule` answers.
 //! Nothing here opens a socket, sleeps or reads a clock: time comes in with each frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::book::{Book, BookError, Side};
 use crate::decimal::Decimal;
-use crate::event::{Event, SymbolId};
+use crate::event::{Event, LossReason, SymbolId};
 
 /// Deltas kept per symbol while a snapshot is awaited; older ones are dropped past this (the
 /// bridge check then fails and a fresh snapshot is asked for, so nothing is applied wrongly).
 pub const MAX_BUFFERED_DELTAS: usize = 50_000;
+
+/// Estimated bytes of buffered deltas kept per symbol while a snapshot is awaited. A busy
+/// symbol whose snapshot is slow would otherwise hold tens of megabytes.
+pub const DEFAULT_MAX_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// The ids a delta carries: first and last update id, and the venue's "previous id" if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,14 @@ struct BufferedDelta {
     levels: Vec<LevelChange>,
 }
 
+impl BufferedDelta {
+    /// What the delta holds in memory, near enough to bound the buffer by.
+    fn cost(&self) -> usize {
+        std::mem::size_of::<BufferedDelta>()
+            + self.levels.capacity() * std::mem::size_of::<LevelChange>()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Anchor {
     Snapshot(u64),
@@ -109,6 +121,10 @@ pub struct SyncCounters {
     pub checksums_checked: u64,
     pub checksum_mismatches: u64,
     pub errors: u64,
+    /// Books dropped because best bid >= best ask after an update.
+    pub crossed: u64,
+    /// Books dropped because an update was strictly older than the one before it.
+    pub ids_backwards: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +136,13 @@ pub struct SymbolSync {
     truncate_to: Option<usize>,
     state: SyncState,
     anchor: Option<Anchor>,
-    buffer: Vec<BufferedDelta>,
+    buffer: VecDeque<BufferedDelta>,
+    /// Sum of `BufferedDelta::cost` over `buffer`.
+    buffer_bytes: usize,
+    max_buffer_bytes: usize,
+    /// Whether best bid >= best ask after an update costs the book its sync (see
+    /// `set_check_crossed`).
+    check_crossed: bool,
     requested: bool,
     lost_sync: bool,
 }
@@ -135,7 +157,10 @@ impl SymbolSync {
             truncate_to,
             state: SyncState::AwaitingSnapshot,
             anchor: None,
-            buffer: Vec::new(),
+            buffer: VecDeque::new(),
+            buffer_bytes: 0,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+            check_crossed: true,
             requested: false,
             lost_sync: false,
         }
@@ -147,6 +172,43 @@ impl SymbolSync {
 
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    /// Estimated bytes held by the deltas buffered before a snapshot.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer_bytes
+    }
+
+    pub fn set_max_buffer_bytes(&mut self, bytes: usize) {
+        self.max_buffer_bytes = bytes;
+    }
+
+    /// A venue whose real streams legitimately show a crossed book for an update turns the
+    /// crossed-book resync off; everywhere else a crossed book means a missed update.
+    pub fn set_check_crossed(&mut self, on: bool) {
+        self.check_crossed = on;
+    }
+
+    /// Buffers a delta, dropping the oldest ones (O(1) each) to stay within the byte and count
+    /// bounds. The newest delta is always kept: it is the one a snapshot may bridge to.
+    fn buffer_push(&mut self, delta: BufferedDelta) {
+        let cost = delta.cost();
+        while !self.buffer.is_empty()
+            && (self.buffer_bytes + cost > self.max_buffer_bytes
+                || self.buffer.len() >= MAX_BUFFERED_DELTAS)
+        {
+            if let Some(old) = self.buffer.pop_front() {
+                self.buffer_bytes -= old.cost();
+                self.counters.buffer_dropped += 1;
+            }
+        }
+        self.buffer_bytes += cost;
+        self.buffer.push_back(delta);
+    }
+
+    fn buffer_clear(&mut self) {
+        self.buffer.clear();
+        self.buffer_bytes = 0;
     }
 
     pub fn set_truncate_to(&mut self, depth: Option<usize>) {
@@ -163,15 +225,50 @@ impl SymbolSync {
         }
     }
 
-    /// Drops the book and waits for a new snapshot; the caller says why through `out`.
-    pub fn lose_sync(&mut self, symbol: SymbolId, out: &mut Vec<Event>) {
+    /// Drops the book and waits for a new snapshot: `SyncLost` says why, then the resync
+    /// request follows.
+    pub fn lose_sync(&mut self, symbol: SymbolId, reason: LossReason, out: &mut Vec<Event>) {
+        self.drop_book();
+        out.push(Event::SyncLost { symbol, reason });
+        self.request_resync(symbol, out);
+    }
+
+    /// The book can no longer be trusted; no event yet (the caller's `lose_sync` says why).
+    fn drop_book(&mut self) {
         self.book.clear();
         self.state = SyncState::AwaitingSnapshot;
         self.anchor = None;
         self.last_seq = None;
         self.lost_sync = true;
         self.requested = false;
-        self.request_resync(symbol, out);
+    }
+
+    /// Continuity broke between `expected` and `received`: counted, reported, book dropped.
+    pub fn on_gap(&mut self, symbol: SymbolId, expected: u64, received: u64, out: &mut Vec<Event>) {
+        self.counters.gaps += 1;
+        out.push(Event::GapDetected {
+            symbol,
+            expected,
+            received,
+        });
+        self.lose_sync(symbol, LossReason::Gap { expected, received }, out);
+    }
+
+    /// After an update: a crossed book means an update was missed or misapplied.
+    fn check_crossed(&mut self, symbol: SymbolId, out: &mut Vec<Event>) -> bool {
+        if !self.check_crossed || !self.book.is_crossed() {
+            return false;
+        }
+        let (Some(bid), Some(ask)) = (self.book.best_bid(), self.book.best_ask()) else {
+            return false;
+        };
+        self.counters.crossed += 1;
+        let reason = LossReason::Crossed {
+            bid: bid.price,
+            ask: ask.price,
+        };
+        self.lose_sync(symbol, reason, out);
+        true
     }
 
     /// Forgets the buffered deltas and the id of the last applied update, so the next
@@ -179,15 +276,25 @@ impl SymbolSync {
     /// the book, even with a lower id (Bybit restarts its ids at 1). Book and state are kept.
     pub fn forget_stream(&mut self) {
         self.counters.stale_dropped += self.buffer.len() as u64;
-        self.buffer.clear();
+        self.buffer_clear();
         self.last_seq = None;
     }
 
-    /// A frame for this symbol could not be decoded: we may have missed an update.
-    pub fn on_bad_frame(&mut self, symbol: SymbolId, out: &mut Vec<Event>) {
+    /// A frame for this symbol could not be used: we may have missed an update. A book error
+    /// (the frame decoded but the book refused it) is `Rejected`; anything else `BadFrame`.
+    pub fn on_bad_frame(
+        &mut self,
+        symbol: SymbolId,
+        error: &crate::error::FrameError,
+        out: &mut Vec<Event>,
+    ) {
         self.counters.errors += 1;
-        self.buffer.clear();
-        self.lose_sync(symbol, out);
+        self.buffer_clear();
+        let reason = match error {
+            crate::error::FrameError::Book(_) => LossReason::Rejected,
+            _ => LossReason::BadFrame,
+        };
+        self.lose_sync(symbol, reason, out);
     }
 
     /// Records a checksum comparison; a mismatch clears the book and asks for a resync.
@@ -208,8 +315,8 @@ impl SymbolSync {
             expected,
             computed,
         });
-        self.buffer.clear();
-        self.lose_sync(symbol, out);
+        self.buffer_clear();
+        self.lose_sync(symbol, LossReason::Checksum { expected, computed }, out);
         false
     }
 
@@ -227,11 +334,7 @@ impl SymbolSync {
     ) -> Result<bool, BookError> {
         validate(levels)?;
         if self.state == SyncState::AwaitingSnapshot {
-            if self.buffer.len() >= MAX_BUFFERED_DELTAS {
-                self.buffer.remove(0);
-                self.counters.buffer_dropped += 1;
-            }
-            self.buffer.push(BufferedDelta {
+            self.buffer_push(BufferedDelta {
                 ids,
                 exchange_ts_ns,
                 levels: levels.to_vec(),
@@ -246,19 +349,27 @@ impl SymbolSync {
         };
         match verdict {
             Continuity::Stale => {
+                if let Some(Anchor::Delta(last)) = self.anchor {
+                    // A repeat of (or overlap with) the last delta is harmless, but one wholly
+                    // older than it means the venue's ids went backwards: dropping it quietly,
+                    // and every later one with it, would freeze the book for good.
+                    if ids.last < last.first {
+                        self.counters.ids_backwards += 1;
+                        let reason = LossReason::IdsBackwards {
+                            last: last.last,
+                            received: ids.last,
+                        };
+                        self.lose_sync(symbol, reason, out);
+                        return Ok(false);
+                    }
+                }
                 self.counters.stale_dropped += 1;
                 Ok(false)
             }
             Continuity::Gap { expected, received } => {
-                self.counters.gaps += 1;
-                out.push(Event::GapDetected {
-                    symbol,
-                    expected,
-                    received,
-                });
-                self.lose_sync(symbol, out);
+                self.on_gap(symbol, expected, received, out);
                 // This delta starts the stream the next snapshot will be bridged to.
-                self.buffer.push(BufferedDelta {
+                self.buffer_push(BufferedDelta {
                     ids,
                     exchange_ts_ns,
                     levels: levels.to_vec(),
@@ -266,7 +377,10 @@ impl SymbolSync {
                 Ok(false)
             }
             Continuity::Apply => {
-                self.apply(symbol, levels, out)?;
+                self.apply(levels)?;
+                if self.check_crossed(symbol, out) {
+                    return Ok(false);
+                }
                 self.anchor = Some(Anchor::Delta(ids));
                 self.last_seq = Some(ids.last);
                 self.counters.updates += 1;
@@ -295,7 +409,10 @@ impl SymbolSync {
             self.counters.stale_dropped += 1;
             return Ok(false);
         }
-        self.apply(symbol, levels, out)?;
+        self.apply(levels)?;
+        if self.check_crossed(symbol, out) {
+            return Ok(false);
+        }
         self.counters.updates += 1;
         out.push(Event::BookUpdated {
             symbol,
@@ -326,7 +443,7 @@ impl SymbolSync {
                 return Ok(());
             }
         }
-        if let (Some(id), Some(first)) = (snapshot_id, self.buffer.first()) {
+        if let (Some(id), Some(first)) = (snapshot_id, self.buffer.front()) {
             if matches!(rule.bridges(id, &first.ids), Continuity::Gap { .. }) {
                 // Older than everything buffered: the updates in between are lost. Ask again.
                 self.counters.stale_snapshots += 1;
@@ -346,6 +463,7 @@ impl SymbolSync {
         self.last_seq = snapshot_id;
         let mut exchange_ts_ns = exchange_ts_ns;
         let buffered = std::mem::take(&mut self.buffer);
+        self.buffer_bytes = 0;
         let mut iter = buffered.into_iter();
         for delta in iter.by_ref() {
             let verdict = match self.anchor {
@@ -364,21 +482,20 @@ impl SymbolSync {
                     exchange_ts_ns = delta.exchange_ts_ns;
                 }
                 Continuity::Gap { expected, received } => {
-                    self.counters.gaps += 1;
-                    out.push(Event::GapDetected {
-                        symbol,
-                        expected,
-                        received,
-                    });
-                    self.lose_sync(symbol, out);
-                    self.buffer.push(delta);
-                    self.buffer.extend(iter);
+                    self.on_gap(symbol, expected, received, out);
+                    self.buffer_push(delta);
+                    for rest in iter {
+                        self.buffer_push(rest);
+                    }
                     return Ok(());
                 }
             }
         }
         if let Some(depth) = self.truncate_to {
             self.book.truncate(depth);
+        }
+        if self.check_crossed(symbol, out) {
+            return Ok(());
         }
         if self.lost_sync {
             self.lost_sync = false;
@@ -398,16 +515,11 @@ impl SymbolSync {
         Ok(())
     }
 
-    fn apply(
-        &mut self,
-        symbol: SymbolId,
-        levels: &[LevelChange],
-        out: &mut Vec<Event>,
-    ) -> Result<(), BookError> {
+    fn apply(&mut self, levels: &[LevelChange]) -> Result<(), BookError> {
         if let Err(e) = self.apply_raw(levels) {
-            // Part of the delta may be in: the book can no longer be trusted.
-            self.counters.errors += 1;
-            self.lose_sync(symbol, out);
+            // Part of the delta may be in: the book can no longer be trusted. The caller
+            // hands the error to `on_bad_frame`, which counts it and says why (`Rejected`).
+            self.drop_book();
             return Err(e);
         }
         if let Some(depth) = self.truncate_to {
@@ -438,11 +550,32 @@ fn validate(levels: &[LevelChange]) -> Result<(), BookError> {
 }
 
 /// Symbols of a session, spelled as the venue spells them, each with its sync state.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Symbols {
     names: Vec<String>,
     index: HashMap<String, SymbolId>,
     syncs: Vec<SymbolSync>,
+    /// The subscribed symbols, ASCII-lowercased (`None`: every symbol is taken). Users write
+    /// `ethusdt` where Binance frames say `ETHUSDT`, so the match ignores ASCII case.
+    allowed: Option<HashSet<String>>,
+    /// Reused to lowercase a name that is not interned yet, without allocating each time.
+    scratch: String,
+    unsubscribed: u64,
+    max_buffer_bytes: usize,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Symbols {
+            names: Vec::new(),
+            index: HashMap::new(),
+            syncs: Vec::new(),
+            allowed: None,
+            scratch: String::new(),
+            unsubscribed: 0,
+            max_buffer_bytes: DEFAULT_MAX_BUFFER_BYTES,
+        }
+    }
 }
 
 impl Symbols {
@@ -450,20 +583,62 @@ impl Symbols {
         Self::default()
     }
 
+    /// Only `allowed` symbols (any ASCII case) will ever be interned, if given; each new sync
+    /// state buffers at most `max_buffer_bytes` before its snapshot.
+    pub fn configured(allowed: Option<&[String]>, max_buffer_bytes: usize) -> Self {
+        Symbols {
+            allowed: allowed.map(|names| names.iter().map(|n| n.to_ascii_lowercase()).collect()),
+            max_buffer_bytes,
+            ..Self::default()
+        }
+    }
+
     pub fn id(&self, name: &str) -> Option<SymbolId> {
         self.index.get(name).copied()
     }
 
-    /// The symbol's id, adding it (with a fresh sync state from `make`) the first time.
-    pub fn intern(&mut self, name: &str, make: impl FnOnce() -> SymbolSync) -> SymbolId {
+    /// Whether frames for `name` are kept (it was subscribed, or no list was given).
+    pub fn is_subscribed(&mut self, name: &str) -> bool {
+        let Some(allowed) = &self.allowed else {
+            return true;
+        };
+        if self.index.contains_key(name) {
+            return true;
+        }
+        self.scratch.clear();
+        self.scratch.push_str(name);
+        self.scratch.make_ascii_lowercase();
+        allowed.contains(&self.scratch)
+    }
+
+    /// The symbol's id, adding it (with a fresh sync state from `make`) the first time; `None`
+    /// for a symbol that was not subscribed (counted in `unsubscribed`, nothing is created).
+    pub fn intern(&mut self, name: &str, make: impl FnOnce() -> SymbolSync) -> Option<SymbolId> {
         if let Some(id) = self.index.get(name) {
-            return *id;
+            return Some(*id);
+        }
+        if !self.is_subscribed(name) {
+            self.unsubscribed += 1;
+            return None;
         }
         let id = self.names.len() as SymbolId;
         self.names.push(name.to_owned());
         self.index.insert(name.to_owned(), id);
-        self.syncs.push(make());
-        id
+        let mut sync = make();
+        sync.set_max_buffer_bytes(self.max_buffer_bytes);
+        self.syncs.push(sync);
+        Some(id)
+    }
+
+    /// Frames (and snapshots) dropped because their symbol was not subscribed.
+    pub fn unsubscribed(&self) -> u64 {
+        self.unsubscribed
+    }
+
+    /// Counts a dropped frame for a symbol that `is_subscribed` refused, where the venue
+    /// checked before interning.
+    pub fn count_unsubscribed(&mut self) {
+        self.unsubscribed += 1;
     }
 
     pub fn name(&self, id: SymbolId) -> &str {
@@ -502,7 +677,7 @@ impl Symbols {
         out: &mut Vec<Event>,
     ) -> crate::error::ReceiveError {
         if let Some(sync) = self.sync_mut(id) {
-            sync.on_bad_frame(id, out);
+            sync.on_bad_frame(id, &error, out);
         }
         crate::error::ReceiveError::new(Some(self.name(id).to_owned()), error)
     }

@@ -161,6 +161,18 @@ proptest! {
         snapshot_at in 0usize..120,
         delivered_after in 0usize..120,
     ) {
+        // A real book never crosses, and a crossed one now costs the symbol its sync: asks
+        // are lifted above every bid the generator can make.
+        let ops: Vec<(Side, Decimal, Decimal)> = ops
+            .into_iter()
+            .map(|(side, price, qty)| match side {
+                Side::Bid => (side, price, qty),
+                Side::Ask => {
+                    let lift = 2_000 * 10i64.pow(u32::from(price.scale()));
+                    (side, decimal(price.mantissa() + lift, price.scale()), qty)
+                }
+            })
+            .collect();
         let snapshot_at = snapshot_at.min(ops.len());
         let delivered_after = delivered_after.clamp(snapshot_at, ops.len());
         let mut model = Model::default();

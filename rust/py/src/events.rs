@@ -83,6 +83,12 @@ symbol_event!(ChecksumMismatch {
     computed: u32
 });
 symbol_event!(Resynced { seq: Option<u64> });
+// `reason`: "gap", "checksum", "bad-frame", "rejected", "crossed" or "ids-backwards";
+// `detail`: a short sentence such as "bid 2683.10 >= ask 2682.51".
+symbol_event!(SyncLost {
+    reason: &'static str,
+    detail: String
+});
 
 fn side_name(side: Option<TradeSide>) -> Option<&'static str> {
     side.map(|s| match s {

@@ -17,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<events::GapDetected>()?;
     m.add_class::<events::ChecksumMismatch>()?;
     m.add_class::<events::Resynced>()?;
+    m.add_class::<events::SyncLost>()?;
     m.add_class::<events::Trade>()?;
     m.add_class::<events::Candle>()?;
     m.add_class::<events::Quote>()?;

@@ -21,6 +21,9 @@ pub struct Session {
     names: Vec<Py<PyString>>,
     /// Per symbol, bumped whenever its book changes or is dropped: views check it.
     versions: Vec<u64>,
+    /// Per symbol, the health the I/O layer last set (`set_status`): what `BookView.state`
+    /// shows before the sync state. Kept here because views reach the session, not the feed.
+    statuses: Vec<Option<Py<PyString>>>,
 }
 
 /// The venues this build understands.
@@ -48,6 +51,10 @@ impl Session {
 
     pub fn version(&self, id: u32) -> u64 {
         self.versions.get(id as usize).copied().unwrap_or(0)
+    }
+
+    pub fn status(&self, id: u32) -> Option<&Py<PyString>> {
+        self.statuses.get(id as usize).and_then(Option::as_ref)
     }
 
     fn name(&mut self, py: Python<'_>, id: u32) -> Py<PyString> {
@@ -132,6 +139,15 @@ impl Session {
                 Event::Resynced { seq, .. } => {
                     Bound::new(py, events::Resynced { symbol, seq: *seq })?.into_any()
                 }
+                Event::SyncLost { reason, .. } => Bound::new(
+                    py,
+                    events::SyncLost {
+                        symbol,
+                        reason: reason.name(),
+                        detail: reason.to_string(),
+                    },
+                )?
+                .into_any(),
                 Event::Trade(t) => Bound::new(
                     py,
                     events::Trade {
@@ -208,13 +224,26 @@ impl Session {
     // Keep the default equal to lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES (a literal, so that
     // Python sees it in the signature).
     // `resync`: None (the venue's own way), "snapshot" or "resubscribe".
-    #[pyo3(signature = (venue, *, depth=None, max_frame_bytes=8388608, resync=None))]
+    // `symbols`: the subscribed symbols (any ASCII case); frames for others are dropped and
+    // counted in `stats()["unsubscribed"]`. `max_buffer_bytes` is
+    // lobfeed_core::sync::DEFAULT_MAX_BUFFER_BYTES, a literal for the same reason.
+    #[pyo3(signature = (
+        venue,
+        *,
+        depth=None,
+        max_frame_bytes=8388608,
+        resync=None,
+        symbols=None,
+        max_buffer_bytes=4194304
+    ))]
     fn py_new(
         py: Python<'_>,
         venue: &str,
         depth: Option<usize>,
         max_frame_bytes: usize,
         resync: Option<&str>,
+        symbols: Option<Vec<String>>,
+        max_buffer_bytes: usize,
     ) -> PyResult<Self> {
         let resync = match resync {
             None => None,
@@ -230,6 +259,8 @@ impl Session {
             max_frame_bytes,
             depth,
             resync,
+            symbols,
+            max_buffer_bytes,
         };
         let inner = new_session(venue, options).map_err(|e| match e {
             SessionError::UnknownVenue(_) => raise(py, "UnknownVenueError", e.to_string()),
@@ -244,6 +275,7 @@ impl Session {
             events: Vec::with_capacity(16),
             names: Vec::new(),
             versions: Vec::new(),
+            statuses: Vec::new(),
         })
     }
 
@@ -369,6 +401,8 @@ impl Session {
             ("checksums_checked", c.checksums_checked),
             ("checksum_mismatches", c.checksum_mismatches),
             ("errors", c.errors),
+            ("crossed", c.crossed),
+            ("ids_backwards", c.ids_backwards),
         ] {
             dict.set_item(key, value)?;
         }
@@ -382,7 +416,31 @@ impl Session {
         dict.set_item("frames", s.frames)?;
         dict.set_item("ignored", s.ignored)?;
         dict.set_item("errors", s.errors)?;
+        dict.set_item("unsubscribed", s.unsubscribed)?;
         Ok(dict)
+    }
+
+    /// The health the I/O layer gives a symbol ("connecting", "stale", ...), shown by its
+    /// views' `state`; None clears it. A symbol the session does not know is left alone.
+    fn set_status(&mut self, symbol: &str, status: Option<Bound<'_, PyString>>) {
+        let Some(id) = self.inner.symbols().id(symbol) else {
+            return;
+        };
+        let symbols = self.inner.symbols().len();
+        if self.statuses.len() < symbols {
+            self.statuses.resize_with(symbols, || None);
+        }
+        self.statuses[id as usize] = status.map(Bound::unbind);
+    }
+
+    /// Every known symbol's status becomes "disconnected" (the connection dropped): one
+    /// string shared by all, so hundreds of symbols cost a pointer each.
+    fn mark_disconnected(&mut self, py: Python<'_>) {
+        let word = pyo3::intern!(py, "disconnected");
+        let symbols = self.inner.symbols().len();
+        self.statuses.clear();
+        self.statuses
+            .resize_with(symbols, || Some(word.clone().unbind()));
     }
 }
 

@@ -3,7 +3,7 @@
 //! A view is tied to the book as one update left it. Once the book moves on, reading the view
 //! raises `StaleBookError` instead of quietly showing a later book under an earlier `seq`.
 
-use lobfeed_core::{Level, SymbolSync};
+use lobfeed_core::{Level, SymbolSync, SyncState};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -169,6 +169,28 @@ impl BookView {
     #[getter]
     fn crossed(&self, py: Python<'_>) -> PyResult<bool> {
         self.with_sync(py, |s| s.book.is_crossed())
+    }
+
+    /// The symbol's status as the I/O layer set it (`Session.set_status`), else `"live"` when
+    /// its book is in sync and `"syncing"` while a snapshot is awaited. Current, not as of the
+    /// view's update: a view is how a printer asks "what is this book doing now".
+    #[getter]
+    fn state(&self, py: Python<'_>) -> PyResult<Py<PyString>> {
+        let session = self.session.bind(py).try_borrow().map_err(|_| {
+            raise(
+                py,
+                "StaleBookError",
+                "the session is busy with a frame".to_owned(),
+            )
+        })?;
+        if let Some(status) = session.status(self.id) {
+            return Ok(status.clone_ref(py));
+        }
+        let word = match session.sync(self.id).map(SymbolSync::state) {
+            Some(SyncState::Live) => pyo3::intern!(py, "live"),
+            _ => pyo3::intern!(py, "syncing"),
+        };
+        Ok(word.clone().unbind())
     }
 
     /// Whether the view still shows the current book.

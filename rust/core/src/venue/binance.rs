@@ -96,7 +96,7 @@ impl BinanceSession {
     pub fn new(market: Market, options: SessionOptions) -> Self {
         BinanceSession {
             market,
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             levels: Vec::with_capacity(256),
             stats: SessionStats::default(),
             options,
@@ -110,7 +110,8 @@ impl BinanceSession {
         }
     }
 
-    fn intern(&mut self, symbol: &str) -> u32 {
+    /// `None` for a symbol that was not subscribed: the caller drops the frame.
+    fn intern(&mut self, symbol: &str) -> Option<u32> {
         self.symbols
             .intern(symbol, || SymbolSync::new(ResyncBy::Snapshot, None))
     }
@@ -153,7 +154,9 @@ impl BinanceSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let name = f.s.ok_or(FrameError::MissingField("s"))?;
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         let ids = match self.depth_ids(f) {
             Ok(ids) => ids,
             Err(e) => return Err(self.symbols.bad_frame(id, e, out)),
@@ -193,7 +196,9 @@ impl BinanceSession {
         let bid_size = decimal_field("B", f.bid_size)?;
         let ask_price = decimal_field("a", f.a_str)?;
         let ask_size = decimal_field("A", f.ask_size)?;
-        let symbol = self.intern(name);
+        let Some(symbol) = self.intern(name) else {
+            return Ok(());
+        };
         out.push(Event::Quote(Quote {
             symbol,
             seq: f.last_id,
@@ -229,7 +234,9 @@ impl BinanceSession {
         } else {
             f.t.ok_or(FrameError::MissingField("t"))?
         };
-        let symbol = self.intern(name);
+        let Some(symbol) = self.intern(name) else {
+            return Ok(());
+        };
         out.push(Event::Trade(Trade {
             symbol,
             price,
@@ -266,7 +273,9 @@ impl BinanceSession {
             exchange_ts_ns: ms_to_ns(f.event_time.unwrap_or(0)),
             ts_ns,
         };
-        let symbol = self.intern(name);
+        let Some(symbol) = self.intern(name) else {
+            return Ok(());
+        };
         out.push(Event::Candle(Candle { symbol, ..candle }));
         Ok(())
     }
@@ -316,7 +325,9 @@ impl Session for BinanceSession {
         let last_update_id = fields.last_update_id.ok_or_else(|| {
             ReceiveError::new(owned_symbol(), FrameError::MissingField("lastUpdateId"))
         })?;
-        let id = self.intern(symbol);
+        let Some(id) = self.intern(symbol) else {
+            return Ok(());
+        };
         let rule = self.rule();
         let exchange_ts = ms_to_ns(fields.event_time.unwrap_or(0));
         let sync = self.symbols.sync_mut(id).expect("interned above");
@@ -342,7 +353,10 @@ impl Session for BinanceSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {

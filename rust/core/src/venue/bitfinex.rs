@@ -63,6 +63,9 @@ enum Kind {
     Trades,
     /// Ticker, candles, raw or funding books: understood, not kept.
     Other,
+    /// A book or trades channel of a symbol not in `SessionOptions::symbols`: skipped unread
+    /// and counted, never given a symbol.
+    Unsubscribed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +106,7 @@ pub struct BitfinexSession {
 impl BitfinexSession {
     pub fn new(options: SessionOptions) -> Self {
         BitfinexSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             channels: Vec::new(),
             last_trade_id: Vec::new(),
             flags: None,
@@ -122,14 +125,14 @@ impl BitfinexSession {
         self.last_seq
     }
 
-    fn intern(&mut self, name: &str) -> SymbolId {
+    fn intern(&mut self, name: &str) -> Option<SymbolId> {
         let id = self
             .symbols
-            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, None));
+            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, None))?;
         if self.last_trade_id.len() <= id as usize {
             self.last_trade_id.resize(id as usize + 1, None);
         }
-        id
+        Some(id)
     }
 
     fn channel(&self, id: u64) -> Option<Channel> {
@@ -213,7 +216,7 @@ impl BitfinexSession {
             (None, None) => e
                 .chan_id
                 .and_then(|id| self.channel(id))
-                .filter(|c| c.kind != Kind::Other)
+                .filter(|c| !matches!(c.kind, Kind::Other | Kind::Unsubscribed))
                 .map(|c| self.symbols.name(c.symbol)),
         };
         venue_error(symbol, e.code.as_deref(), e.msg.as_deref())
@@ -242,10 +245,13 @@ impl BitfinexSession {
         } else {
             name
         };
-        let symbol = if kind == Kind::Other {
-            SymbolId::MAX
+        let (kind, symbol) = if kind == Kind::Other {
+            (kind, SymbolId::MAX)
         } else {
-            self.intern(name)
+            match self.intern(name) {
+                Some(id) => (kind, id),
+                None => (Kind::Unsubscribed, SymbolId::MAX),
+            }
         };
         // One channel per id, and one book channel per symbol (a resubscribe replaces the old).
         self.channels.retain(|c| {
@@ -288,6 +294,10 @@ impl BitfinexSession {
             return Ok(());
         };
         match (ch.kind, msg.tag, msg.payload) {
+            (Kind::Unsubscribed, tag, _) if tag != Some("hb") => {
+                self.symbols.count_unsubscribed();
+                Ok(())
+            }
             (Kind::Book, None, Payload::BookSnapshot) => {
                 self.on_book(ch.symbol, true, seq, exchange_ts, ts_ns, out)
             }
@@ -342,13 +352,7 @@ impl BitfinexSession {
                 continue;
             }
             if let Some(sync) = self.symbols.sync_mut(ch.symbol) {
-                sync.counters.gaps += 1;
-                out.push(Event::GapDetected {
-                    symbol: ch.symbol,
-                    expected,
-                    received: seq,
-                });
-                sync.lose_sync(ch.symbol, out);
+                sync.on_gap(ch.symbol, expected, seq, out);
             }
         }
     }
@@ -566,7 +570,10 @@ impl Session for BitfinexSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -784,7 +791,7 @@ impl<'de> Visitor<'de> for SecondSeed<'_, 'de> {
                 }
                 Ok(())
             }
-            Kind::Other => {
+            Kind::Other | Kind::Unsubscribed => {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(())
             }
@@ -1025,6 +1032,7 @@ impl<'de> Visitor<'de> for TradeSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LossReason;
     use crate::venue::new_session;
 
     fn feed(s: &mut dyn Session, frame: &str) -> Vec<Event> {
@@ -1201,11 +1209,25 @@ mod tests {
                     expected: 3,
                     received: 4
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 3,
+                        received: 4,
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 },
                 Event::GapDetected {
                     symbol: 1,
                     expected: 3,
                     received: 4
+                },
+                Event::SyncLost {
+                    symbol: 1,
+                    reason: LossReason::Gap {
+                        expected: 3,
+                        received: 4,
+                    },
                 },
                 Event::NeedResubscribe { symbol: 1 },
             ]
@@ -1282,6 +1304,13 @@ mod tests {
                     expected: good as u32,
                     computed: crc32fast::hash(text.as_bytes()),
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Checksum {
+                        expected: good as u32,
+                        computed: crc32fast::hash(text.as_bytes()),
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 }
             ]
         );
@@ -1329,7 +1358,16 @@ mod tests {
         let err = s.receive(b"[17,[7254.6,1,0],3]", 5, &mut out).unwrap_err();
         assert!(matches!(err.error, FrameError::Invalid(_)), "{err:?}");
         assert_eq!(err.symbol.as_deref(), Some("tBTCUSD"));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         let err = s
             .receive(br#"[17,[7254.6,1,"1.2.3"],4]"#, 5, &mut out)
             .unwrap_err();

@@ -83,7 +83,7 @@ pub struct BybitSession {
 impl BybitSession {
     pub fn new(options: SessionOptions) -> Self {
         BybitSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             levels: Vec::with_capacity(512),
             tops: Vec::new(),
             stats: SessionStats::default(),
@@ -91,7 +91,8 @@ impl BybitSession {
         }
     }
 
-    fn intern(&mut self, symbol: &str) -> u32 {
+    /// `None` for a symbol that was not subscribed: the caller drops what it decoded.
+    fn intern(&mut self, symbol: &str) -> Option<u32> {
         self.symbols
             .intern(symbol, || SymbolSync::new(ResyncBy::Resubscribe, None))
     }
@@ -174,7 +175,9 @@ impl BybitSession {
             "" => return Err(FrameError::MissingField("s").into()),
             name => name,
         };
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         match self.apply_book(id, f, ts_ns, out) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.symbols.bad_frame(id, e, out)),
@@ -250,7 +253,8 @@ impl BybitSession {
         let start = out.len();
         for item in &f.items {
             match self.trade(item, topic_symbol, ts_ns) {
-                Ok(trade) => out.push(Event::Trade(trade)),
+                Ok(Some(trade)) => out.push(Event::Trade(trade)),
+                Ok(None) => {}
                 Err(e) => {
                     // All or nothing: a frame's trades are not half delivered.
                     out.truncate(start);
@@ -266,7 +270,7 @@ impl BybitSession {
         item: &Item<'_>,
         topic_symbol: &str,
         ts_ns: u64,
-    ) -> Result<Trade, FrameError> {
+    ) -> Result<Option<Trade>, FrameError> {
         let name = item.s.unwrap_or(topic_symbol);
         if name.is_empty() {
             return Err(FrameError::MissingField("s"));
@@ -281,8 +285,10 @@ impl BybitSession {
         };
         let trade_id = item.i.ok_or(FrameError::MissingField("i"))?;
         let time = item.trade_time.ok_or(FrameError::MissingField("T"))?;
-        let symbol = self.intern(name);
-        Ok(Trade {
+        let Some(symbol) = self.intern(name) else {
+            return Ok(None);
+        };
+        Ok(Some(Trade {
             symbol,
             price,
             size,
@@ -290,7 +296,7 @@ impl BybitSession {
             trade_id: trade_id.to_owned(),
             exchange_ts_ns: ms_to_ns(time),
             ts_ns,
-        })
+        }))
     }
 
     /// `tickers`: the best bid and ask become a `Quote` (no `seq`: `cs` is not the book's `u`).
@@ -329,7 +335,9 @@ impl BybitSession {
             self.stats.ignored += 1;
             return Ok(());
         }
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         if self.tops.len() <= id as usize {
             self.tops.resize(id as usize + 1, [None; 4]);
         }
@@ -394,7 +402,10 @@ impl BybitSession {
             }
         }
         if out.len() > start {
-            let symbol = self.intern(name);
+            let Some(symbol) = self.intern(name) else {
+                out.truncate(start);
+                return Ok(());
+            };
             for ev in &mut out[start..] {
                 if let Event::Candle(c) = ev {
                     c.symbol = symbol;
@@ -487,7 +498,10 @@ impl Session for BybitSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -712,6 +726,7 @@ impl<'de> Visitor<'de> for DataSeed<'_, 'de> {
 mod tests {
     use super::*;
     use crate::book::Level;
+    use crate::event::LossReason;
     use crate::sync::SyncState;
 
     const T0: u64 = 1_700_000_000_000_000_000;
@@ -895,6 +910,13 @@ mod tests {
                     expected: 12,
                     received: 14
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 12,
+                        received: 14,
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 },
             ]
         );
@@ -969,7 +991,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.symbol.as_deref(), Some("XYZUSDT"));
         assert!(matches!(err.error, FrameError::BadNumber { .. }));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         assert_eq!(
             s.symbols().sync(1).unwrap().state(),
             SyncState::Live,
@@ -983,7 +1014,16 @@ mod tests {
             .receive(&frame.as_bytes()[..frame.len() - 20], T0, &mut out)
             .unwrap_err();
         assert!(matches!(err.error, FrameError::Json(_)));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
     }
 
     #[test]

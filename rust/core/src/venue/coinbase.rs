@@ -64,7 +64,7 @@ pub struct CoinbaseSession {
 impl CoinbaseSession {
     pub fn new(options: SessionOptions) -> Self {
         CoinbaseSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             levels: Vec::with_capacity(512),
             stats: SessionStats::default(),
             options,
@@ -84,7 +84,8 @@ impl CoinbaseSession {
         self.last_seq
     }
 
-    fn intern(&mut self, symbol: &str) -> SymbolId {
+    /// `None` for a product that was not subscribed: the caller drops what it decoded.
+    fn intern(&mut self, symbol: &str) -> Option<SymbolId> {
         self.symbols
             .intern(symbol, || SymbolSync::new(ResyncBy::Resubscribe, None))
     }
@@ -98,13 +99,7 @@ impl CoinbaseSession {
                 for id in 0..self.symbols.len() as SymbolId {
                     if let Some(sync) = self.symbols.sync_mut(id) {
                         if sync.state() == SyncState::Live {
-                            sync.counters.gaps += 1;
-                            out.push(Event::GapDetected {
-                                symbol: id,
-                                expected,
-                                received: seq,
-                            });
-                            sync.lose_sync(id, out);
+                            sync.on_gap(id, expected, seq, out);
                         }
                     }
                 }
@@ -169,7 +164,7 @@ impl CoinbaseSession {
                 continue;
             };
             if *spoil || (!any && sync.state() == SyncState::Live) {
-                sync.on_bad_frame(id, out);
+                sync.on_bad_frame(id, &error, out);
             }
         }
         ReceiveError::new(named.map(str::to_owned), error)
@@ -260,7 +255,9 @@ impl CoinbaseSession {
                 out,
             ));
         };
-        let id = self.intern(product);
+        let Some(id) = self.intern(product) else {
+            return Ok(());
+        };
         let levels = self
             .levels
             .get(event.levels.0..event.levels.1)
@@ -311,7 +308,8 @@ impl CoinbaseSession {
         let start = out.len();
         for item in &f.trades {
             match self.trade(item, ts_ns) {
-                Ok(trade) => out.push(Event::Trade(trade)),
+                Ok(Some(trade)) => out.push(Event::Trade(trade)),
+                Ok(None) => {}
                 Err(e) => {
                     // All or nothing: a frame's trades are not half delivered.
                     out.truncate(start);
@@ -322,7 +320,7 @@ impl CoinbaseSession {
         Ok(())
     }
 
-    fn trade(&mut self, item: &TradeItem<'_>, ts_ns: u64) -> Result<Trade, FrameError> {
+    fn trade(&mut self, item: &TradeItem<'_>, ts_ns: u64) -> Result<Option<Trade>, FrameError> {
         let product = item
             .product_id
             .filter(|p| !p.is_empty())
@@ -338,8 +336,10 @@ impl CoinbaseSession {
             Some("SELL") => Some(TradeSide::Buy),
             _ => None,
         };
-        let symbol = self.intern(product);
-        Ok(Trade {
+        let Some(symbol) = self.intern(product) else {
+            return Ok(None);
+        };
+        Ok(Some(Trade {
             symbol,
             price,
             size,
@@ -347,7 +347,7 @@ impl CoinbaseSession {
             trade_id: trade_id.to_owned(),
             exchange_ts_ns,
             ts_ns,
-        })
+        }))
     }
 
     fn on_candles(
@@ -386,8 +386,10 @@ impl CoinbaseSession {
             }
         }
         for (product, mut c, history) in parsed {
-            c.symbol = self.intern(product);
-            self.on_candle(c, history, out);
+            if let Some(symbol) = self.intern(product) {
+                c.symbol = symbol;
+                self.on_candle(c, history, out);
+            }
         }
         Ok(())
     }
@@ -590,7 +592,10 @@ impl Session for CoinbaseSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -959,6 +964,7 @@ impl<'de> Visitor<'de> for UpdateSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LossReason;
 
     const T0: u64 = 1_800_000_000_000_000_000;
 
@@ -1145,11 +1151,25 @@ mod tests {
                     expected: 13,
                     received: 15
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 13,
+                        received: 15,
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 },
                 Event::GapDetected {
                     symbol: 1,
                     expected: 13,
                     received: 15
+                },
+                Event::SyncLost {
+                    symbol: 1,
+                    reason: LossReason::Gap {
+                        expected: 13,
+                        received: 15,
+                    },
                 },
                 Event::NeedResubscribe { symbol: 1 },
             ]
@@ -1219,7 +1239,16 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err.error, FrameError::BadNumber { .. }));
         assert_eq!(err.symbol.as_deref(), Some("ETH-USD"));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 1 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 1,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 1 }
+            ]
+        );
         assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
         // The number was read, so the next frame is no gap.
         assert!(feed(&mut s, &heartbeat(4)).is_empty());
@@ -1227,7 +1256,16 @@ mod tests {
         let mut out = Vec::new();
         let frame = r#"{"channel":"l2_data","timestamp":"2026-01-02T03:04:05Z","sequence_num":5,"events":[{"type":"update","updates":[]}]}"#;
         assert!(s.receive(frame.as_bytes(), T0, &mut out).is_err());
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub struct GeminiSession {
 impl GeminiSession {
     pub fn new(options: SessionOptions) -> Self {
         GeminiSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             extra: Vec::new(),
             levels: Vec::with_capacity(256),
             trades: Vec::with_capacity(64),
@@ -137,14 +137,15 @@ impl GeminiSession {
         }
     }
 
-    fn intern(&mut self, name: &str) -> SymbolId {
+    /// `None` for a symbol that was not subscribed: the caller drops the frame.
+    fn intern(&mut self, name: &str) -> Option<SymbolId> {
         let id = self
             .symbols
-            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, None));
+            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, None))?;
         if self.extra.len() <= id as usize {
             self.extra.resize(id as usize + 1, SymbolExtra::default());
         }
-        id
+        Some(id)
     }
 
     fn receive_inner(
@@ -168,10 +169,9 @@ impl GeminiSession {
         if let Err(e) = seed.deserialize(&mut de).and_then(|()| de.end()) {
             let error = decode_error(e, fault);
             if fields.kind == Some("l2_updates") {
-                if let Some(name) = fields.symbol {
+                if let Some(id) = fields.symbol.and_then(|name| self.intern(name)) {
                     // Even a first frame: the book it carried is lost, so the next plain delta
                     // must not be taken for the book.
-                    let id = self.intern(name);
                     self.extra[id as usize].book_seen = true;
                     return Err(self.symbols.bad_frame(id, error, out));
                 }
@@ -206,7 +206,9 @@ impl GeminiSession {
                 FrameError::MissingField("changes"),
             ));
         }
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         let extra = self.extra[id as usize];
         let is_book = !extra.book_seen || f.has_trades;
         let sync = self.symbols.sync_mut(id).expect("interned above");
@@ -246,7 +248,9 @@ impl GeminiSession {
             })
         })()
         .map_err(|e| ReceiveError::new(owned(), e))?;
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         push_trade(&trade, id, ts_ns, out);
         let extra = &mut self.extra[id as usize];
         extra.last_trade_id = Some(extra.last_trade_id.map_or(trade.id, |l| l.max(trade.id)));
@@ -288,7 +292,10 @@ impl Session for GeminiSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -587,8 +594,11 @@ pub struct GeminiV1Session {
 
 impl GeminiV1Session {
     pub fn new(symbol: &str, options: SessionOptions) -> Self {
-        let mut symbols = Symbols::new();
-        let id = symbols.intern(symbol, || SymbolSync::new(ResyncBy::Resubscribe, None));
+        // The connection is this one symbol's: a subscription list has nothing to filter.
+        let mut symbols = Symbols::configured(None, options.max_buffer_bytes);
+        let id = symbols
+            .intern(symbol, || SymbolSync::new(ResyncBy::Resubscribe, None))
+            .expect("no subscription list, so every symbol is taken");
         GeminiV1Session {
             symbols,
             symbol: id,
@@ -632,7 +642,7 @@ impl GeminiV1Session {
             if fields.kind != Some("heartbeat") {
                 // Every other frame of the connection may have changed this symbol's book.
                 if let Some(sync) = self.symbols.sync_mut(id) {
-                    sync.on_bad_frame(id, out);
+                    sync.on_bad_frame(id, &error, out);
                 }
             }
             return Err(ReceiveError::new(self.owned_name(), error));
@@ -667,13 +677,7 @@ impl GeminiV1Session {
         }
         let id = self.symbol;
         if let Some(sync) = self.symbols.sync_mut(id) {
-            sync.counters.gaps += 1;
-            out.push(Event::GapDetected {
-                symbol: id,
-                expected,
-                received: seq,
-            });
-            sync.lose_sync(id, out);
+            sync.on_gap(id, expected, seq, out);
         }
     }
 
@@ -708,8 +712,9 @@ impl GeminiV1Session {
             Ok(())
         };
         if let Err(e) = result {
-            sync.on_bad_frame(id, out);
-            return Err(ReceiveError::new(self.owned_name(), e.into()));
+            let error = FrameError::from(e);
+            sync.on_bad_frame(id, &error, out);
+            return Err(ReceiveError::new(self.owned_name(), error));
         }
         if let Some(seq) = f.socket_sequence {
             stamp_seq(&mut out[first_event..], seq);
@@ -766,7 +771,10 @@ impl Session for GeminiV1Session {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -971,6 +979,7 @@ impl<'de> Visitor<'de> for V1EventSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::LossReason;
     use crate::sync::SyncState;
     use crate::venue::new_session;
 
@@ -1094,6 +1103,13 @@ mod tests {
                     expected: 2,
                     received: 3
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 2,
+                        received: 3,
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 }
             ]
         );
@@ -1142,7 +1158,16 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err.error, FrameError::Invalid(_)), "{err:?}");
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         // The broken frame used sequence 1; 2 follows without a gap.
         let out = feed(s.as_mut(), r#"{"type":"heartbeat","socket_sequence":2}"#);
         assert!(out.is_empty());
@@ -1256,7 +1281,16 @@ mod tests {
             err.error,
             FrameError::BadNumber { field: "price", .. }
         ));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         // Deltas before the new book are dropped.
         let out = feed(
             s.as_mut(),

@@ -74,7 +74,7 @@ pub struct KrakenSession {
 impl KrakenSession {
     pub fn new(options: SessionOptions) -> Self {
         KrakenSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             channels: HashMap::new(),
             v2_depths: HashMap::new(),
             levels: Vec::with_capacity(512),
@@ -90,14 +90,15 @@ impl KrakenSession {
         self.options.depth.unwrap_or(DEFAULT_DEPTH)
     }
 
-    fn intern(&mut self, name: &str, depth: Option<usize>) -> SymbolId {
+    /// `None` for a pair that was not subscribed: the caller drops the frame.
+    fn intern(&mut self, name: &str, depth: Option<usize>) -> Option<SymbolId> {
         let id = self
             .symbols
-            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, depth));
+            .intern(name, || SymbolSync::new(ResyncBy::Resubscribe, depth))?;
         if let (Some(depth), Some(sync)) = (depth, self.symbols.sync_mut(id)) {
             sync.set_truncate_to(Some(depth));
         }
-        id
+        Some(id)
     }
 
     fn receive_inner(
@@ -237,7 +238,9 @@ impl KrakenSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        let id = self.intern(pair, Some(depth));
+        let Some(id) = self.intern(pair, Some(depth)) else {
+            return Ok(());
+        };
         let shape_error = if v1.not_book || v1.lists > 0 || v1.dicts == 0 {
             Some("book frame payload is not a book")
         } else if v1.snapshot && v1.update {
@@ -315,7 +318,9 @@ impl KrakenSession {
                 FrameError::Invalid("trade frame payload is not a list of trades".into()),
             ));
         }
-        let symbol = self.intern(pair, None);
+        let Some(symbol) = self.intern(pair, None) else {
+            return Ok(());
+        };
         for row in &self.trades {
             out.push(Event::Trade(Trade {
                 symbol,
@@ -450,9 +455,11 @@ impl KrakenSession {
                 .get(&self.text[symbol_range.clone()])
                 .copied()
                 .unwrap_or(self.default_depth());
-            let id = self.symbols.intern(&self.text[symbol_range], || {
+            let Some(id) = self.symbols.intern(&self.text[symbol_range], || {
                 SymbolSync::new(ResyncBy::Resubscribe, None)
-            });
+            }) else {
+                continue;
+            };
             if let Some(sync) = self.symbols.sync_mut(id) {
                 sync.set_truncate_to(Some(depth));
             }
@@ -495,9 +502,11 @@ impl KrakenSession {
                 .trade_id
                 .map(|r| self.text[r].to_owned())
                 .unwrap_or_default();
-            let symbol = self.symbols.intern(&self.text[symbol_range], || {
+            let Some(symbol) = self.symbols.intern(&self.text[symbol_range], || {
                 SymbolSync::new(ResyncBy::Resubscribe, None)
-            });
+            }) else {
+                continue;
+            };
             out.push(Event::Trade(Trade {
                 symbol,
                 price,
@@ -541,7 +550,10 @@ impl Session for KrakenSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -1596,6 +1608,7 @@ mod tests {
 
     use super::*;
     use crate::book::Level;
+    use crate::event::LossReason;
     use crate::sync::SyncState;
 
     fn session() -> KrakenSession {
@@ -1763,8 +1776,15 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(out[1], Event::NeedResubscribe { symbol: 0 });
-        assert_eq!(out.len(), 2);
+        assert!(matches!(
+            out[1],
+            Event::SyncLost {
+                symbol: 0,
+                reason: LossReason::Checksum { .. }
+            }
+        ));
+        assert_eq!(out[2], Event::NeedResubscribe { symbol: 0 });
+        assert_eq!(out.len(), 3);
         assert_eq!(
             s.symbols().sync(0).unwrap().state(),
             SyncState::AwaitingSnapshot
@@ -1901,7 +1921,14 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(out[1..], [Event::NeedResubscribe { symbol: 0 }]);
+        assert!(matches!(
+            out[1],
+            Event::SyncLost {
+                symbol: 0,
+                reason: LossReason::Checksum { .. }
+            }
+        ));
+        assert_eq!(out[2..], [Event::NeedResubscribe { symbol: 0 }]);
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
         assert!(!s.symbols().sync(1).unwrap().book.is_empty());
         // Updates while waiting for the new snapshot are dropped, not applied.
@@ -1920,7 +1947,16 @@ mod tests {
             err.error,
             FrameError::BadNumber { field: "price", .. }
         ));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         let bad =
             r#"[42,{"a":[["101.0","1.0","1618678135.0"]],"c":"not a number"},"book-10","XBT/USD"]"#;
         out.clear();

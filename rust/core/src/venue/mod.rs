@@ -17,7 +17,7 @@ use crate::sync::{ResyncBy, Symbols};
 /// Frames larger than this are refused before parsing (no venue sends book frames near it).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOptions {
     pub max_frame_bytes: usize,
     /// Book depth the subscription asked for; venues whose checksum assumes it truncate to it.
@@ -26,6 +26,19 @@ pub struct SessionOptions {
     /// of `Session::resync_modes`). `new_session` refuses a way the venue does not offer, such
     /// as `ResyncBy::Snapshot` for a venue whose books only come in-band.
     pub resync: Option<ResyncBy>,
+    /// The subscribed symbols (any ASCII case); frames for others are counted in
+    /// `SessionStats::unsubscribed` and dropped before any state is made for them. `None`
+    /// takes every symbol. Gemini v1 sessions are one symbol already and ignore it.
+    pub symbols: Option<Vec<String>>,
+    /// Bound on each symbol's buffer of deltas awaiting a snapshot, in estimated bytes.
+    pub max_buffer_bytes: usize,
+}
+
+impl SessionOptions {
+    /// The symbol table these options call for (subscribed symbols, buffer bound).
+    pub fn symbols_table(&self) -> Symbols {
+        Symbols::configured(self.symbols.as_deref(), self.max_buffer_bytes)
+    }
 }
 
 impl Default for SessionOptions {
@@ -34,6 +47,8 @@ impl Default for SessionOptions {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             depth: None,
             resync: None,
+            symbols: None,
+            max_buffer_bytes: crate::sync::DEFAULT_MAX_BUFFER_BYTES,
         }
     }
 }
@@ -45,6 +60,8 @@ pub struct SessionStats {
     /// Frames understood but carrying nothing we keep (subscription acks, other channels).
     pub ignored: u64,
     pub errors: u64,
+    /// Frames (and snapshots) dropped because their symbol was not in `SessionOptions::symbols`.
+    pub unsubscribed: u64,
 }
 
 /// The sans-I/O interface every venue implements: bytes in, events out.
@@ -161,6 +178,7 @@ pub const VENUES: &[&str] = &[
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, SessionError> {
     use binance::{BinanceSession, Market};
+    let resync_option = options.resync;
     let session: Box<dyn Session> = match venue {
         "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
         "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
@@ -177,7 +195,7 @@ pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Sessi
         "coinbase" => Box::new(coinbase::CoinbaseSession::new(options)),
         _ => return Err(UnknownVenue(venue.to_owned()).into()),
     };
-    if let Some(resync) = options.resync {
+    if let Some(resync) = resync_option {
         let offered = session.resync_modes();
         if !offered.contains(&resync) {
             return Err(SessionError::UnsupportedResync {

@@ -110,14 +110,15 @@ impl OkxSession {
     /// A session that resyncs as `options.resync` says: through the in-band snapshot
     /// (`NeedResubscribe`) unless it asks for `ResyncBy::Snapshot`.
     pub fn new(options: SessionOptions) -> Self {
-        Self::with_resync(options, options.resync.unwrap_or(ResyncBy::Resubscribe))
+        let resync_by = options.resync.unwrap_or(ResyncBy::Resubscribe);
+        Self::with_resync(options, resync_by)
     }
 
     /// A session whose gaps ask for what the client is set up for: `ResyncBy::Snapshot` when it
     /// fetches the REST book, `ResyncBy::Resubscribe` when it relies on the in-band snapshot.
     pub fn with_resync(options: SessionOptions, resync_by: ResyncBy) -> Self {
         OkxSession {
-            symbols: Symbols::new(),
+            symbols: options.symbols_table(),
             levels: Vec::with_capacity(512),
             items: Vec::with_capacity(8),
             text: String::with_capacity(256),
@@ -130,7 +131,8 @@ impl OkxSession {
         }
     }
 
-    fn intern(&mut self, name: &str) -> SymbolId {
+    /// `None` for an instrument that was not subscribed: the caller drops the frame.
+    fn intern(&mut self, name: &str) -> Option<SymbolId> {
         let resync_by = self.resync_by;
         self.symbols
             .intern(name, || SymbolSync::new(resync_by, None))
@@ -226,7 +228,9 @@ impl OkxSession {
         let name = fields
             .inst_id
             .ok_or(FrameError::MissingField("arg.instId"))?;
-        let id = self.intern(name);
+        let Some(id) = self.intern(name) else {
+            return Ok(());
+        };
         let snapshot = match (kind, fields.action) {
             (BookKind::Full, _) | (_, Some("snapshot")) => true,
             (_, Some("update")) => false,
@@ -322,9 +326,12 @@ impl OkxSession {
                 .trade_id
                 .clone()
                 .ok_or(FrameError::MissingField("tradeId"))?];
-            let symbol = self
+            let Some(symbol) = self
                 .symbols
-                .intern(name, || SymbolSync::new(self.resync_by, None));
+                .intern(name, || SymbolSync::new(self.resync_by, None))
+            else {
+                continue;
+            };
             out.push(Event::Trade(Trade {
                 symbol,
                 price,
@@ -362,9 +369,12 @@ impl OkxSession {
                 None => fields.inst_id.ok_or(FrameError::MissingField("instId"))?,
             };
             let resync_by = self.resync_by;
-            let symbol = self
+            let Some(symbol) = self
                 .symbols
-                .intern(name, || SymbolSync::new(resync_by, None));
+                .intern(name, || SymbolSync::new(resync_by, None))
+            else {
+                continue;
+            };
             out.push(Event::Quote(Quote {
                 symbol,
                 seq: None,
@@ -458,7 +468,9 @@ impl Session for OkxSession {
                 ))
             }
         };
-        let id = self.intern(symbol);
+        let Some(id) = self.intern(symbol) else {
+            return Ok(());
+        };
         let levels = &self.levels[item.levels.clone()];
         let sync = self.symbols.sync_mut(id).expect("interned above");
         sync.on_snapshot(
@@ -478,7 +490,10 @@ impl Session for OkxSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.stats
+        SessionStats {
+            unsubscribed: self.symbols.unsubscribed(),
+            ..self.stats
+        }
     }
 
     fn stats_mut(&mut self) -> &mut SessionStats {
@@ -765,6 +780,7 @@ mod tests {
 
     use super::*;
     use crate::checksum::crc32;
+    use crate::event::LossReason;
     use crate::sync::SyncState;
 
     fn session() -> OkxSession {
@@ -868,6 +884,13 @@ mod tests {
                     symbol: 0,
                     expected: 120,
                     received: 130
+                },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 120,
+                        received: 130,
+                    },
                 },
                 Event::NeedResubscribe { symbol: 0 },
             ]
@@ -1048,6 +1071,13 @@ mod tests {
                     expected: wrong as i32 as u32,
                     computed
                 },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Checksum {
+                        expected: wrong as i32 as u32,
+                        computed: computed,
+                    },
+                },
                 Event::NeedResubscribe { symbol: 0 },
             ],
             "no BookUpdated for a book that failed its checksum"
@@ -1140,7 +1170,16 @@ mod tests {
         let err = s.receive(bad.as_bytes(), 1, &mut out).unwrap_err();
         assert_eq!(err.symbol.as_deref(), Some("BTC-USDT"));
         assert!(matches!(err.error, FrameError::BadNumber { .. }));
-        assert_eq!(out, vec![Event::NeedResubscribe { symbol: 0 }]);
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::BadFrame
+                },
+                Event::NeedResubscribe { symbol: 0 }
+            ]
+        );
         assert!(s.symbols().sync(0).unwrap().book.is_empty());
         assert!(!s.symbols().sync(1).unwrap().book.is_empty());
         assert_eq!(s.stats().errors, 1);
