@@ -13,6 +13,7 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     │   └── SymbolRejectedError        the venue says the symbol does not exist (REST 400/404)
     ├── ConnectError                   a connection could not be opened (``url``, ``status``)
     │   └── HandshakeRejectedError     a refusal retrying cannot fix (HTTP 401, 403, 404, 414)
+    ├── SubscriptionRejectedError      the venue refused to stream a symbol (it does not exist)
     ├── ConnectionLostError            a websocket closed and reconnecting is not allowed
     ├── BookUnavailableError (KeyError) no book for that symbol (yet); ``state`` says why
     ├── ConfigError (ValueError)       a Feed or ConnectOptions argument out of range
@@ -102,6 +103,15 @@ class ConnectError(LobfeedError):
 class HandshakeRejectedError(ConnectError):
     """The server refused the websocket upgrade with a status retrying cannot fix (401, 403,
     404, 414, ...): ``run()`` ends with it."""
+
+
+class SubscriptionRejectedError(LobfeedError):
+    """The venue answered a subscription with an error naming a symbol that never streamed on
+    that connection (an unknown or delisted symbol): the feed ends with it."""
+
+    def __init__(self, message: str, *, symbol: str | None = None):
+        super().__init__(message)
+        self.symbol = symbol
 
 
 class BookUnavailableError(LobfeedError, KeyError):

@@ -46,7 +46,7 @@ from lobfeed.aio.dispatch import Callback, Dispatcher
 from lobfeed.aio.health import HealthTracker, SymbolHealth
 from lobfeed.aio.options import ConnectOptions
 from lobfeed.aio.resync import Resync
-from lobfeed.events import LIVE, Connected, Disconnected
+from lobfeed.events import CONNECTING, LIVE, SYNCING, Connected, Disconnected
 from lobfeed.exceptions import (
     BookUnavailableError,
     ConfigError,
@@ -55,6 +55,8 @@ from lobfeed.exceptions import (
     FrameError,
     HandshakeRejectedError,
     LobfeedError,
+    SubscriptionRejectedError,
+    VenueErrorMessage,
 )
 from lobfeed.tape import TapeWriter
 from lobfeed.venues import BOOK, TRADES, Subscription, VenueSpec, spec_for
@@ -394,8 +396,9 @@ class Feed:
             link = await links.connect(url, self.options)
         except ConnectError as e:
             self.stats.connect_failures += 1
-            self._disconnected(name, e.status, str(e))
-            if isinstance(e, HandshakeRejectedError) or not self.reconnect:
+            final = isinstance(e, HandshakeRejectedError) or not self.reconnect
+            self._disconnected(name, e.status, str(e), final=final)
+            if final:
                 raise
             log.warning("%s: %s", self.venue, e, extra={"venue": self.venue})
             return False
@@ -443,7 +446,8 @@ class Feed:
             self._last_session = session
         if conn.all_live_since is not None:
             conn.healthy |= time.monotonic() - conn.all_live_since >= self.options.healthy_after
-        self._disconnected(conn.name, code, reason)
+        final = self._stopping.is_set() or self._fatal is not None or not self.reconnect
+        self._disconnected(conn.name, code, reason, final=final)
         if self._stopping.is_set() or self._fatal is not None:
             return conn.healthy
         if not self.reconnect:
@@ -464,8 +468,10 @@ class Feed:
         )
         return conn.healthy
 
-    def _disconnected(self, name: str, code: int | None, reason: str) -> None:
-        self.tracker.disconnected(f"{name} closed (code {code}): {reason}")
+    def _disconnected(
+        self, name: str, code: int | None, reason: str, *, final: bool = False
+    ) -> None:
+        self.tracker.disconnected(f"{name} closed (code {code}): {reason}", final=final)
         self.dispatcher.emit_status(Disconnected(self.venue, name, code, reason, time.time_ns()))
 
     def _new_session(self) -> Session:
@@ -558,6 +564,8 @@ class Feed:
                 e,
                 extra={"venue": self.venue, "symbol": e.symbol},
             )
+            if isinstance(e, VenueErrorMessage):
+                self._venue_error(e)
             events = e.events
         if events:
             self.dispatcher.dispatch(events)
@@ -610,6 +618,22 @@ class Feed:
             self.resyncer.synced(ev.symbol)
             log.info("%s %s: resynced at seq %s", self.venue, ev.symbol, ev.seq)
         self.dispatcher.emit_event(ev)
+
+    def _venue_error(self, error: VenueErrorMessage) -> None:
+        """A venue error naming a symbol that has not streamed on this connection is its
+        answer to our subscription: the symbol does not exist there, and retrying cannot help.
+        Errors naming no symbol, or a symbol that was live, are logged and counted only."""
+        symbol = error.symbol
+        if symbol is None:
+            return
+        state = self.tracker.state_of(symbol)
+        if state in (CONNECTING, SYNCING):
+            self.symbol_failed(
+                symbol,
+                SubscriptionRejectedError(
+                    f"{self.venue} refused to stream {symbol}: {error}", symbol=symbol
+                ),
+            )
 
     def symbol_failed(self, symbol: str, error: LobfeedError) -> None:
         """A symbol cannot be served, and asking again will not change it: the feed ends."""

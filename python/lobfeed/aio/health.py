@@ -141,18 +141,21 @@ class HealthTracker:
             entry.seen = {}
             self.change(symbol, SYNCING, f"subscribed on {connection}")
 
-    def disconnected(self, reason: str) -> None:
-        """The connection ended: fold its counters in; every symbol waits for the next one."""
+    def disconnected(self, reason: str, *, final: bool = False) -> None:
+        """A connection ended (or could not be opened): its counters are folded in, its books
+        read ``disconnected``, and every symbol waits for the next connection. ``final``: the
+        feed is ending, so states stay as they were at the end."""
         self.poll()
-        if self._session is not None:
-            self._session.mark_disconnected()
-        self._session = None
-        for entry in self._entries.values():
-            for key, value in entry.seen.items():
-                entry.base[key] = entry.base.get(key, 0) + value
-            entry.seen = {}
-            entry.reconnects += 1
-        self.set_all(CONNECTING, reason)
+        session, self._session = self._session, None
+        if session is not None:
+            session.mark_disconnected()
+            for entry in self._entries.values():
+                for key, value in entry.seen.items():
+                    entry.base[key] = entry.base.get(key, 0) + value
+                entry.seen = {}
+                entry.reconnects += 1
+        if not final:
+            self.set_all(CONNECTING, reason)
 
     def resyncing(self, symbol: str, reason: str) -> None:
         self.change(self._user_name(symbol), RESYNCING, reason)
@@ -210,8 +213,13 @@ class HealthTracker:
         return all(entry.state == state for entry in self._entries.values())
 
     def state(self, symbol: str) -> str | None:
+        """The state of a symbol as the user spelled it."""
         entry = self._entries.get(symbol)
         return entry.state if entry is not None else None
+
+    def state_of(self, native: str) -> str | None:
+        """The state of a symbol as the session spells it."""
+        return self.state(self._user_name(native))
 
     def snapshot(self) -> dict[str, SymbolHealth]:
         self.poll()

@@ -149,9 +149,13 @@ class WebsocketsLink:
                     await asyncio.sleep(0)
         except websockets.ConnectionClosed as e:
             received = e.rcvd
-            if received is None:
-                return CloseInfo(ABNORMAL_CLOSURE, "no close frame", self._by_us)
-            return CloseInfo(received.code, received.reason, self._by_us)
+            if received is not None:
+                return CloseInfo(received.code, received.reason, self._by_us)
+            # No close frame from the server; what we sent, if anything, says why (a keepalive
+            # ping left unanswered is 1011 "keepalive ping timeout").
+            sent = e.sent
+            why = "no close frame" if sent is None else f"no close frame; {sent.code} {sent.reason}"
+            return CloseInfo(ABNORMAL_CLOSURE, why.strip(), self._by_us)
 
 
 class PicowsLink:
