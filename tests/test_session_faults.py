@@ -119,7 +119,9 @@ def test_gap_and_bad_frame_say_why(live: tuple[Session, dict[str, Any]]) -> None
     assert u is not None
     gap = dict(last, U=u + 10, u=u + 20, pu=u + 9)
     lost = sync_lost(session.receive(frame(gap), 1))
-    assert [(e.reason, e.detail) for e in lost] == [("gap", f"expected update {u}, received {u + 9}")]
+    assert [(e.reason, e.detail) for e in lost] == [
+        ("gap", f"expected update {u}, received {u + 9}")
+    ]
 
     other = "BCHUSD_PERP"
     assert session.state(other) == "live"
