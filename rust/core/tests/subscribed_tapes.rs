@@ -105,3 +105,23 @@ fn kraken_keeps_only_the_subscribed_pair() {
         "omg/usd",
     );
 }
+
+#[test]
+fn bitfinex_keeps_only_the_subscribed_channel_symbol() {
+    check("bitfinex-book-p0-7sym-2021.jsonl.gz", "tMNABTC", "tmnabtc");
+}
+
+#[test]
+fn bybit_keeps_only_the_subscribed_symbol_on_each_connection() {
+    check("bybit-2026.jsonl.gz", "ETHUSDT", "ethusdt");
+}
+
+#[test]
+fn coinbase_keeps_only_the_subscribed_product() {
+    check("coinbase-2026.jsonl.gz", "ETH-USD", "eth-usd");
+}
+
+#[test]
+fn gemini_keeps_only_the_subscribed_symbol() {
+    check("gemini-v2-l2-10sym-2021.jsonl.gz", "GRTUSD", "grtusd");
+}
