@@ -12,7 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from lobfeed.replay import replay, verify
+from lobfeed import SyncLost
+from lobfeed.replay import TapeReplayer, replay, verify
 from lobfeed.tape import Tape, TapeWriter
 
 BINANCE_TAPES = [
@@ -97,21 +98,26 @@ def test_snapshot_moved_later_still_verifies(
 def test_verify_fails_on_a_contradicted_truth(
     tape_path: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    """A tape whose snapshot holds a level the venue never had: verify must notice."""
+    """A tape whose venue truth (bookTicker) disagrees with its book: verify must notice.
+
+    (A made-up level in the snapshot used to be the contradiction; it soon crosses the book,
+    which the session now drops at once with SyncLost "crossed": see the next test.)"""
     source = Tape.open(tape_path("binance-ethusdt-20240808.jsonl.gz"))
     broken = tmp_path / "broken.jsonl.gz"
     with TapeWriter(broken, "binance") as out:
         for record in source.records:
             if record.type == "recv":
                 assert record.conn is not None and record.data is not None
-                out.recv(record.conn, record.data, record.ts_ns)
+                frame = orjson.loads(record.data)
+                if frame.get("stream", "").endswith("@bookTicker"):
+                    frame["data"]["B"] = "999.00000000"
+                out.recv(record.conn, orjson.dumps(frame).decode(), record.ts_ns)
             elif record.type == "http":
                 assert record.url is not None and record.data is not None
-                body = orjson.loads(record.data)
-                body["bids"].insert(0, ["2683.80500000", "1.00000000"])
-                out.http(record.url, orjson.dumps(body).decode(), record.ts_ns)
+                out.http(record.url, record.data, record.ts_ns)
     proof = verify(Tape.open(broken))
-    assert proof.quotes_agreed < proof.quotes_checked
+    assert proof.quotes_checked > 0
+    assert proof.quotes_agreed == 0
     result = subprocess.run(
         [sys.executable, "-m", "lobfeed", "verify", str(broken)],
         capture_output=True,
@@ -152,3 +158,29 @@ def test_replay_cli_writes_a_file(tape_path: Callable[[str], Path], tmp_path: Pa
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert len(lines) == 176
     assert all(len(line["bids"]) <= 3 for line in lines)
+
+
+def test_a_made_up_snapshot_level_crosses_and_drops_the_book(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A snapshot bid the venue never had ends up at or above the best ask: the session drops
+    the book (SyncLost "crossed") instead of publishing a crossed book."""
+    source = Tape.open(tape_path("binance-ethusdt-20240808.jsonl.gz"))
+    broken = tmp_path / "phantom.jsonl.gz"
+    with TapeWriter(broken, "binance") as out:
+        for record in source.records:
+            if record.type == "recv":
+                assert record.conn is not None and record.data is not None
+                out.recv(record.conn, record.data, record.ts_ns)
+            elif record.type == "http":
+                assert record.url is not None and record.data is not None
+                body = orjson.loads(record.data)
+                body["bids"].insert(0, ["2683.80500000", "1.00000000"])
+                out.http(record.url, orjson.dumps(body).decode(), record.ts_ns)
+    replayer = TapeReplayer(Tape.open(broken))
+    lost = [ev for _, ev in replayer.events() if isinstance(ev, SyncLost)]
+    assert [ev.reason for ev in lost] == ["crossed"]
+    assert lost[0].detail.startswith("bid 2683.805")
+    (session,) = replayer.sessions.values()
+    assert session.counters("ETHUSDT")["crossed"] == 1
+    assert session.state("ETHUSDT") == "awaiting_snapshot"

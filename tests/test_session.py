@@ -22,6 +22,7 @@ from lobfeed import (
     Resynced,
     Session,
     StaleBookError,
+    SyncLost,
     Trade,
     UnknownVenueError,
     VenueErrorMessage,
@@ -77,10 +78,17 @@ def test_gap_resyncs_only_that_symbol() -> None:
     s.receive(depth("ETHUSDT", 5, 6, [["1.0", "1"]], []), 3)
     s.receive_snapshot("ETHUSDT", snapshot(6, [["1.0", "1"]], [["2.0", "1"]]), 4)
     events = s.receive(depth("BTCUSDT", 150, 151, [["10.00", "5"]], []), 5)
-    assert [type(e) for e in events] == [GapDetected, NeedSnapshot]
+    assert [type(e) for e in events] == [GapDetected, SyncLost, NeedSnapshot]
     gap = events[0]
     assert isinstance(gap, GapDetected)
     assert (gap.symbol, gap.expected, gap.received) == ("BTCUSDT", 102, 150)
+    lost = events[1]
+    assert isinstance(lost, SyncLost)
+    assert (lost.symbol, lost.reason, lost.detail) == (
+        "BTCUSDT",
+        "gap",
+        "expected update 102, received 150",
+    )
     assert s.state("BTCUSDT") == "awaiting_snapshot"
     assert s.state("ETHUSDT") == "live"
     # ETHUSDT keeps flowing while BTCUSDT waits.
@@ -121,7 +129,8 @@ def test_bad_number_in_a_depth_frame_resyncs_that_symbol() -> None:
     with pytest.raises(DecodeError) as info:
         s.receive(depth("BTCUSDT", 102, 102, [["10.x", "1"]], []), 3)
     assert info.value.symbol == "BTCUSDT"
-    assert [type(e) for e in info.value.events] == [NeedSnapshot]
+    assert [type(e) for e in info.value.events] == [SyncLost, NeedSnapshot]
+    assert info.value.events[0].reason == "bad-frame"
     assert s.state("BTCUSDT") == "awaiting_snapshot"
     assert s.counters("BTCUSDT")["errors"] == 1
 
@@ -137,7 +146,7 @@ def test_oversized_frame() -> None:
     s = Session("binance", max_frame_bytes=64)
     with pytest.raises(OversizedFrameError):
         s.receive(b" " * 65, 1)
-    assert s.stats() == {"frames": 1, "ignored": 0, "errors": 1}
+    assert s.stats() == {"frames": 1, "ignored": 0, "errors": 1, "unsubscribed": 0}
 
 
 def test_venue_error_message() -> None:

@@ -17,6 +17,7 @@ from lobfeed import (
     NeedSnapshot,
     Resynced,
     Session,
+    SyncLost,
     UnsupportedOptionError,
 )
 from lobfeed.venues import Subscription, spec_for
@@ -98,7 +99,7 @@ def test_okx_resync_by_rest_snapshot() -> None:
 
     # A broken seqId chain: the book is dropped and a new snapshot is asked for.
     events = s.receive(okx_update(111, 120, bids=[("30000.3", "1")]), 5)
-    assert [type(e) for e in events] == [GapDetected, NeedSnapshot]
+    assert [type(e) for e in events] == [GapDetected, SyncLost, NeedSnapshot]
     gap = events[0]
     assert isinstance(gap, GapDetected)
     assert (gap.symbol, gap.expected, gap.received) == ("BTC-USDT", 110, 111)

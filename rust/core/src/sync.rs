@@ -360,6 +360,13 @@ impl SymbolSync {
                             received: ids.last,
                         };
                         self.lose_sync(symbol, reason, out);
+                        // Likely the first of the venue's renumbered stream: kept for the
+                        // next snapshot to bridge to, as after a gap.
+                        self.buffer_push(BufferedDelta {
+                            ids,
+                            exchange_ts_ns,
+                            levels: levels.to_vec(),
+                        });
                         return Ok(false);
                     }
                 }
@@ -680,5 +687,441 @@ impl Symbols {
             sync.on_bad_frame(id, &error, out);
         }
         crate::error::ReceiveError::new(Some(self.name(id).to_owned()), error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FrameError;
+
+    /// Binance spot's chaining, written out here so the core is tested without a venue.
+    struct Contiguous;
+
+    impl SequenceRule for Contiguous {
+        fn bridges(&self, snapshot_id: u64, d: &DeltaIds) -> Continuity {
+            if d.last <= snapshot_id {
+                Continuity::Stale
+            } else if d.first <= snapshot_id + 1 {
+                Continuity::Apply
+            } else {
+                Continuity::Gap {
+                    expected: snapshot_id + 1,
+                    received: d.first,
+                }
+            }
+        }
+        fn follows(&self, last: &DeltaIds, d: &DeltaIds) -> Continuity {
+            self.bridges(last.last, d)
+        }
+    }
+
+    fn dec(text: &str) -> Decimal {
+        Decimal::parse(text).unwrap()
+    }
+
+    fn lvl(side: Side, price: &str, qty: &str) -> LevelChange {
+        (side, dec(price), dec(qty))
+    }
+
+    fn ids(first: u64, last: u64) -> DeltaIds {
+        DeltaIds {
+            first,
+            last,
+            prev: None,
+        }
+    }
+
+    /// A live book at id 100: bids 99/98, asks 101/102.
+    fn live() -> SymbolSync {
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        let book = [
+            lvl(Side::Bid, "99", "1"),
+            lvl(Side::Bid, "98", "1"),
+            lvl(Side::Ask, "101", "1"),
+            lvl(Side::Ask, "102", "1"),
+        ];
+        let mut out = Vec::new();
+        s.on_snapshot(0, &Contiguous, Some(100), &book, 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(s.state(), SyncState::Live);
+        s
+    }
+
+    fn lost(out: &[Event]) -> Vec<LossReason> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::SyncLost { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crossing_delta_loses_sync_before_the_resync_request() {
+        let mut s = live();
+        let mut out = Vec::new();
+        let applied = s
+            .on_delta(
+                0,
+                &Contiguous,
+                ids(101, 101),
+                &[lvl(Side::Bid, "101.50", "2")],
+                0,
+                0,
+                &mut out,
+            )
+            .unwrap();
+        assert!(!applied);
+        let reason = LossReason::Crossed {
+            bid: dec("101.50"),
+            ask: dec("101"),
+        };
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost { symbol: 0, reason },
+                Event::NeedSnapshot { symbol: 0 }
+            ]
+        );
+        assert_eq!(reason.to_string(), "bid 101.50 >= ask 101");
+        assert_eq!(s.state(), SyncState::AwaitingSnapshot);
+        assert!(s.book.is_empty());
+        assert_eq!((s.counters.crossed, s.counters.updates), (1, 1));
+    }
+
+    #[test]
+    fn touching_book_is_crossed_but_a_one_sided_book_is_not() {
+        let mut s = live();
+        let mut out = Vec::new();
+        s.on_unsequenced_delta(0, &[lvl(Side::Ask, "99", "1")], 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(lost(&out).len(), 1, "bid == ask is crossed");
+        let mut s = live();
+        out.clear();
+        let wipe_asks = [lvl(Side::Ask, "101", "0"), lvl(Side::Ask, "102", "0")];
+        assert!(s
+            .on_unsequenced_delta(0, &wipe_asks, 0, 0, &mut out)
+            .unwrap());
+        assert!(lost(&out).is_empty());
+        // An empty ask side, then a bid far above any old ask: still nothing to cross.
+        out.clear();
+        assert!(s
+            .on_unsequenced_delta(0, &[lvl(Side::Bid, "500", "1")], 0, 0, &mut out)
+            .unwrap());
+        assert!(lost(&out).is_empty());
+    }
+
+    #[test]
+    fn crossed_check_can_be_turned_off_per_venue() {
+        let mut s = live();
+        s.set_check_crossed(false);
+        let mut out = Vec::new();
+        assert!(s
+            .on_unsequenced_delta(0, &[lvl(Side::Bid, "105", "1")], 0, 0, &mut out)
+            .unwrap());
+        assert!(s.book.is_crossed());
+        assert_eq!(s.counters.crossed, 0);
+    }
+
+    #[test]
+    fn snapshot_with_bridged_deltas_that_cross_loses_sync() {
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        let mut out = Vec::new();
+        s.on_delta(
+            0,
+            &Contiguous,
+            ids(100, 101),
+            &[lvl(Side::Ask, "98", "3")],
+            0,
+            0,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        out.clear();
+        let book = [lvl(Side::Bid, "99", "1"), lvl(Side::Ask, "101", "1")];
+        s.on_snapshot(0, &Contiguous, Some(100), &book, 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(
+            lost(&out),
+            vec![LossReason::Crossed {
+                bid: dec("99"),
+                ask: dec("98")
+            }]
+        );
+        assert!(!out
+            .iter()
+            .any(|e| matches!(e, Event::BookUpdated { .. } | Event::Resynced { .. })));
+        assert_eq!(out.last(), Some(&Event::NeedSnapshot { symbol: 0 }));
+        assert_eq!(s.state(), SyncState::AwaitingSnapshot);
+        assert_eq!(s.counters.crossed, 1);
+        // A sound snapshot afterwards brings the book back.
+        out.clear();
+        s.on_snapshot(0, &Contiguous, Some(200), &book, 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(s.state(), SyncState::Live);
+        assert!(matches!(out[0], Event::Resynced { .. }));
+    }
+
+    #[test]
+    fn older_delta_than_the_last_loses_sync_but_a_duplicate_is_stale() {
+        let mut s = live();
+        let mut out = Vec::new();
+        let level = [lvl(Side::Bid, "97", "1")];
+        assert!(s
+            .on_delta(0, &Contiguous, ids(101, 110), &level, 0, 0, &mut out)
+            .unwrap());
+        // The same delta again, and one overlapping its ids: harmless repeats.
+        for repeat in [ids(101, 110), ids(105, 110), ids(95, 101)] {
+            out.clear();
+            assert!(!s
+                .on_delta(0, &Contiguous, repeat, &level, 0, 0, &mut out)
+                .unwrap());
+            assert!(out.is_empty(), "{repeat:?}: {out:?}");
+        }
+        assert_eq!(s.counters.stale_dropped, 3);
+        assert_eq!(s.state(), SyncState::Live);
+        // Wholly before the previous delta: the ids went backwards.
+        out.clear();
+        assert!(!s
+            .on_delta(0, &Contiguous, ids(90, 100), &level, 0, 0, &mut out)
+            .unwrap());
+        let reason = LossReason::IdsBackwards {
+            last: 110,
+            received: 100,
+        };
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost { symbol: 0, reason },
+                Event::NeedSnapshot { symbol: 0 }
+            ]
+        );
+        assert_eq!(reason.to_string(), "update id 100 after 110");
+        assert_eq!(s.counters.ids_backwards, 1);
+        assert_eq!(s.counters.stale_dropped, 3);
+        assert_eq!(s.state(), SyncState::AwaitingSnapshot);
+    }
+
+    #[test]
+    fn deltas_older_than_the_snapshot_stay_stale() {
+        // Anchored on the snapshot, not on a delta: old deltas are the normal bridging case.
+        let mut s = live();
+        let mut out = Vec::new();
+        assert!(!s
+            .on_delta(0, &Contiguous, ids(50, 60), &[], 0, 0, &mut out)
+            .unwrap());
+        assert!(out.is_empty());
+        assert_eq!((s.counters.stale_dropped, s.counters.ids_backwards), (1, 0));
+        // Buffered deltas from before the snapshot are dropped as stale when it bridges.
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        for first in [90, 95, 100] {
+            s.on_delta(0, &Contiguous, ids(first, first + 4), &[], 0, 0, &mut out)
+                .unwrap();
+        }
+        out.clear();
+        s.on_snapshot(0, &Contiguous, Some(100), &[], 0, 0, &mut out)
+            .unwrap();
+        assert!(lost(&out).is_empty());
+        assert_eq!(s.state(), SyncState::Live);
+        assert_eq!(s.counters.stale_dropped, 2);
+        assert_eq!(s.last_seq, Some(104));
+    }
+
+    #[test]
+    fn buffer_is_bounded_in_bytes_dropping_the_oldest() {
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        let levels: Vec<LevelChange> = (0..10)
+            .map(|i| lvl(Side::Bid, &format!("{}", i + 1), "1"))
+            .collect();
+        let one = std::mem::size_of::<BufferedDelta>() + 10 * std::mem::size_of::<LevelChange>();
+        s.set_max_buffer_bytes(5 * one);
+        let mut out = Vec::new();
+        for id in 1..=1000u64 {
+            s.on_delta(0, &Contiguous, ids(id, id), &levels, 0, 0, &mut out)
+                .unwrap();
+            assert!(s.buffered_bytes() <= 5 * one);
+        }
+        assert_eq!(s.buffered(), 5);
+        assert_eq!(s.buffered_bytes(), 5 * one);
+        assert_eq!(s.counters.buffer_dropped, 995);
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        // The newest five were kept: a snapshot at 995 bridges to them.
+        out.clear();
+        s.on_snapshot(0, &Contiguous, Some(995), &[], 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(s.state(), SyncState::Live);
+        assert_eq!(s.last_seq, Some(1000));
+        assert_eq!(s.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn dropping_from_a_full_buffer_is_constant_time() {
+        // 200,000 deltas through a buffer holding ~50,000: with `Vec::remove(0)` this is
+        // billions of moves (tens of seconds); with the deque it is instant.
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        s.set_max_buffer_bytes(usize::MAX);
+        let level = [lvl(Side::Bid, "1", "1")];
+        let mut out = Vec::new();
+        let start = std::time::Instant::now();
+        for id in 1..=200_000u64 {
+            s.on_delta(0, &Contiguous, ids(id, id), &level, 0, 0, &mut out)
+                .unwrap();
+        }
+        assert_eq!(s.buffered(), MAX_BUFFERED_DELTAS);
+        assert_eq!(s.counters.buffer_dropped, 150_000);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_single_delta_over_the_bound_is_still_kept() {
+        let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
+        s.set_max_buffer_bytes(1);
+        let mut out = Vec::new();
+        let level = [lvl(Side::Bid, "1", "1")];
+        for id in 1..=3u64 {
+            s.on_delta(0, &Contiguous, ids(id, id), &level, 0, 0, &mut out)
+                .unwrap();
+        }
+        assert_eq!(
+            s.buffered(),
+            1,
+            "the newest delta is the one a snapshot bridges to"
+        );
+        assert_eq!(s.counters.buffer_dropped, 2);
+    }
+
+    #[test]
+    fn gap_checksum_bad_frame_and_rejected_each_say_why() {
+        let mut s = live();
+        let mut out = Vec::new();
+        s.on_delta(0, &Contiguous, ids(105, 106), &[], 0, 0, &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::GapDetected {
+                    symbol: 0,
+                    expected: 101,
+                    received: 105
+                },
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::Gap {
+                        expected: 101,
+                        received: 105
+                    }
+                },
+                Event::NeedSnapshot { symbol: 0 }
+            ]
+        );
+        let mut s = live();
+        out.clear();
+        assert!(!s.on_checksum(0, 7, 9, &mut out));
+        assert_eq!(
+            lost(&out),
+            vec![LossReason::Checksum {
+                expected: 7,
+                computed: 9
+            }]
+        );
+        assert!(matches!(out[0], Event::ChecksumMismatch { .. }));
+        assert_eq!(out.last(), Some(&Event::NeedSnapshot { symbol: 0 }));
+        let mut s = live();
+        out.clear();
+        s.on_bad_frame(0, &FrameError::Json("eof".into()), &mut out);
+        assert_eq!(lost(&out), vec![LossReason::BadFrame]);
+        let mut s = live();
+        out.clear();
+        let err = s
+            .on_delta(
+                0,
+                &Contiguous,
+                ids(101, 101),
+                &[lvl(Side::Bid, "1", "-1")],
+                0,
+                0,
+                &mut out,
+            )
+            .unwrap_err();
+        s.on_bad_frame(0, &FrameError::Book(err), &mut out);
+        assert_eq!(lost(&out), vec![LossReason::Rejected]);
+        assert_eq!(s.counters.errors, 1);
+        let names: Vec<&str> = [
+            LossReason::Gap {
+                expected: 1,
+                received: 2,
+            },
+            LossReason::Checksum {
+                expected: 1,
+                computed: 2,
+            },
+            LossReason::BadFrame,
+            LossReason::Rejected,
+            LossReason::Crossed {
+                bid: dec("1"),
+                ask: dec("1"),
+            },
+            LossReason::IdsBackwards {
+                last: 2,
+                received: 1,
+            },
+        ]
+        .iter()
+        .map(LossReason::name)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "gap",
+                "checksum",
+                "bad-frame",
+                "rejected",
+                "crossed",
+                "ids-backwards"
+            ]
+        );
+    }
+
+    #[test]
+    fn out_of_range_price_rejected_once_not_twice() {
+        let mut s = live();
+        let mut out = Vec::new();
+        // Parses, passes validation, but cannot be keyed at the book's scale.
+        let huge = lvl(Side::Bid, "0.000000000000000001", "1");
+        let err = s
+            .on_delta(0, &Contiguous, ids(101, 101), &[huge], 0, 0, &mut out)
+            .unwrap_err();
+        assert!(out.is_empty(), "the caller reports it: {out:?}");
+        assert_eq!(s.state(), SyncState::AwaitingSnapshot);
+        s.on_bad_frame(0, &FrameError::Book(err), &mut out);
+        assert_eq!(lost(&out), vec![LossReason::Rejected]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(s.counters.errors, 1);
+    }
+
+    fn session_names(symbols: &Symbols) -> Vec<&str> {
+        symbols.names().iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn allowlist_matches_any_ascii_case_and_keeps_the_venue_spelling() {
+        let wanted = vec!["ethusdt".to_owned(), "BTC-USD".to_owned()];
+        let mut symbols = Symbols::configured(Some(&wanted), 1234);
+        let make = || SymbolSync::new(ResyncBy::Snapshot, None);
+        assert_eq!(symbols.intern("ETHUSDT", make), Some(0));
+        assert_eq!(symbols.intern("btc-usd", make), Some(1));
+        assert_eq!(symbols.intern("ETHUSDT", make), Some(0));
+        assert_eq!(symbols.intern("BNBUSDT", make), None);
+        assert_eq!(symbols.intern("ETHUSD", make), None);
+        assert_eq!(session_names(&symbols), ["ETHUSDT", "btc-usd"]);
+        assert_eq!(symbols.unsubscribed(), 2);
+        assert_eq!(symbols.id("BNBUSDT"), None);
+        assert_eq!(symbols.sync(0).unwrap().max_buffer_bytes, 1234);
+        // No list: everything is taken, nothing counted.
+        let mut all = Symbols::new();
+        assert_eq!(all.intern("ANY", make), Some(0));
+        assert_eq!(all.unsubscribed(), 0);
     }
 }

@@ -619,6 +619,7 @@ fn read_kline<'a>(s: &mut Scanner<'a>) -> Result<Kline<'a>, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::SyncState;
 
     #[test]
     fn refused_requests_are_typed_venue_errors_and_change_no_book() {
@@ -651,5 +652,99 @@ mod tests {
         assert_eq!(sync.buffered(), 1, "the buffered update is kept");
         assert_eq!(sync.counters.errors, 0);
         assert_eq!((s.stats().errors, s.stats().ignored), (2, 0));
+    }
+
+    fn depth(first: u64, last: u64, bid: &str) -> String {
+        format!(
+            r#"{{"stream":"bnbbtc@depth","data":{{"e":"depthUpdate","E":1,"s":"BNBBTC","U":{first},"u":{last},"b":[["{bid}","1"]],"a":[]}}}}"#
+        )
+    }
+
+    #[test]
+    fn ids_going_backwards_lose_sync_and_a_snapshot_recovers() {
+        use crate::event::LossReason;
+        let mut s = BinanceSession::new(Market::Spot, SessionOptions::default());
+        let mut out = Vec::new();
+        s.receive(depth(100, 105, "0.0020").as_bytes(), 1, &mut out)
+            .unwrap();
+        let body = br#"{"lastUpdateId":102,"bids":[["0.0010","5"]],"asks":[["0.0030","5"]]}"#;
+        s.receive_snapshot("BNBBTC", body, 2, &mut out).unwrap();
+        s.receive(depth(106, 110, "0.0021").as_bytes(), 3, &mut out)
+            .unwrap();
+        assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(110));
+        // A repeat of the last event: dropped as stale, nothing said.
+        out.clear();
+        s.receive(depth(106, 110, "0.0021").as_bytes(), 4, &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        // The venue's ids restart lower: before, every later event was dropped as stale
+        // and the book froze; now the symbol says so and asks for a snapshot.
+        s.receive(depth(7, 9, "0.0022").as_bytes(), 5, &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::SyncLost {
+                    symbol: 0,
+                    reason: LossReason::IdsBackwards {
+                        last: 110,
+                        received: 9
+                    }
+                },
+                Event::NeedSnapshot { symbol: 0 }
+            ]
+        );
+        let sync = s.symbols().sync(0).unwrap();
+        assert_eq!(sync.state(), SyncState::AwaitingSnapshot);
+        assert_eq!(
+            (sync.counters.ids_backwards, sync.counters.stale_dropped),
+            (1, 1)
+        );
+        assert_eq!(sync.buffered(), 1);
+        // The new stream is buffered and bridged to a snapshot of it.
+        out.clear();
+        s.receive(depth(10, 12, "0.0023").as_bytes(), 6, &mut out)
+            .unwrap();
+        let body = br#"{"lastUpdateId":11,"bids":[["0.0010","5"]],"asks":[["0.0030","5"]]}"#;
+        s.receive_snapshot("BNBBTC", body, 7, &mut out).unwrap();
+        assert!(out
+            .iter()
+            .any(|e| matches!(e, Event::Resynced { seq: Some(12), .. })));
+        let sync = s.symbols().sync(0).unwrap();
+        assert_eq!(sync.state(), SyncState::Live);
+        assert_eq!(sync.counters.resyncs, 1);
+        assert_eq!(
+            sync.counters.stale_dropped, 2,
+            "7..=9 is before the new snapshot"
+        );
+        assert_eq!(
+            sync.book.best_bid().map(|l| l.price.to_string()),
+            Some("0.0023".to_owned())
+        );
+    }
+
+    #[test]
+    fn unsubscribed_symbols_create_nothing_and_are_counted() {
+        let options = SessionOptions {
+            symbols: Some(vec!["ethusdt".to_owned()]),
+            ..SessionOptions::default()
+        };
+        let mut s = BinanceSession::new(Market::Spot, options);
+        let mut out = Vec::new();
+        s.receive(depth(100, 105, "0.0020").as_bytes(), 1, &mut out)
+            .unwrap();
+        let trade = br#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1,"m":true}}"#;
+        s.receive(trade, 2, &mut out).unwrap();
+        let body = br#"{"lastUpdateId":102,"bids":[["0.0010","5"]],"asks":[]}"#;
+        s.receive_snapshot("BNBBTC", body, 3, &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(s.symbols().len(), 0);
+        assert_eq!(s.stats().unsubscribed, 3);
+        // The subscribed one, spelled as the venue spells it.
+        let eth = depth(100, 105, "0.0020").replace("BNBBTC", "ETHUSDT");
+        s.receive(eth.as_bytes(), 4, &mut out).unwrap();
+        assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
+        assert_eq!(s.symbols().names(), ["ETHUSDT"]);
+        assert_eq!(s.stats().unsubscribed, 3);
     }
 }

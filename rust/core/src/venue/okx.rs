@@ -1075,7 +1075,7 @@ mod tests {
                     symbol: 0,
                     reason: LossReason::Checksum {
                         expected: wrong as i32 as u32,
-                        computed: computed,
+                        computed,
                     },
                 },
                 Event::NeedResubscribe { symbol: 0 },

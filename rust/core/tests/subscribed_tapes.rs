@@ -1,0 +1,127 @@
+//! `SessionOptions::symbols` on real tapes: frames of the other symbols create no state and are
+//! counted, and the subscribed symbol's book is exactly what an unfiltered session builds.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{query_param, query_symbol, read_tape};
+use lobfeed_core::{new_session, Session, SessionOptions, Side};
+
+fn replay(name: &str, options: &SessionOptions) -> BTreeMap<String, Box<dyn Session>> {
+    let tape = read_tape(name);
+    let venue = tape[0].venue.clone().expect("header names the venue");
+    let mut sessions: BTreeMap<String, Box<dyn Session>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in &tape[1..] {
+        let data = r.data.as_deref().unwrap_or("").as_bytes();
+        let targets: Vec<String> = match r.kind.as_str() {
+            "recv" => vec![r.conn.clone().unwrap_or_default()],
+            "http" => sessions.keys().cloned().collect(),
+            _ => continue,
+        };
+        for conn in targets {
+            let session = sessions
+                .entry(conn)
+                .or_insert_with(|| new_session(&venue, options.clone()).unwrap());
+            out.clear();
+            let _ = if r.kind == "http" {
+                let url = r.url.as_deref().unwrap_or("");
+                let Some(symbol) = query_symbol(url).or_else(|| query_param(url, "instId")) else {
+                    continue;
+                };
+                session.receive_snapshot(&symbol, data, r.ts_ns, &mut out)
+            } else {
+                session.receive(data, r.ts_ns, &mut out)
+            };
+        }
+    }
+    sessions
+}
+
+fn book_text(session: &dyn Session, symbol: &str) -> Vec<String> {
+    let symbols = session.symbols();
+    let id = symbols.id(symbol).expect("symbol kept");
+    let book = &symbols.sync(id).unwrap().book;
+    [Side::Bid, Side::Ask]
+        .into_iter()
+        .flat_map(|side| book.levels(side).map(|l| format!("{}:{}", l.price, l.qty)))
+        .collect()
+}
+
+/// Subscribes to `wanted` (spelled differently from the venue) and checks the result against
+/// an unfiltered replay of the same tape.
+fn check(tape: &str, venue_spelling: &str, wanted: &str) {
+    let all = replay(tape, &SessionOptions::default());
+    assert!(
+        all.values().map(|s| s.symbols().len()).sum::<usize>() > 1,
+        "{tape}: needs several symbols"
+    );
+    let options = SessionOptions {
+        symbols: Some(vec![wanted.to_owned()]),
+        ..SessionOptions::default()
+    };
+    let some = replay(tape, &options);
+    let mut unsubscribed = 0;
+    let mut seen = false;
+    for (conn, session) in &some {
+        let names = session.symbols().names();
+        assert!(names.len() <= 1, "{tape} {conn}: {names:?}");
+        unsubscribed += session.stats().unsubscribed;
+        if names.len() == 1 {
+            assert_eq!(names[0], venue_spelling);
+            let full = all[conn].as_ref();
+            assert_eq!(
+                book_text(session.as_ref(), venue_spelling),
+                book_text(full, venue_spelling)
+            );
+            assert!(!book_text(full, venue_spelling).is_empty());
+            seen = true;
+        }
+    }
+    assert!(seen, "{tape}: {venue_spelling} never seen");
+    assert!(unsubscribed > 0, "{tape}");
+}
+
+#[test]
+fn binance_keeps_only_the_subscribed_symbol() {
+    check(
+        "binance-coinm-10sym-2021.jsonl.gz",
+        "XRPUSD_PERP",
+        "xrpusd_perp",
+    );
+}
+
+#[test]
+fn okx_keeps_only_the_subscribed_instrument() {
+    check("okx-books-3inst-2022.jsonl.gz", "BTC-USDT", "btc-usdt");
+}
+
+#[test]
+fn kraken_keeps_only_the_subscribed_pair() {
+    check(
+        "kraken-v1-book1000-10sym-2021.jsonl.gz",
+        "OMG/USD",
+        "omg/usd",
+    );
+}
+
+#[test]
+fn bitfinex_keeps_only_the_subscribed_channel_symbol() {
+    check("bitfinex-book-p0-7sym-2021.jsonl.gz", "tMNABTC", "tmnabtc");
+}
+
+#[test]
+fn bybit_keeps_only_the_subscribed_symbol_on_each_connection() {
+    check("bybit-2026.jsonl.gz", "ETHUSDT", "ethusdt");
+}
+
+#[test]
+fn coinbase_keeps_only_the_subscribed_product() {
+    check("coinbase-2026.jsonl.gz", "ETH-USD", "eth-usd");
+}
+
+#[test]
+fn gemini_keeps_only_the_subscribed_symbol() {
+    check("gemini-v2-l2-10sym-2021.jsonl.gz", "GRTUSD", "grtusd");
+}
