@@ -57,7 +57,7 @@ system-deps: ## Debian packages the tests drive (tmux for the headless printer t
 test-python: build bench-deps system-deps ## Python tests against the local exchange server (and the benches, briefly)
 	$(VENV)/bin/pytest -q
 
-lint: build ## rustfmt, clippy, ruff, mypy --strict, stubtest
+lint: build bench-deps ## rustfmt, clippy, ruff, mypy --strict, stubtest
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches

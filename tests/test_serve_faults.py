@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
-from lobfeed._native import ChecksumMismatch, GapDetected, Session
+from lobfeed._native import ChecksumMismatch, GapDetected, Session, SyncLost
 from lobfeed.exceptions import FaultSpecError, LobfeedError
 from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
@@ -361,12 +361,15 @@ async def test_crossed_level_keeps_the_ids(spot: Tape) -> None:
     assert (bad["U"], bad["u"]) == (good["U"], good["u"])
     top = max(float(p) for p, _ in good["b"] + good["a"])
     assert float(bad["b"][0][0]) == pytest.approx(top * 10)
-    # Fed to a book, it leaves the best bid above the best ask, though no id is out of line.
+    # Fed to a book, it puts the best bid above the best ask though no id is out of line:
+    # the session drops that book as crossed.
     session = Session("binance")
     session.receive_snapshot("NKNUSDT", snapshot_path(spot, "NKNUSDT")[1], 0)
-    for frame in frames[:3]:
+    for frame in frames[:2]:
         session.receive(frame, 1)
-    assert session.book("NKNUSDT").crossed
+    lost = [e for e in session.receive(frames[2], 1) if isinstance(e, SyncLost)]
+    assert [e.reason for e in lost] == ["crossed"]
+    assert session.counters("NKNUSDT")["crossed"] == 1
 
 
 async def test_ids_rewind_then_continue(spot: Tape) -> None:

@@ -21,6 +21,7 @@ from lobfeed._native import (
     Quote,
     Resynced,
     Session,
+    SyncLost,
 )
 from lobfeed.exceptions import FrameError
 from lobfeed.tape import Tape, TapeRecord
@@ -128,6 +129,9 @@ def replay(tape: Tape, out: IO[bytes], *, depth: int = DEFAULT_DEPTH) -> int:
         elif isinstance(ev, ChecksumMismatch):
             line = _event_line(record, venue, ev.symbol, "checksum_mismatch")
             line.update(expected=ev.expected, computed=ev.computed)
+        elif isinstance(ev, SyncLost):
+            line = _event_line(record, venue, ev.symbol, "sync_lost")
+            line.update(reason=ev.reason, detail=ev.detail)
         elif isinstance(ev, Rejected):
             line = _event_line(record, venue, ev.symbol, "error")
             line["error"] = str(ev.error)
@@ -152,6 +156,8 @@ class Proof:
     book_updates: int = 0
     symbols: int = 0
     crossed: int = 0
+    """Crossed books: delivered ones, and those the session dropped for being crossed."""
+    ids_backwards: int = 0
     quotes_checked: int = 0
     quotes_agreed: int = 0
     checksums_checked: int = 0
@@ -177,6 +183,8 @@ class Proof:
                 f"{self.quotes_checked - self.quotes_agreed} of {self.quotes_checked} "
                 "best bid/ask disagree with the venue's ticker"
             )
+        if self.ids_backwards:
+            problems.append(f"{self.ids_backwards} updates whose ids went backwards")
         if self.checksum_mismatches:
             problems.append(f"{self.checksum_mismatches} checksum mismatches")
         if self.frame_errors:
@@ -192,6 +200,7 @@ class Proof:
             "book_updates": self.book_updates,
             "symbols": self.symbols,
             "crossed": self.crossed,
+            "ids_backwards": self.ids_backwards,
             "quotes_checked": self.quotes_checked,
             "quotes_agreed": self.quotes_agreed,
             "checksums_checked": self.checksums_checked,
@@ -244,6 +253,8 @@ def verify(tape: Tape) -> Proof:
             proof.trades += 1
         elif isinstance(ev, Candle):
             proof.candles += 1
+        elif isinstance(ev, SyncLost):
+            proof.disagreements.append(f"{ev.symbol} book dropped ({ev.reason}): {ev.detail}")
         elif isinstance(ev, Rejected):
             proof.frame_errors += 1
             proof.disagreements.append(f"rejected frame ({ev.symbol}): {ev.error}")
@@ -265,6 +276,8 @@ def verify(tape: Tape) -> Proof:
             proof.checksum_mismatches += counters["checksum_mismatches"]
             proof.gaps += counters["gaps"]
             proof.resyncs += counters["resyncs"]
+            proof.crossed += counters["crossed"]
+            proof.ids_backwards += counters["ids_backwards"]
     proof.symbols = len(symbols)
     proof.max_depth = (max_bids, max_asks)
     proof.min_depth = (min_bids or 0, min_asks or 0)
