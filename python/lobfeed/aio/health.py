@@ -48,7 +48,7 @@ class SymbolHealth:
     connection: str | None
     """The connection carrying the symbol (``c1``, ``c2``, ...)."""
     frames: int = 0
-    """Frames that carried data of this symbol (book, trades, quotes, candles)."""
+    """Book frames of this symbol (applied, stale, dropped or undecodable)."""
     updates: int = 0
     """Book updates applied."""
     gaps: int = 0
@@ -91,7 +91,7 @@ class HealthTracker:
         self.stale_after_ns = int(stale_after * 1e9)
         self._emit = emit
         self._lag = lag
-        # Without a book channel a symbol is in sync once any of its frames arrived.
+        # Without a book channel a symbol is live once its first frame arrived.
         self.has_book = has_book
         self._entries: dict[str, _Entry] = {symbol: _Entry() for symbol in symbols}
         self._session: Session | None = None
@@ -190,7 +190,13 @@ class HealthTracker:
             entry.seen = {key: counters[key] for key in _SESSION_COUNTERS}
             entry.seen["frames"] = frames
             entry.seen["dropped"] = counters["stale_dropped"] + counters["buffer_dropped"]
-            in_sync = session.state(name) == "live" if self.has_book else frames > 0
+            if not self.has_book:
+                # Trades and candles may be quiet for minutes on a healthy stream: without a
+                # book such a symbol is live once it streams and is never called stale.
+                if entry.state == SYNCING:
+                    self.change(symbol, LIVE, "streaming")
+                continue
+            in_sync = session.state(name) == "live"
             if entry.state in (SYNCING, RESYNCING, STALE) and in_sync:
                 if entry.state != STALE or not self._is_stale(entry, now):
                     self.change(symbol, LIVE, "book in sync")
@@ -198,8 +204,10 @@ class HealthTracker:
                 self.change(symbol, STALE, self._stale_reason(entry, now))
 
     def _is_stale(self, entry: _Entry, now: int) -> bool:
+        # Measured from the last update, not from the last change of state: a stale symbol
+        # stays stale until an update comes.
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
-        return now - max(last, entry.since_ns) >= self.stale_after_ns
+        return now - last >= self.stale_after_ns
 
     def _stale_reason(self, entry: _Entry, now: int) -> str:
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
