@@ -15,17 +15,24 @@ from __future__ import annotations
 
 import os
 
+from lobfeed.events import Connected, Disconnected, StatusChanged
 from lobfeed.exceptions import (
     BookRejectedError,
+    BookUnavailableError,
+    ConfigError,
+    ConnectError,
     ConnectionLostError,
     DecodeError,
     FaultSpecError,
     FrameError,
+    HandshakeRejectedError,
     LobfeedError,
     OversizedFrameError,
     RateLimitedError,
     SnapshotError,
     StaleBookError,
+    SubscriptionRejectedError,
+    SymbolRejectedError,
     TapeFormatError,
     UnknownVenueError,
     UnsupportedOptionError,
@@ -36,15 +43,24 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BookRejectedError",
+    "BookUnavailableError",
+    "ConfigError",
+    "ConnectError",
+    "Connected",
     "ConnectionLostError",
     "DecodeError",
+    "Disconnected",
     "FaultSpecError",
     "FrameError",
+    "HandshakeRejectedError",
     "LobfeedError",
     "OversizedFrameError",
     "RateLimitedError",
     "SnapshotError",
     "StaleBookError",
+    "StatusChanged",
+    "SubscriptionRejectedError",
+    "SymbolRejectedError",
     "TapeFormatError",
     "UnknownVenueError",
     "UnsupportedOptionError",
@@ -70,13 +86,17 @@ if not os.environ.get("LOBFEED_NO_NATIVE"):
         supported_venues,
     )
     from lobfeed.aio.feed import Feed
+    from lobfeed.aio.health import SymbolHealth
+    from lobfeed.aio.options import ConnectOptions
 
     __all__ += [
         "BookUpdate",
         "BookView",
         "Candle",
         "ChecksumMismatch",
+        "ConnectOptions",
         "Feed",
+        "SymbolHealth",
         "GapDetected",
         "NeedResubscribe",
         "NeedSnapshot",
