@@ -215,7 +215,7 @@ async def _book(
         rest_url=rest_url,
         reconnect=reconnect,
     )
-    printer.session_of = lambda: feed.session
+    printer.session_of = lambda: feed.session_for(symbol)
     printer.health_of = lambda: feed.health().get(symbol)
     run = asyncio.ensure_future(feed.run())
     if duration is not None:

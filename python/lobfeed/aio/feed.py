@@ -82,6 +82,8 @@ class FeedStats:
     snapshot_retries: int = 0
     stale_snapshots: int = 0
     rate_limited: int = 0
+    budget_waits: int = 0
+    """Snapshot requests that waited for the venue's request-weight budget."""
     resubscribes: int = 0
     resync_timeouts: int = 0
     replaced_connections: int = 0
@@ -99,15 +101,15 @@ class FeedStats:
 class Connection:
     """One websocket connection's life: its link, its session, the tasks that die with it."""
 
-    def __init__(self, feed: Feed, number: int, link: links.Link, session: Session) -> None:
+    def __init__(
+        self, feed: Feed, slot: Slot, number: int, link: links.Link, session: Session
+    ) -> None:
         self.feed = feed
+        self.slot = slot
         self.name = f"c{number}"
         self.link = link
         self.session = session
         self.opened = time.monotonic()
-        #: When every symbol was last seen live together (None: not since the last fault).
-        self.all_live_since: float | None = None
-        self.healthy = False
         #: Why we are closing it ourselves, if we are.
         self.replacing: str | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -154,6 +156,172 @@ class Connection:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Slot:
+    """A group of symbols that share one connection at a time, with its reconnect loop.
+
+    The venue's limits (streams per connection, URL length, arguments per message) decide
+    the groups (``VenueSpec.split``); each group reconnects on its own, with its own backoff,
+    so a fault on one connection touches only its symbols.
+    """
+
+    def __init__(self, feed: Feed, index: int, subscription: Subscription) -> None:
+        self.feed = feed
+        self.index = index
+        self.subscription = subscription
+        self.symbols = subscription.symbols
+        self.conn: Connection | None = None
+        self.last_session: Session | None = None
+        #: Since when every symbol of the current connection is live (None: not all are).
+        self.live_since: float | None = None
+        self.healthy = False
+
+    @property
+    def session(self) -> Session | None:
+        return self.conn.session if self.conn is not None else self.last_session
+
+    def check_healthy(self) -> None:
+        """A connection is healthy once all its books stayed live for ``healthy_after``."""
+        if self.conn is None:
+            return
+        if self.feed.tracker.all_in(LIVE, self.symbols):
+            now = time.monotonic()
+            if self.live_since is None:
+                self.live_since = now
+            elif now - self.live_since >= self.feed.options.healthy_after:
+                self.healthy = True
+        else:
+            self.live_since = None
+
+    async def run(self) -> None:
+        """Connects, serves and reconnects until the feed stops; raises what must end it."""
+        feed = self.feed
+        backoff = feed.options.backoff
+        delays: Iterator[float] = backoff.delays()
+        failures = 0
+        while not feed._stopping.is_set():
+            self.healthy, self.live_since = False, None
+            done = await self._life()
+            if done or feed._stopping.is_set() or feed._fatal is not None:
+                return
+            if self.healthy:
+                delays, failures = backoff.delays(), 0
+            else:
+                failures += 1
+                limit = feed.options.max_attempts
+                if limit is not None and failures >= limit:
+                    raise ConnectError(
+                        f"{feed.venue}: {failures} connection attempts in a row never "
+                        f"became healthy (max_attempts {limit})",
+                        url=feed.ws_url,
+                    )
+            feed.stats.reconnects += 1
+            delay = next(delays)
+            log.info(
+                "%s: reconnecting in %.2fs (attempt %d)",
+                feed.venue,
+                delay,
+                failures + 1,
+                extra={"venue": feed.venue, "slot": self.index},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed._stopping.wait(), delay)
+
+    async def _life(self) -> bool:
+        """One connection, from opening to its end; returns True when this group is done
+        (a clean end with ``reconnect=False``). Raises a permanent handshake refusal, or any
+        loss when ``reconnect=False``."""
+        feed = self.feed
+        url = feed.spec.connect_url(feed.ws_url, self.subscription)
+        number = feed._next_number()
+        name = f"c{number}"
+        feed.tracker.connecting(self.symbols, f"connecting {name} to {links.short_url(url, 80)}")
+        try:
+            link = await links.connect(url, feed.options)
+        except ConnectError as e:
+            feed.stats.connect_failures += 1
+            final = isinstance(e, HandshakeRejectedError) or not feed.reconnect
+            self._disconnected(name, e.status, str(e), final=final)
+            if final:
+                raise
+            log.warning("%s: %s", feed.venue, e, extra={"venue": feed.venue})
+            return False
+        session = feed._new_session(self.symbols)
+        conn = Connection(feed, self, number, link, session)
+        self.conn = conn
+        feed.resyncer.forget(self.symbols)
+        feed.stats.connections += 1
+        if feed._tape is not None:
+            feed._tape.open(conn.name, url)
+        log.info("%s: %s connected to %s", feed.venue, conn.name, links.short_url(url))
+        feed.dispatcher.emit_status(Connected(feed.venue, conn.name, url, time.time_ns()))
+        feed.tracker.connected(session, conn.name, self.symbols)
+        conn.spawn(feed._watch_idle(conn))
+        feed._start_heartbeat(conn)
+
+        on_frame: links.OnFrame = functools.partial(feed._on_frame, session)
+        tape = feed._tape
+        if tape is not None:
+
+            def recorded(raw: bytes, ts_ns: int) -> None:
+                tape.recv(conn.name, raw.decode("utf-8", "replace"), ts_ns)
+                feed._on_frame(session, raw, ts_ns)
+
+            on_frame = recorded
+
+        try:
+            try:
+                for message in feed.spec.subscribe_messages(self.subscription):
+                    await conn.send(message)
+            except ConnectionError:
+                pass  # closed while subscribing: run() below reports how
+            info = await link.run(on_frame)
+            code, reason = info.code, info.reason
+            if conn.replacing is not None:
+                reason = conn.replacing
+            elif info.by_us and not feed._stopping.is_set():
+                reason = f"dropped by us: {reason or 'no frame'}"
+        finally:
+            await conn.end()
+            feed._unsubscribed_before += session.stats().get("unsubscribed", 0)
+            self.conn = None
+            self.last_session = session
+            feed._sync_stats()
+        self.check_healthy_at_end()
+        stopping = feed._stopping.is_set() or feed._fatal is not None
+        final = stopping or not feed.reconnect
+        self._disconnected(conn.name, code, reason, final=final)
+        if stopping:
+            return True
+        if not feed.reconnect:
+            if info.clean and not info.by_us:
+                return True
+            raise ConnectionLostError(
+                f"{feed.venue}: connection {conn.name} to {links.short_url(url)} lost "
+                f"(code {code}: {reason or 'no reason given'})"
+            )
+        log.warning(
+            "%s: %s closed (code %s: %s)",
+            feed.venue,
+            conn.name,
+            code,
+            reason or "no reason given",
+            extra={"venue": feed.venue, "connection": conn.name, "code": code},
+        )
+        return False
+
+    def check_healthy_at_end(self) -> None:
+        if self.live_since is not None:
+            elapsed = time.monotonic() - self.live_since
+            self.healthy |= elapsed >= self.feed.options.healthy_after
+
+    def _disconnected(self, name: str, code: int | None, reason: str, *, final: bool) -> None:
+        feed = self.feed
+        feed.tracker.disconnected(
+            self.symbols, f"{name} closed (code {code}): {reason}", final=final
+        )
+        feed.dispatcher.emit_status(Disconnected(feed.venue, name, code, reason, time.time_ns()))
 
 
 class Feed:
@@ -273,10 +441,15 @@ class Feed:
             has_book=BOOK in self.subscription.channels,
         )
         self.resyncer = Resync(self)
+        # The venue's limits decide how many connections the symbols need.
+        self.slots = [
+            Slot(self, index, sub) for index, sub in enumerate(self.spec.split(self.subscription))
+        ]
+        self._slot_of = {
+            symbol.lower(): slot for slot in self.slots for symbol in slot.subscription.symbols
+        }
         self._record_path = record
         self._tape: TapeWriter | None = None
-        self._conn: Connection | None = None
-        self._last_session: Session | None = None
         self._http: aiohttp.ClientSession | None = None
         self._number = 0
         self._fatal: LobfeedError | None = None
@@ -288,9 +461,15 @@ class Feed:
 
     @property
     def session(self) -> Session | None:
-        """The current connection's session (a new one after each reconnect); during an
-        outage, the last one, its books marked ``disconnected``."""
-        return self._conn.session if self._conn is not None else self._last_session
+        """The session of the first connection (a new one after each reconnect); during an
+        outage, the last one, its books marked ``disconnected``. ``session_for(symbol)`` when
+        the symbols are split over several connections."""
+        return self.slots[0].session
+
+    def session_for(self, symbol: str) -> Session | None:
+        """The session holding ``symbol``'s book (its connection's, or the last one's)."""
+        slot = self._slot_of.get(symbol.lower())
+        return slot.session if slot is not None else None
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -301,11 +480,12 @@ class Feed:
     def book(self, symbol: str) -> BookView:
         """A view of a symbol's current book. ``view.state`` says whether it is ``live``; a
         book kept from a connection that is down reads ``disconnected``."""
-        session = self.session
+        session = self.session_for(symbol)
         state = self.tracker.state(symbol)
         if session is None:
+            known = "not connected" if symbol.lower() in self._slot_of else "not subscribed"
             raise BookUnavailableError(
-                f"{self.venue} {symbol}: no book yet (not connected)", symbol=symbol, state=state
+                f"{self.venue} {symbol}: no book yet ({known})", symbol=symbol, state=state
             )
         for name in (symbol, *session.symbols()):
             if name == symbol or name.lower() == symbol.lower():
@@ -320,184 +500,84 @@ class Feed:
         )
 
     def health(self) -> dict[str, SymbolHealth]:
-        """Each subscribed symbol's state, counters, last update and lag."""
+        """Each subscribed symbol's state, counters, last update, lag and connection."""
         self._sync_stats()
         return self.tracker.snapshot()
 
     def stop(self) -> None:
         """Ends ``run()`` after the frame being handled."""
         self._stopping.set()
-        conn = self._conn
-        if conn is not None:
-            conn.spawn(conn.link.close())
+        for slot in self.slots:
+            conn = slot.conn
+            if conn is not None:
+                conn.spawn(conn.link.close())
 
     async def run(self) -> None:
-        """Connects and dispatches until ``stop()``; reconnects unless ``reconnect=False``."""
+        """Connects and dispatches until ``stop()``; reconnects unless ``reconnect=False``.
+
+        Each group of symbols the venue's limits allow on one connection gets its own
+        connection, reconnected on its own: a fault on one resyncs only its symbols.
+        """
         self._stopping = asyncio.Event()
         self._fatal = None
-        backoff = self.options.backoff
-        delays: Iterator[float] = backoff.delays()
-        failures = 0
         with self._recording():
             async with aiohttp.ClientSession(trust_env=False) as http:
                 self._http = http
                 await self.dispatcher.start()
                 watcher = asyncio.ensure_future(self._watch_health())
+                lives = [asyncio.ensure_future(slot.run()) for slot in self.slots]
                 try:
-                    while not self._stopping.is_set():
-                        healthy = await self._connection_life()
-                        if self._fatal is not None:
-                            raise self._fatal
-                        if self._stopping.is_set():
-                            return
-                        if healthy:
-                            delays, failures = backoff.delays(), 0
-                        else:
-                            failures += 1
-                            limit = self.options.max_attempts
-                            if limit is not None and failures >= limit:
-                                raise ConnectError(
-                                    f"{self.venue}: {failures} connection attempts in a row "
-                                    f"never became healthy (max_attempts {limit})",
-                                    url=self.ws_url,
-                                )
-                        self.stats.reconnects += 1
-                        delay = next(delays)
-                        log.info(
-                            "%s: reconnecting in %.2fs (attempt %d)",
-                            self.venue,
-                            delay,
-                            failures + 1,
-                            extra={"venue": self.venue},
-                        )
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._stopping.wait(), delay)
+                    done, _ = await asyncio.wait(lives, return_when=asyncio.FIRST_EXCEPTION)
+                    for task in done:
+                        if not task.cancelled() and task.exception() is not None:
+                            raise task.exception()  # type: ignore[misc]
+                    if self._fatal is not None:
+                        raise self._fatal
                 finally:
+                    self._stopping.set()
+                    for slot in self.slots:
+                        if slot.conn is not None:
+                            slot.conn.link.abort()
+                    await asyncio.gather(*lives, return_exceptions=True)
                     watcher.cancel()
                     await asyncio.gather(watcher, return_exceptions=True)
-                    self.resyncer.new_connection()
+                    self.resyncer.forget(self.subscription.symbols)
                     await self.dispatcher.stop()
                     self._sync_stats()
                     self._http = None
 
     # -- connection ---------------------------------------------------------------------
 
-    async def _connection_life(self) -> bool:
-        """Opens one connection and serves it until it ends; returns whether it was healthy.
-
-        Raises what must end ``run()``: a permanent handshake refusal, or any loss when
-        ``reconnect=False``.
-        """
-        url = self.spec.connect_url(self.ws_url, self.subscription)
-        self._number += 1
-        name = f"c{self._number}"
-        self.tracker.connecting(f"connecting {name} to {links.short_url(url, 80)}")
-        try:
-            link = await links.connect(url, self.options)
-        except ConnectError as e:
-            self.stats.connect_failures += 1
-            final = isinstance(e, HandshakeRejectedError) or not self.reconnect
-            self._disconnected(name, e.status, str(e), final=final)
-            if final:
-                raise
-            log.warning("%s: %s", self.venue, e, extra={"venue": self.venue})
-            return False
-        session = self._new_session()
-        conn = Connection(self, self._number, link, session)
-        self._conn = conn
-        self.resyncer.new_connection()
-        self.stats.connections += 1
-        if self._tape is not None:
-            self._tape.open(conn.name, url)
-        log.info("%s: %s connected to %s", self.venue, conn.name, links.short_url(url))
-        self.dispatcher.emit_status(Connected(self.venue, conn.name, url, time.time_ns()))
-        self.tracker.connected(session, conn.name)
-        conn.spawn(self._watch_idle(conn))
-        self._start_heartbeat(conn)
-
-        on_frame: links.OnFrame = functools.partial(self._on_frame, session)
-        tape = self._tape
-        if tape is not None:
-
-            def recorded(raw: bytes, ts_ns: int) -> None:
-                tape.recv(conn.name, raw.decode("utf-8", "replace"), ts_ns)
-                self._on_frame(session, raw, ts_ns)
-
-            on_frame = recorded
-
-        code: int | None
-        try:
-            try:
-                for message in self.spec.subscribe_messages(self.subscription):
-                    await conn.send(message)
-            except ConnectionError:
-                pass  # closed while subscribing: run() below reports how
-            info = await link.run(on_frame)
-            code, reason = info.code, info.reason
-            if conn.replacing is not None:
-                reason = conn.replacing
-            elif info.by_us and conn.replacing is None and not self._stopping.is_set():
-                reason = f"dropped by us: {reason or 'no frame'}"
-        finally:
-            await conn.end()
-            self._sync_stats()
-            self._unsubscribed_before += session.stats().get("unsubscribed", 0)
-            self._conn = None
-            self._last_session = session
-        if conn.all_live_since is not None:
-            conn.healthy |= time.monotonic() - conn.all_live_since >= self.options.healthy_after
-        final = self._stopping.is_set() or self._fatal is not None or not self.reconnect
-        self._disconnected(conn.name, code, reason, final=final)
-        if self._stopping.is_set() or self._fatal is not None:
-            return conn.healthy
-        if not self.reconnect:
-            if info.clean and not info.by_us:
-                self._stopping.set()
-                return conn.healthy
-            raise ConnectionLostError(
-                f"{self.venue}: connection {conn.name} to {links.short_url(url)} lost "
-                f"(code {code}: {reason or 'no reason given'})"
-            )
-        log.warning(
-            "%s: %s closed (code %s: %s)",
-            self.venue,
-            conn.name,
-            code,
-            reason or "no reason given",
-            extra={"venue": self.venue, "connection": conn.name, "code": code},
-        )
-        return conn.healthy
-
-    def _disconnected(
-        self, name: str, code: int | None, reason: str, *, final: bool = False
-    ) -> None:
-        self.tracker.disconnected(f"{name} closed (code {code}): {reason}", final=final)
-        self.dispatcher.emit_status(Disconnected(self.venue, name, code, reason, time.time_ns()))
-
-    def _new_session(self) -> Session:
+    def _new_session(self, symbols: Iterable[str] | None = None) -> Session:
         return Session(
             self.spec.session_venue,
             depth=self.subscription.depth,
             max_frame_bytes=self.options.max_frame_bytes,
             resync=self.resync,
-            symbols=list(self.subscription.symbols),
+            symbols=list(symbols if symbols is not None else self.subscription.symbols),
             max_buffer_bytes=self.options.max_buffer_bytes,
         )
+
+    def _next_number(self) -> int:
+        self._number += 1
+        return self._number
 
     async def _watch_idle(self, conn: Connection) -> None:
         """Drops a connection that has sent nothing for ``idle_timeout`` seconds.
 
-        It watches the frame counter rather than timing each frame: reading the clock per
-        frame would cost more than the check.
+        It watches the session's frame counter rather than timing each frame: reading the
+        clock per frame would cost more than the check.
         """
         timeout = self.options.idle_timeout
         step = max(timeout / 8, 0.01)
-        seen, quiet_since = self.stats.frames, time.monotonic()
+        stats = conn.session.stats
+        seen, quiet_since = stats()["frames"], time.monotonic()
         while True:
             await asyncio.sleep(step)
             now = time.monotonic()
-            if self.stats.frames != seen:
-                seen, quiet_since = self.stats.frames, now
+            frames = stats()["frames"]
+            if frames != seen:
+                seen, quiet_since = frames, now
             elif now - quiet_since >= timeout:
                 self.stats.idle_timeouts += 1
                 conn.replacing = f"no frame for {now - quiet_since:.1f}s (idle_timeout)"
@@ -531,23 +611,18 @@ class Feed:
         while True:
             await asyncio.sleep(period)
             self.tracker.poll()
-            conn = self._conn
-            if conn is None:
-                continue
-            if self.tracker.all_in(LIVE):
-                if conn.all_live_since is None:
-                    conn.all_live_since = time.monotonic()
-                elif time.monotonic() - conn.all_live_since >= self.options.healthy_after:
-                    conn.healthy = True
-            else:
-                conn.all_live_since = None
+            for slot in self.slots:
+                slot.check_healthy()
             self._sync_stats()
 
     def _sync_stats(self) -> None:
-        """Copies counters kept elsewhere (dispatcher, session) into ``stats``."""
+        """Copies counters kept elsewhere (dispatcher, sessions) into ``stats``."""
         self.stats.callback_errors = self.dispatcher.stats.callback_errors
-        session = self._conn.session if self._conn is not None else None
-        current = session.stats().get("unsubscribed", 0) if session is not None else 0
+        current = sum(
+            slot.conn.session.stats().get("unsubscribed", 0)
+            for slot in self.slots
+            if slot.conn is not None
+        )
         self.stats.unsubscribed_frames = self._unsubscribed_before + current
 
     # -- frames and events --------------------------------------------------------------
@@ -578,9 +653,13 @@ class Feed:
         self.stats.snapshots += 1
         self.dispatcher.dispatch(events)
 
+    def _conn_for(self, symbol: str) -> Connection | None:
+        slot = self._slot_of.get(symbol.lower())
+        return slot.conn if slot is not None else None
+
     def _control(self, ev: Any) -> None:
         """The session's sync events, as the dispatcher hands them over (never user data)."""
-        conn = self._conn
+        conn = self._conn_for(ev.symbol)
         kind = type(ev)
         if kind is NeedSnapshot:
             if conn is not None:
@@ -591,7 +670,7 @@ class Feed:
         elif kind is SyncLost:
             self.stats.sync_lost += 1
             if conn is not None:
-                conn.all_live_since = None
+                conn.slot.live_since = None
             self.tracker.resyncing(ev.symbol, f"{ev.reason}: {ev.detail}")
         elif kind is GapDetected:
             self.stats.gaps += 1
@@ -641,9 +720,10 @@ class Feed:
         log.error("%s %s: %s; stopping the feed", self.venue, symbol, error)
         if self._fatal is None:
             self._fatal = error
-        conn = self._conn
-        if conn is not None:
-            conn.spawn(conn.link.close(1000, "symbol failed"))
+        self._stopping.set()
+        for slot in self.slots:
+            if slot.conn is not None:
+                slot.conn.spawn(slot.conn.link.close(1000, "symbol failed"))
 
     # -- plumbing -----------------------------------------------------------------------
 

@@ -68,14 +68,22 @@ class _Entry:
     reason: str = "starting"
     last_update_ns: int | None = None
     connection: str | None = None
+    #: The session of the connection carrying the symbol (None while it is down).
+    session: Session | None = None
+    #: The symbol as that session spells it (``ETHUSDT`` for a user's ``ethusdt``).
+    native: str | None = None
     reconnects: int = 0
-    #: Counters of sessions that are gone, plus the current session's at the last poll.
+    #: Counters of sessions that are gone, and the current session's at the last poll.
     base: dict[str, int] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
 
 
 class HealthTracker:
-    """The health of a feed's symbols; the Feed calls it, users read ``snapshot()``."""
+    """The health of a feed's symbols; the Feed calls it, users read ``snapshot()``.
+
+    Each symbol lives on one connection; the tracker is told which when it connects, so a
+    feed split over several connections keeps one table.
+    """
 
     def __init__(
         self,
@@ -94,10 +102,7 @@ class HealthTracker:
         # Without a book channel a symbol is live once its first frame arrived.
         self.has_book = has_book
         self._entries: dict[str, _Entry] = {symbol: _Entry() for symbol in symbols}
-        self._session: Session | None = None
-        # Symbol spelled by the user -> spelled as the session names it (``ethusdt`` is
-        # ``ETHUSDT`` in Binance frames).
-        self._names: dict[str, str] = {}
+        self._by_lower = {symbol.lower(): symbol for symbol in self._entries}
 
     # -- transitions --------------------------------------------------------------------
 
@@ -111,8 +116,8 @@ class HealthTracker:
         entry.state = new
         entry.since_ns = time.time_ns()
         entry.reason = reason
-        if self._session is not None:
-            self._session.set_status(self._native(symbol), None if new == LIVE else new)
+        if entry.session is not None:
+            entry.session.set_status(entry.native or symbol, None if new == LIVE else new)
         level = logging.INFO if new in (LIVE, SYNCING, CONNECTING) else logging.WARNING
         log.log(
             level,
@@ -126,54 +131,63 @@ class HealthTracker:
         )
         self._emit(StatusChanged(self.venue, symbol, old, new, reason, entry.since_ns))
 
-    def set_all(self, new: str, reason: str) -> None:
-        for symbol in self._entries:
-            self.change(symbol, new, reason)
+    def note(self, symbol: str, reason: str) -> None:
+        """A new reason for the state a symbol is in (``waiting for snapshot budget``)."""
+        entry = self._entries.get(self.user_name(symbol))
+        if entry is not None:
+            entry.reason = reason
 
-    def connecting(self, reason: str) -> None:
-        self.set_all(CONNECTING, reason)
+    def connecting(self, symbols: Iterable[str], reason: str) -> None:
+        for symbol in symbols:
+            self.change(symbol, CONNECTING, reason)
 
-    def connected(self, session: Session, connection: str) -> None:
-        self._session = session
-        self._names.clear()
-        for symbol, entry in self._entries.items():
-            entry.connection = connection
+    def connected(self, session: Session, connection: str, symbols: Iterable[str]) -> None:
+        for symbol in symbols:
+            entry = self._entries[symbol]
+            entry.session, entry.native, entry.connection = session, None, connection
             entry.seen = {}
             self.change(symbol, SYNCING, f"subscribed on {connection}")
 
-    def disconnected(self, reason: str, *, final: bool = False) -> None:
+    def disconnected(self, symbols: Iterable[str], reason: str, *, final: bool = False) -> None:
         """A connection ended (or could not be opened): its counters are folded in, its books
-        read ``disconnected``, and every symbol waits for the next connection. ``final``: the
+        read ``disconnected``, and its symbols wait for the next connection. ``final``: the
         feed is ending, so states stay as they were at the end."""
+        symbols = list(symbols)
         self.poll()
-        session, self._session = self._session, None
-        if session is not None:
+        for symbol in symbols:
+            entry = self._entries[symbol]
+            session, entry.session = entry.session, None
+            if session is None:
+                continue
             session.mark_disconnected()
-            for entry in self._entries.values():
-                for key, value in entry.seen.items():
-                    entry.base[key] = entry.base.get(key, 0) + value
-                entry.seen = {}
-                entry.reconnects += 1
+            for key, value in entry.seen.items():
+                entry.base[key] = entry.base.get(key, 0) + value
+            entry.seen = {}
+            entry.reconnects += 1
         if not final:
-            self.set_all(CONNECTING, reason)
+            for symbol in symbols:
+                self.change(symbol, CONNECTING, reason)
 
     def resyncing(self, symbol: str, reason: str) -> None:
-        self.change(self._user_name(symbol), RESYNCING, reason)
+        self.change(self.user_name(symbol), RESYNCING, reason)
 
     def failed(self, symbol: str, reason: str) -> None:
-        self.change(self._user_name(symbol), FAILED, reason)
+        self.change(self.user_name(symbol), FAILED, reason)
 
     # -- polling ------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Reads each symbol's counters and book state from the session: live, stale."""
-        session = self._session
-        if session is None:
-            return
-        known = set(session.symbols())
+        """Reads each symbol's counters and book state from its session: live, stale."""
         now = time.time_ns()
+        known_by_session: dict[int, set[str]] = {}
         for symbol, entry in self._entries.items():
-            name = self._native(symbol, known)
+            session = entry.session
+            if session is None:
+                continue
+            known = known_by_session.get(id(session))
+            if known is None:
+                known = known_by_session[id(session)] = set(session.symbols())
+            name = self._native(entry, symbol, known)
             if name not in known:
                 if entry.state == LIVE and self._is_stale(entry, now):
                     self.change(symbol, STALE, self._stale_reason(entry, now))
@@ -217,8 +231,9 @@ class HealthTracker:
 
     # -- reading ------------------------------------------------------------------------
 
-    def all_in(self, state: str) -> bool:
-        return all(entry.state == state for entry in self._entries.values())
+    def all_in(self, state: str, symbols: Iterable[str] | None = None) -> bool:
+        names = self._entries if symbols is None else symbols
+        return all(self._entries[symbol].state == state for symbol in names)
 
     def state(self, symbol: str) -> str | None:
         """The state of a symbol as the user spelled it."""
@@ -227,7 +242,7 @@ class HealthTracker:
 
     def state_of(self, native: str) -> str | None:
         """The state of a symbol as the session spells it."""
-        return self.state(self._user_name(native))
+        return self.state(self.user_name(native))
 
     def snapshot(self) -> dict[str, SymbolHealth]:
         self.poll()
@@ -243,7 +258,7 @@ class HealthTracker:
                 since_ns=entry.since_ns,
                 reason=entry.reason,
                 last_update_ns=entry.last_update_ns,
-                lag_ns=self._lag(self._native(symbol)),
+                lag_ns=self._lag(entry.native or symbol),
                 connection=entry.connection,
                 frames=total["frames"],
                 updates=total["updates"],
@@ -258,24 +273,22 @@ class HealthTracker:
 
     # -- names --------------------------------------------------------------------------
 
-    def _native(self, symbol: str, known: set[str] | None = None) -> str:
+    @staticmethod
+    def _native(entry: _Entry, symbol: str, known: set[str]) -> str:
         """The session's spelling of a user's symbol (venues differ only in case)."""
-        name = self._names.get(symbol)
-        if name is not None:
-            return name
-        if self._session is None:
+        if entry.native is not None:
+            return entry.native
+        if symbol in known:
+            entry.native = symbol
             return symbol
-        known = known if known is not None else set(self._session.symbols())
         for candidate in known:
             if candidate.lower() == symbol.lower():
-                self._names[symbol] = candidate
+                entry.native = candidate
                 return candidate
         return symbol
 
-    def _user_name(self, native: str) -> str:
+    def user_name(self, native: str) -> str:
+        """A subscribed symbol as the user spelled it, from the session's spelling."""
         if native in self._entries:
             return native
-        for symbol in self._entries:
-            if symbol.lower() == native.lower():
-                return symbol
-        return native
+        return self._by_lower.get(native.lower(), native)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from lobfeed.aio.backoff import Backoff
 from lobfeed.exceptions import ConfigError
+from lobfeed.venues.base import WeightLimit
 
 TRANSPORTS = ("websockets", "picows")
 
@@ -52,6 +53,12 @@ class ConnectOptions:
     healthy_after: float = 10.0
     """A connection counts as healthy (and the reconnect backoff starts again from its first
     delay) once every book has been live for this long, not after one frame."""
+    rest_weight: WeightLimit | None = None
+    """The venue's REST weight limit, when it is not the venue's default (``None``): an
+    account with a higher tier, say."""
+    rest_budget_share: float = 0.8
+    """The share of the venue's REST request weight (``VenueSpec.rest_weight``) this feed's
+    snapshots may use; the rest is left to whatever else runs from the same IP."""
     max_attempts: int | None = None
     """Give up (``run()`` raises ``ConnectError``) after this many connection attempts in a
     row that never became healthy; ``None`` retries for ever, each attempt logged and sent to
@@ -79,6 +86,10 @@ class ConnectOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive whole number of bytes, not {value!r}")
+        if not 0 < self.rest_budget_share <= 1:
+            raise ConfigError(
+                f"rest_budget_share is a fraction in (0, 1], not {self.rest_budget_share!r}"
+            )
         if not isinstance(self.resubscribe_attempts, int) or self.resubscribe_attempts < 1:
             raise ConfigError(
                 f"resubscribe_attempts must be at least 1, not {self.resubscribe_attempts!r}"

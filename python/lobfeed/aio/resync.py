@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from lobfeed.aio.budget import RequestBudget
 from lobfeed.aio.rest import fetch_snapshot
 from lobfeed.exceptions import (
     FrameError,
@@ -42,19 +44,32 @@ class Resync:
         self.options = feed.options
         #: Monotonic time before which no snapshot request goes out (a 429/418 ``Retry-After``).
         self.hold_until = 0.0
+        weight = self.options.rest_weight or feed.spec.rest_weight
+        self.weight = weight
+        #: Every snapshot request of the feed goes through it (None: the venue sets no limit).
+        self.budget = (
+            RequestBudget(weight.limit * self.options.rest_budget_share, weight.window)
+            if weight is not None
+            else None
+        )
+        # When each symbol started waiting for a book: the longest waiting go first.
+        self._since: dict[str, float] = {}
         self._snapshots: dict[str, asyncio.Task[None]] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
         # Snapshots taken per symbol since its book was last in sync: a new request right
         # after one means it was older than the stream.
         self._taken: dict[str, int] = {}
 
-    def new_connection(self) -> None:
-        """A new connection has new sessions: what was pending for the old one is moot."""
-        for task in (*self._snapshots.values(), *self._watches.values()):
-            task.cancel()
-        self._snapshots.clear()
-        self._watches.clear()
-        self._taken.clear()
+    def forget(self, symbols: Iterable[str]) -> None:
+        """These symbols' connection is new (or gone): what was pending for the old one is
+        moot. The rate-limit hold is kept: a ban outlives connections."""
+        # Events name symbols as the venue spells them; users may spell them otherwise.
+        gone = {symbol.lower() for symbol in symbols}
+        for pending in (self._snapshots, self._watches):
+            for symbol in [s for s in pending if s.lower() in gone]:
+                pending.pop(symbol).cancel()
+        for symbol in [s for s in self._taken if s.lower() in gone]:
+            del self._taken[symbol]
 
     def synced(self, symbol: str) -> None:
         """The symbol's book is in sync again: its resubscribe watch is done."""
@@ -62,6 +77,7 @@ class Resync:
         if watch is not None:
             watch.cancel()
         self._taken.pop(symbol, None)
+        self._since.pop(symbol, None)
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -93,6 +109,7 @@ class Resync:
                 await asyncio.sleep(wait)
             while True:
                 await self._hold()
+                await self._budget(symbol)
                 try:
                     body = await fetch_snapshot(
                         feed.http,
@@ -140,6 +157,16 @@ class Resync:
         finally:
             if self._snapshots.get(symbol) is asyncio.current_task():
                 self._snapshots.pop(symbol, None)
+
+    async def _budget(self, symbol: str) -> None:
+        budget, weight = self.budget, self.weight
+        if budget is None or weight is None:
+            return
+        since = self._since.setdefault(symbol, time.monotonic())
+        if budget.would_wait(weight.snapshot_weight):
+            self.feed.stats.budget_waits += 1
+            self.feed.tracker.note(symbol, "waiting for snapshot budget")
+        await budget.acquire(weight.snapshot_weight, since)
 
     async def _hold(self) -> None:
         wait = self.hold_until - time.monotonic()

@@ -6,8 +6,10 @@ where to connect, what to send, and where a REST snapshot lives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
+
+from lobfeed.exceptions import ConfigError
 
 T = TypeVar("T")
 
@@ -35,6 +37,21 @@ class Subscription:
             raise ValueError("a subscription needs at least one symbol")
 
 
+@dataclass(frozen=True, slots=True)
+class WeightLimit:
+    """A venue's REST limit: ``limit`` weight per ``window`` seconds, and what a snapshot costs."""
+
+    limit: int
+    window: float
+    snapshot_weight: int
+    source: str
+    """Where the venue documents it."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.snapshot_weight <= self.limit or self.window <= 0:
+            raise ConfigError(f"unusable weight limit {self}")
+
+
 class VenueSpec:
     """Endpoints and messages of one venue. Subclasses override what differs."""
 
@@ -48,6 +65,15 @@ class VenueSpec:
     #: Seconds without an update after which a live symbol is reported ``stale`` (a quiet
     #: market or a stream that stopped: either way the book may no longer be the market).
     stale_after: float = 30.0
+    #: What one connection may carry, from the venue's documentation (each spec names its
+    #: source). ``None``: no limit known. ``split`` uses them to spread symbols over
+    #: connections.
+    max_streams_per_connection: int | None = None
+    #: The longest subscription URL sent (venues that subscribe by URL).
+    max_url_bytes: int | None = None
+    #: The venue's REST request-weight limit and what one snapshot costs: every snapshot of a
+    #: feed goes through one budget built from it. ``None``: no REST snapshots, or no limit.
+    rest_weight: WeightLimit | None = None
     #: The venue name the Rust ``Session`` knows, when the spec's own name is an alias
     #: (``bybit-spot`` is decoded by the ``bybit`` session). Empty: ``name``.
     native_venue: str = ""
@@ -65,6 +91,41 @@ class VenueSpec:
             raise ValueError(
                 f"{self.name} does not offer {sorted(unsupported)}; it offers {offered}"
             )
+
+    def streams(self, sub: Subscription) -> list[str]:
+        """The venue's stream (topic) names for ``sub``: one per symbol and channel."""
+        return [f"{symbol}:{channel}" for symbol in sub.symbols for channel in sorted(sub.channels)]
+
+    def fits(self, sub: Subscription) -> bool:
+        """Whether one connection may carry ``sub`` under the venue's limits."""
+        streams = self.max_streams_per_connection
+        if streams is not None and len(self.streams(sub)) > streams:
+            return False
+        url = self.max_url_bytes
+        return url is None or len(self.connect_url(self.ws_url, sub).encode()) <= url
+
+    def split(self, sub: Subscription) -> list[Subscription]:
+        """``sub`` cut into as few subscriptions as the venue's limits allow, symbols in order.
+
+        A single symbol that does not fit alone is refused (``ConfigError``): no connection
+        could carry it.
+        """
+        groups: list[Subscription] = []
+        current: list[str] = []
+        for symbol in sub.symbols:
+            if self.fits(replace(sub, symbols=(*current, symbol))):
+                current.append(symbol)
+                continue
+            if not current:
+                raise ConfigError(
+                    f"{self.name}: {symbol} with channels {sorted(sub.channels)} alone is over "
+                    "what one connection may carry"
+                )
+            groups.append(replace(sub, symbols=tuple(current)))
+            current = [symbol]
+        if current:
+            groups.append(replace(sub, symbols=tuple(current)))
+        return groups
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         """The URL to open (venues that subscribe by URL put the streams in it)."""

@@ -52,6 +52,9 @@ KLINE_INTERVALS: dict[str, str] = {
 # Bybit spot takes at most 10 topics per subscribe request; the other categories take more,
 # but one limit for all keeps the messages the same shape.
 MAX_ARGS = 10
+# "For one public connection, you cannot have length of "args" array over 21,000 characters"
+# (bybit-exchange.github.io/docs/v5/ws/connect, "How to subscribe to topics").
+MAX_TOPIC_CHARS_PER_CONNECTION = 21_000
 
 
 def _op(op: str, args: list[str]) -> str:
@@ -92,6 +95,12 @@ class BybitSpec(VenueSpec):
             if QUOTES in sub.channels:
                 topics.append(f"tickers.{symbol}")
         return topics
+
+    def streams(self, sub: Subscription) -> list[str]:
+        return self.topics(sub)
+
+    def fits(self, sub: Subscription) -> bool:
+        return sum(len(topic) for topic in self.topics(sub)) <= MAX_TOPIC_CHARS_PER_CONNECTION
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v5/public/{self.category}"

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec
+from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, WeightLimit
 
 #: ``books`` carries 400 levels a side, ``books5`` the top 5 in full every message.
 BOOK_CHANNELS = ((5, "books5"), (400, "books"))
@@ -63,6 +63,10 @@ class OkxSpec(VenueSpec):
     ) -> list[str]:
         arg = {"channel": self.book_channel(sub), "instId": symbol}
         return [_op("unsubscribe", [arg]), _op("subscribe", [arg])]
+
+    # GET /api/v5/market/books: "Rate Limit: 40 requests per 2 seconds", by IP
+    # (www.okx.com/docs-v5/en/#order-book-trading-market-data-get-order-book).
+    rest_weight = WeightLimit(40, 2.0, 1, "OKX GET /api/v5/market/books")
 
     def snapshot_url(self, rest_url: str, symbol: str, sub: Subscription) -> str | None:
         query = urlencode({"instId": symbol, "sz": SNAPSHOT_SIZE})
