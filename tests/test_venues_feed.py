@@ -282,7 +282,8 @@ async def test_coinbase_gap_resubscribes_each_book(
     got = Got()
     recording = tmp_path / "coinbase.jsonl"
     faults = FaultPlan(drop_frames=frozenset({400}))
-    async with ExchangeServer(tape_path(case.tape), speed=float("inf"), faults=faults) as server:
+    # Paced, so the resubscribes go out before the tape ends and the connection with it.
+    async with ExchangeServer(tape_path(case.tape), speed=20, faults=faults) as server:
         feed = make_feed(case, server, got, record=str(recording))
         await asyncio.wait_for(feed.run(), TIMEOUT)
     gaps = [e for e in got.events if isinstance(e, GapDetected)]
@@ -309,7 +310,8 @@ async def test_bitfinex_gap_resubscribes_each_book_by_channel_id(
     got = Got()
     recording = tmp_path / "bitfinex.jsonl"
     faults = FaultPlan(drop_frames=frozenset({300}))
-    async with ExchangeServer(tape, speed=float("inf"), faults=faults) as server:
+    # Paced, so the resubscribes go out before the tape ends and the connection with it.
+    async with ExchangeServer(tape, speed=20, faults=faults) as server:
         feed = make_feed(case, server, got, record=str(recording))
         await asyncio.wait_for(feed.run(), TIMEOUT)
         session = feed.session
