@@ -157,7 +157,8 @@ def test_format_errors_name_file_and_line(
     for path, data in ((tmp_path / "t.jsonl", content), (tmp_path / "t.jsonl.gz", content)):
         path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
         with pytest.raises(TapeFormatError) as info:
-            Tape.open(path)
+            # open() checks line 1; a record is checked when the iteration reaches it.
+            list(Tape.open(path).iter_records())
         message = str(info.value)
         assert str(path) in message
         assert f"line {line}:" in message
@@ -167,11 +168,13 @@ def test_format_errors_name_file_and_line(
 def test_format_error_types_and_damaged_gzip(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl.gz"
     path.write_bytes(gzip.compress(HEADER + RECV)[:-12])  # truncated member
+    tape = Tape.open(path)  # the header is whole: only reading the records meets the cut
     with pytest.raises(TapeFormatError) as info:
-        Tape.open(path)
+        _ = tape.records
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, LobfeedError)
     assert str(path) in str(info.value)
+    assert "damaged gzip data after line 1" in str(info.value)
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
