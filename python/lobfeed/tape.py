@@ -60,7 +60,7 @@ _FLUSH_BYTES: Final = 1 << 16
 
 DEFAULT_MAX_LINE_BYTES: Final = 64 << 20
 """Longest line a reader accepts by default, decompressed: the real tapes' longest is under 6 MB."""
-DEFAULT_LOAD_BYTES: Final = 256 << 20
+DEFAULT_LOAD_BYTES: Final = 128 << 20
 """Largest tape :attr:`Tape.records` loads by default, decompressed: the real tapes' largest is
 31 MB, and a list of records takes some times the tape's size in memory."""
 # Lines are read in pieces of this size, so a limit is checked every piece, not after a line.
@@ -326,30 +326,30 @@ def _lines(
         number = 0
         total = 0
         while True:
+            # What is left of max_bytes also bounds the line, so that a long line cannot
+            # overshoot the tape's limit by up to max_line_bytes.
+            room = max_line_bytes if max_bytes is None else min(max_line_bytes, max_bytes - total)
             try:
-                line = _read_line(readline, max_line_bytes)
+                line = _read_line(readline, room)
             except (OSError, EOFError, zlib.error) as exc:
                 if not compressed:
                     raise
+                where = f"after line {number} (lines 1 to {number} were read whole)"
+                if number == 0:
+                    where = "in line 1"
+                raise _fail(path, None, f"damaged gzip data {where}: {exc}") from exc
+            if line is not None and not line:
+                return
+            number += 1
+            if line is None and room == max_line_bytes:
                 raise _fail(
                     path,
-                    None,
-                    f"damaged gzip data after line {number} (lines 1 to {number} were read "
-                    f"whole): {exc}",
-                ) from exc
-            if line is None:
-                raise _fail(
-                    path,
-                    number + 1,
+                    number,
                     f"the line is longer than max_line_bytes={max_line_bytes:,} bytes "
                     "decompressed, and was refused without reading the rest of it (pass a "
                     "larger max_line_bytes if the tape is genuine)",
                 )
-            if not line:
-                return
-            number += 1
-            total += len(line)
-            if max_bytes is not None and total > max_bytes:
+            if line is None or (max_bytes is not None and total + len(line) > max_bytes):
                 if loading:
                     hint = (
                         "Tape.records holds every record in memory: iterate with "
@@ -362,6 +362,7 @@ def _lines(
                     number,
                     f"the tape is larger than max_bytes={max_bytes:,} bytes decompressed; {hint}",
                 )
+            total += len(line)
             # The newline stays: JSON allows it, and cutting it off would copy the line.
             yield number, line
 
