@@ -11,6 +11,10 @@ line is one record of what a recording client saw, in the order it saw it::
     {"type":"close","ts_ns":...,"conn":"c1"}
 
 Frame texts and response bodies are kept exactly as stored: nothing here re-encodes them.
+
+Reading is bounded: :meth:`Tape.open` reads the header only and records are streamed, so a tape
+from elsewhere (a gzip bomb, a line of gigabytes) is refused with :class:`TapeFormatError` once a
+line passes ``max_line_bytes`` or the tape ``max_bytes``, before it is held in memory.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ DEFAULT_MAX_LINE_BYTES: Final = 64 << 20
 """Longest line a reader accepts by default, decompressed: the real tapes' longest is under 6 MB."""
 DEFAULT_LOAD_BYTES: Final = 128 << 20
 """Largest tape :attr:`Tape.records` loads by default, decompressed: the real tapes' largest is
-31 MB, and a list of records takes some times the tape's size in memory."""
+31 MB, and a list of records takes several times the tape's size in memory."""
 # Lines are read in pieces of this size, so a limit is checked every piece, not after a line.
 _PIECE: Final = 1 << 20
 
@@ -165,6 +169,7 @@ class Tape:
     file again on each pass, holding one line at a time, so a tape of any length can be read in
     bounded memory.  :attr:`records` keeps every record in a list; it is for small tapes and
     refuses one larger than ``max_bytes`` (by default :data:`DEFAULT_LOAD_BYTES`) decompressed.
+    Since records are read when they are used, the file must stay in place while the tape is.
     """
 
     __slots__ = ("_raw", "_records", "header", "max_bytes", "max_line_bytes", "path")
