@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+import lobfeed
 from lobfeed.exceptions import LobfeedError, TapeFormatError
-from lobfeed.tape import FORMAT, Tape, TapeHeader, TapeRecord, TapeWriter
+from lobfeed.tape import (
+    DEFAULT_LOAD_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    FORMAT,
+    Tape,
+    TapeHeader,
+    TapeRecord,
+    TapeWriter,
+)
 
 # name -> (venue, recv records, http records), as the tape README's table gives them
 # (http only where the table lists it).
@@ -157,7 +171,8 @@ def test_format_errors_name_file_and_line(
     for path, data in ((tmp_path / "t.jsonl", content), (tmp_path / "t.jsonl.gz", content)):
         path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
         with pytest.raises(TapeFormatError) as info:
-            Tape.open(path)
+            # open() checks line 1; a record is checked when the iteration reaches it.
+            list(Tape.open(path).iter_records())
         message = str(info.value)
         assert str(path) in message
         assert f"line {line}:" in message
@@ -167,11 +182,13 @@ def test_format_errors_name_file_and_line(
 def test_format_error_types_and_damaged_gzip(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl.gz"
     path.write_bytes(gzip.compress(HEADER + RECV)[:-12])  # truncated member
+    tape = Tape.open(path)  # the header is whole: only reading the records meets the cut
     with pytest.raises(TapeFormatError) as info:
-        Tape.open(path)
+        _ = tape.records
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, LobfeedError)
     assert str(path) in str(info.value)
+    assert "damaged gzip data after line 1" in str(info.value)
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
@@ -228,3 +245,312 @@ def test_real_tape_copy_round_trips(tape_path: Callable[[str], Path], tmp_path: 
     again = Tape.open(copy)
     assert again.header == original.header
     assert again.records == original.records
+
+
+# -- bounded reading ----------------------------------------------------------------------------
+
+# name -> (records, (line, type, ts_ns) of the first and of the last record, sha256 of the
+# records' reprs in order), computed with the reader that loaded whole files into memory, before
+# reading was streamed.
+READ_WHOLE: dict[str, tuple[int, tuple[int, str, int], tuple[int, str, int], str]] = {
+    "binance-coinm-10sym-2021.jsonl.gz": (
+        4382,
+        (2, "open", 1626916402990619000),
+        (4383, "recv", 1626916434018962900),
+        "65cb819a5857e9643ba2bbdc958d7d47cf8b08fa8a7edc4385550bb33046392b",
+    ),
+    "binance-coinm-ethusd_perp-20240808.jsonl.gz": (
+        40455,
+        (2, "open", 1723161256172210765),
+        (40456, "recv", 1723161599988365384),
+        "6b36fe0a38ffe19babcfd1cfe1c8d46c8750400519e7826229cf004810e54bfc",
+    ),
+    "binance-ethusdt-20240808.jsonl.gz": (
+        33619,
+        (2, "open", 1723161254024619567),
+        (33620, "recv", 1723161599900862584),
+        "ecb5eb91ab63f3130e9c852140602e1edcf4f5df59801ba55e901273ddd0d176",
+    ),
+    "binance-spot-4sym-2021.jsonl.gz": (
+        270,
+        (2, "open", 1633998511159679000),
+        (271, "recv", 1633998542077861800),
+        "632a5e071852759d04d9d5c9053407680d55d9b0dc98548280ad969e84993ee8",
+    ),
+    "binance-usdm-4sym-2021.jsonl.gz": (
+        1540,
+        (2, "open", 1626992740179554000),
+        (1541, "recv", 1626992771201806000),
+        "9260b4afbb73488df41909dfe94514bdc7800cef453f858fadd5b234592f6439",
+    ),
+    "binance-usdm-ethusdt-20240808.jsonl.gz": (
+        74656,
+        (2, "open", 1723161255088156766),
+        (74657, "recv", 1723161599881488984),
+        "7417427b33fe6ba9146a2e0833ff531e078cee686f55076b556a228c2756a675",
+    ),
+    "bitfinex-book-p0-7sym-2021.jsonl.gz": (
+        1716,
+        (2, "open", 1618677543367689000),
+        (1717, "recv", 1618677574520494000),
+        "6c5f0ffe07714ce95eba4fdf6749c367a0799ba992ffc0e582899bdb6e42ca44",
+    ),
+    "bybit-2026.jsonl.gz": (
+        3255,
+        (2, "http", 1786310817601629000),
+        (3256, "recv", 1786310862023875000),
+        "fd008d0a2d80cb99d7cae4fd7bf2d3f4b140510e5a2316b4306a9a457966728c",
+    ),
+    "coinbase-2026.jsonl.gz": (
+        1037,
+        (2, "http", 1786309548026294000),
+        (1038, "recv", 1786309572876037800),
+        "a2e93644842b83ebfc111c6624d8c6698ca816f2dca2e173e1e96be6d97f3cd0",
+    ),
+    "gemini-v2-l2-10sym-2021.jsonl.gz": (
+        680,
+        (2, "open", 1624493666449392800),
+        (681, "recv", 1624493697365676000),
+        "da5f7123f95f0c728ebfff24915390109c8d6c6517a3e2ec59554c6002158887",
+    ),
+    "kraken-v1-book1000-10sym-2021.jsonl.gz": (
+        4436,
+        (2, "open", 1618678132368463000),
+        (4437, "recv", 1618678163372861900),
+        "6d3159804381232e110e1121622fb676c0810d0de645bf14c75669650a5967e2",
+    ),
+    "okx-books-3inst-2022.jsonl.gz": (
+        414,
+        (2, "open", 1652459224530060500),
+        (415, "recv", 1652459236341644500),
+        "8c9ed6927d43eccc49d0ed3721b2b95e51ae039d39c3274fec22c9708527f15a",
+    ),
+}
+
+RECORD_START = b'{"type":"recv","ts_ns":1,"conn":"c1","data":"'
+MIB = 1 << 20
+RSS_BOUND_MB = 200
+
+# Run in a fresh interpreter so that the peak RSS it reports is the reading's alone.
+RSS_PROBE = """
+import json, resource, sys
+from lobfeed.tape import Tape, TapeFormatError
+
+def peak_kb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+before = peak_kb()
+tape = Tape.open(sys.argv[1])
+opened = peak_kb()
+try:
+    for _ in tape.iter_records():
+        pass
+    error = None
+except TapeFormatError as exc:
+    error = str(exc)
+print(json.dumps({"open_mb": (opened - before) / 1024, "read_mb": (peak_kb() - before) / 1024,
+                  "error": error}))
+"""
+
+
+def measure_reading(path: Path) -> dict[str, Any]:
+    """Open ``path`` and iterate over its records in a child process: RSS growth and error."""
+    package_root = Path(lobfeed.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(package_root)}
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, str(path)],
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = orjson.loads(done.stdout)
+    return result
+
+
+def write_line_bomb(path: Path, gib: int) -> None:
+    """A gzip tape whose line 2 decompresses to ``gib`` GiB, from about ``gib`` MB of file.
+
+    Deflate cannot shrink data much more than 1000:1, so one compressed block of 16 MiB is
+    written again and again: gzip members concatenated decompress as one stream, and nothing
+    large is ever built in memory.
+    """
+    block = gzip.compress(b"a" * (16 * MIB), compresslevel=9, mtime=0)
+    with path.open("wb") as out:
+        out.write(gzip.compress(HEADER + RECORD_START, mtime=0))
+        for _ in range(gib * 64):
+            out.write(block)
+
+
+def write_plain_long_line(path: Path, mib: int) -> None:
+    """A plain tape whose line 2 is a valid recv record ``mib`` MiB long, written piece by piece."""
+    piece = b"a" * MIB
+    with path.open("wb") as out:
+        out.write(HEADER + RECORD_START)
+        for _ in range(mib):
+            out.write(piece)
+        out.write(b'"}\n')
+
+
+def test_gzip_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.jsonl.gz"
+    write_line_bomb(path, 4)
+    assert path.stat().st_size < 5 * MIB
+    result = measure_reading(path)
+    assert result["error"] is not None, "the bomb was read to its end"
+    assert result["error"].startswith(f"{path}, line 2: the line is longer than")
+    assert f"max_line_bytes={DEFAULT_MAX_LINE_BYTES:,}" in result["error"]
+    assert result["open_mb"] < 10, result
+    assert result["read_mb"] < RSS_BOUND_MB, result
+
+
+def test_200_mb_line_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    write_plain_long_line(path, 200)
+    result = measure_reading(path)
+    assert result["error"] is not None
+    assert result["error"].startswith(f"{path}, line 2: the line is longer than")
+    assert result["read_mb"] < RSS_BOUND_MB, result
+
+
+def test_many_lines_bomb_stops_at_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl.gz"
+    block = gzip.compress(RECV * (MIB // len(RECV)), compresslevel=9, mtime=0)
+    with path.open("wb") as out:
+        out.write(gzip.compress(HEADER, mtime=0))
+        for _ in range(1024):  # 1 GiB of valid records
+            out.write(block)
+    limit = 4 * MIB
+    tape = Tape.open(path, max_bytes=limit)
+    read = 0
+    with pytest.raises(TapeFormatError) as info:
+        for _ in tape.iter_records():
+            read += 1
+    # The limit falls inside the line after the last one read.
+    expected_line = (limit - len(HEADER)) // len(RECV) + 2
+    assert read == expected_line - 2
+    message = str(info.value)
+    assert message.startswith(f"{path}, line {expected_line}: the tape is larger than")
+    assert f"max_bytes={limit:,}" in message
+    with pytest.raises(TapeFormatError, match="iter_records"):
+        _ = tape.records
+
+
+def test_records_refuses_past_the_load_limit_by_default(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl.gz"
+    # A 1 GiB line that the line limit lets through: loading must stop at the load limit,
+    # partway into the line, rather than read the line whole first.
+    write_line_bomb(path, 1)
+    tape = Tape.open(path, max_line_bytes=1 << 40)
+    assert tape.max_bytes is None
+    with pytest.raises(TapeFormatError) as info:
+        _ = tape.records
+    message = str(info.value)
+    assert message.startswith(f"{path}, line 2: the tape is larger than")
+    assert f"max_bytes={DEFAULT_LOAD_BYTES:,}" in message
+    assert "iter_records" in message
+
+
+@pytest.mark.parametrize("length", [100, 5 * MIB // 2])
+@pytest.mark.parametrize("newline", [b"\n", b""])
+def test_line_limit_is_exact(tmp_path: Path, length: int, newline: bytes) -> None:
+    line = RECORD_START + b"b" * (length - len(RECORD_START) - 2) + b'"}'
+    assert len(line) == length
+    for name, data in (
+        ("t.jsonl", HEADER + RECV + line + newline),
+        ("t.jsonl.gz", gzip.compress(HEADER + RECV + line + newline, mtime=0)),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        records = list(Tape.open(path, max_line_bytes=length).iter_records())
+        assert [r.line for r in records] == [2, 3]
+        assert records[1].data == "b" * (length - len(RECORD_START) - 2)
+        with pytest.raises(TapeFormatError) as info:
+            list(Tape.open(path, max_line_bytes=length - 1).iter_records())
+        assert str(info.value).startswith(f"{path}, line 3: the line is longer than")
+        assert f"max_line_bytes={length - 1:,}" in str(info.value)
+
+
+def test_long_header_line_is_refused_by_open(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"type":"header","format":"lobfeed-tape/1","venue":"' + b"x" * 5000 + b'"}')
+    with pytest.raises(TapeFormatError, match=r", line 1: the line is longer than"):
+        Tape.open(path, max_line_bytes=4096)
+    assert Tape.open(path).venue == "x" * 5000
+
+
+def test_limits_must_be_positive(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(HEADER + RECV)
+    with pytest.raises(ValueError):
+        Tape.open(path, max_line_bytes=0)
+    with pytest.raises(ValueError):
+        Tape.open(path, max_bytes=0)
+
+
+def test_from_bytes_streams_with_the_same_limits() -> None:
+    raw = gzip.compress(HEADER + RECV + RECV)
+    tape = Tape.from_bytes(raw, "mem.jsonl.gz")
+    assert [r.line for r in tape.iter_records()] == [2, 3]
+    assert len(tape) == 2
+    with pytest.raises(TapeFormatError, match=r"mem.jsonl.gz, line 3: the tape is larger"):
+        list(Tape.from_bytes(raw, "mem.jsonl.gz", max_bytes=len(HEADER + RECV)).iter_records())
+
+
+def test_iterations_are_independent_and_do_not_load(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    with TapeWriter(path, "binance") as writer:
+        written = [writer.recv("c1", str(i), i) for i in range(5)]
+    tape = Tape.open(path)
+    first, second = tape.iter_records(), tape.iter_records()
+    pairs = list(zip(first, second, strict=True))
+    assert [a for a, _ in pairs] == [b for _, b in pairs] == written
+    assert len(tape) == 5
+    assert "records=" not in repr(tape)  # nothing was kept
+    assert tape.records == written
+    assert repr(tape).endswith("records=5)")
+
+
+def test_every_real_tape_is_in_the_streaming_table(tapes_dir: Path) -> None:
+    assert sorted(p.name for p in tapes_dir.glob("*.jsonl.gz")) == sorted(READ_WHOLE)
+
+
+@pytest.mark.parametrize("name", sorted(READ_WHOLE))
+def test_streaming_reads_what_reading_whole_read(
+    tape_path: Callable[[str], Path], name: str
+) -> None:
+    n, first, last, digest = READ_WHOLE[name]
+    tape = Tape.open(tape_path(name))
+    count = 0
+    sha = hashlib.sha256()
+    head: TapeRecord | None = None
+    record: TapeRecord | None = None
+    for record in tape.iter_records():
+        head = head or record
+        count += 1
+        sha.update(repr(record).encode())
+    assert head is not None and record is not None
+    assert count == n
+    assert (head.line, head.type, head.ts_ns) == first
+    assert (record.line, record.type, record.ts_ns) == last
+    assert sha.hexdigest() == digest
+
+
+def test_cut_gzip_yields_what_it_could_read(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    source = tape_path("binance-usdm-4sym-2021.jsonl.gz")
+    whole = list(Tape.open(source).iter_records())
+    raw = source.read_bytes()
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(raw[: len(raw) // 2])
+    read: list[TapeRecord] = []
+    with pytest.raises(TapeFormatError) as info:
+        read.extend(Tape.open(path).iter_records())
+    assert 0 < len(read) < len(whole)
+    assert read == whole[: len(read)]
+    assert str(info.value).startswith(f"{path}: damaged gzip data after line {read[-1].line} ")
+    # Cut inside the header: open() reports it.
+    path.write_bytes(raw[:40])
+    with pytest.raises(TapeFormatError, match="damaged gzip data in line 1"):
+        Tape.open(path)

@@ -291,8 +291,8 @@ def _first_depth_symbol(tape: object) -> str:
     from lobfeed.tape import Tape
 
     assert isinstance(tape, Tape)
-    for record in tape.records:
-        if record.type == "http" and record.url:
+    for record in tape.iter_records("http"):
+        if record.url:
             symbol = snapshot_symbol(record.url)
             if symbol:
                 return symbol

@@ -74,7 +74,7 @@ class TapeReplayer:
         return self.session_for(next(iter(self.sessions), "c1"))
 
     def events(self) -> Iterator[tuple[TapeRecord, Any]]:
-        for record in self.tape.records:
+        for record in self.tape.iter_records():
             if record.type == "recv" and record.data is not None and record.conn is not None:
                 session = self.session_for(record.conn)
                 yield from self._feed(record, session, record.data.encode())

@@ -11,15 +11,21 @@ line is one record of what a recording client saw, in the order it saw it::
     {"type":"close","ts_ns":...,"conn":"c1"}
 
 Frame texts and response bodies are kept exactly as stored: nothing here re-encodes them.
+
+Reading is bounded: :meth:`Tape.open` reads the header only and records are streamed, so a tape
+from elsewhere (a gzip bomb, a line of gigabytes) is refused with :class:`TapeFormatError` once a
+line passes ``max_line_bytes`` or the tape ``max_bytes``, before it is held in memory.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +36,8 @@ import orjson
 from lobfeed.exceptions import TapeFormatError
 
 __all__ = [
+    "DEFAULT_LOAD_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
     "FORMAT",
     "RECORD_TYPES",
     "Tape",
@@ -53,6 +61,14 @@ _REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "close": ("conn",),
 }
 _FLUSH_BYTES: Final = 1 << 16
+
+DEFAULT_MAX_LINE_BYTES: Final = 64 << 20
+"""Longest line a reader accepts by default, decompressed: the real tapes' longest is under 6 MB."""
+DEFAULT_LOAD_BYTES: Final = 128 << 20
+"""Largest tape :attr:`Tape.records` loads by default, decompressed: the real tapes' largest is
+31 MB, and a list of records takes several times the tape's size in memory."""
+# Lines are read in pieces of this size, so a limit is checked every piece, not after a line.
+_PIECE: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,68 +163,236 @@ def _parse_record(obj: object, line: int, path: object) -> TapeRecord:
 
 
 class Tape:
-    """A tape read into memory: its header and all its records, in file order."""
+    """A tape: its header, read when it is opened, and its records, read from the file on demand.
 
-    __slots__ = ("header", "path", "records")
+    :meth:`open` reads and checks only line 1.  :meth:`iter_records` decompresses and parses the
+    file again on each pass, holding one line at a time, so a tape of any length can be read in
+    bounded memory.  :attr:`records` keeps every record in a list; it is for small tapes and
+    refuses one larger than ``max_bytes`` (by default :data:`DEFAULT_LOAD_BYTES`) decompressed.
+    Since records are read when they are used, the file must stay in place while the tape is.
+    """
 
-    def __init__(self, path: Path, header: TapeHeader, records: list[TapeRecord]) -> None:
+    __slots__ = ("_raw", "_records", "header", "max_bytes", "max_line_bytes", "path")
+
+    def __init__(
+        self,
+        path: Path,
+        header: TapeHeader,
+        records: list[TapeRecord] | None = None,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_bytes: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """A tape over ``records`` when they are given, else over ``raw`` or the file at ``path``.
+
+        Most code calls :meth:`open` rather than this.
+        """
+        if max_line_bytes <= 0:
+            raise ValueError(f"max_line_bytes must be positive, got {max_line_bytes}")
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive or None, got {max_bytes}")
         self.path = path
         self.header = header
-        self.records = records
+        self.max_line_bytes = max_line_bytes
+        """No line, decompressed, may be longer than this many bytes (newline not counted)."""
+        self.max_bytes = max_bytes
+        """No tape may be larger than this many bytes decompressed (None: no limit to streaming)."""
+        self._records = records
+        self._raw = raw
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Tape:
-        """Read and validate a tape, gzip-compressed or plain (told apart by magic bytes).
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_bytes: int | None = None,
+    ) -> Tape:
+        """Open a tape, gzip-compressed or plain (told apart by magic bytes), and check its header.
 
-        Raises :class:`TapeFormatError` naming the file and the line at fault.
+        Only line 1 is read here; the records are read, and checked, as they are iterated.
+        Raises :class:`TapeFormatError` naming the file and the line at fault, here for the
+        header and later for a record: a line longer than ``max_line_bytes`` or a tape larger
+        than ``max_bytes``, both counted decompressed, is refused before it is held in memory.
         """
         p = Path(path)
-        return cls.from_bytes(p.read_bytes(), p)
+        header = _read_header(p, None, max_line_bytes, max_bytes)
+        return cls(p, header, max_line_bytes=max_line_bytes, max_bytes=max_bytes)
 
     @classmethod
-    def from_bytes(cls, raw: bytes, path: str | os.PathLike[str] = "<memory>") -> Tape:
-        """Parse a tape held in memory; ``path`` is only used in error messages."""
+    def from_bytes(
+        cls,
+        raw: bytes,
+        path: str | os.PathLike[str] = "<memory>",
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_bytes: int | None = None,
+    ) -> Tape:
+        """A tape held in memory, read like a file; ``path`` is only used in error messages."""
         p = Path(path)
-        if raw[:2] == _GZIP_MAGIC:
-            try:
-                raw = gzip.decompress(raw)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise _fail(p, None, f"damaged gzip data: {exc}") from exc
-        lines = raw.split(b"\n")
-        if not lines[0].strip():
-            raise _fail(p, 1, "the tape is empty or has no header on line 1")
-        header = _parse_header(_loads(lines[0], 1, p), p)
-        records: list[TapeRecord] = []
-        append = records.append
-        for index in range(1, len(lines)):
-            text = lines[index]
-            if not text.strip():
-                continue  # the newline after the last record, or a stray blank line
-            append(_parse_record(_loads(text, index + 1, p), index + 1, p))
-        return cls(p, header, records)
+        header = _read_header(p, raw, max_line_bytes, max_bytes)
+        return cls(p, header, max_line_bytes=max_line_bytes, max_bytes=max_bytes, raw=raw)
 
     @property
     def venue(self) -> str:
         return self.header.venue
 
+    @property
+    def records(self) -> list[TapeRecord]:
+        """All the records, in file order, read into memory on first use and kept.
+
+        Raises :class:`TapeFormatError` for a tape larger than ``max_bytes`` decompressed, or
+        :data:`DEFAULT_LOAD_BYTES` when ``max_bytes`` is None: prefer :meth:`iter_records`.
+        """
+        if self._records is None:
+            limit = DEFAULT_LOAD_BYTES if self.max_bytes is None else self.max_bytes
+            self._records = list(self._stream(limit, loading=True))
+        return self._records
+
     def iter_records(self, *types: str) -> Iterator[TapeRecord]:
-        """Iterate over the records in file order, only those of ``types`` if any are given."""
+        """Iterate over the records in file order, only those of ``types`` if any are given.
+
+        Each call reads the file afresh, one line at a time (or walks :attr:`records` once they
+        are loaded).  Errors in a record are raised when the iteration reaches it.
+        """
+        source = self._records if self._records is not None else self._stream(self.max_bytes)
         if not types:
-            yield from self.records
+            yield from source
             return
         wanted = frozenset(types)
-        for record in self.records:
+        for record in source:
             if record.type in wanted:
                 yield record
 
     def __len__(self) -> int:
-        return len(self.records)
+        """The number of records; without :attr:`records` loaded, this reads the whole file."""
+        if self._records is not None:
+            return len(self._records)
+        return sum(1 for _ in self._stream(self.max_bytes))
 
     def __repr__(self) -> str:
-        return f"Tape({str(self.path)!r}, venue={self.header.venue!r}, records={len(self)})"
+        loaded = "" if self._records is None else f", records={len(self._records)}"
+        return f"Tape({str(self.path)!r}, venue={self.header.venue!r}{loaded})"
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _stream(self, max_bytes: int | None, *, loading: bool = False) -> Iterator[TapeRecord]:
+        path = self.path
+        lines = _lines(path, self._raw, self.max_line_bytes, max_bytes, loading=loading)
+        for number, text in lines:
+            if number == 1 or _blank(text):
+                # Line 1 is the header, checked by open(); blank lines are the newline after
+                # the last record or strays, skipped as they always were.
+                continue
+            yield _parse_record(_loads(text, number, path), number, path)
 
 
-def _loads(text: bytes, line: int, path: Path) -> object:
+def _read_header(
+    path: Path, raw: bytes | None, max_line_bytes: int, max_bytes: int | None
+) -> TapeHeader:
+    lines = _lines(path, raw, max_line_bytes, max_bytes)
+    try:
+        number, text = next(lines, (1, b""))
+    finally:
+        lines.close()
+    if _blank(text):
+        raise _fail(path, number, "the tape is empty or has no header on line 1")
+    return _parse_header(_loads(text, number, path), path)
+
+
+def _blank(text: bytes | bytearray) -> bool:
+    # isspace() stops at the first other byte, where strip() would copy a long line.
+    return not text or text.isspace()
+
+
+def _lines(
+    path: Path,
+    raw: bytes | None,
+    max_line_bytes: int,
+    max_bytes: int | None,
+    *,
+    loading: bool = False,
+) -> Generator[tuple[int, bytes | bytearray], None, None]:
+    """Numbered lines, each with its newline, of ``raw`` or else of the file at ``path``."""
+    with ExitStack() as stack:
+        stream: IO[bytes]
+        if raw is not None:
+            stream = io.BytesIO(raw)
+            magic = raw[:2]
+        else:
+            buffered = stack.enter_context(open(path, "rb"))
+            stream = buffered
+            magic = buffered.peek(2)[:2]
+        compressed = magic == _GZIP_MAGIC
+        readline: Callable[[int], bytes] = stream.readline
+        if compressed:
+            readline = stack.enter_context(gzip.GzipFile(fileobj=stream, mode="rb")).readline
+        number = 0
+        total = 0
+        while True:
+            # What is left of max_bytes also bounds the line, so that a long line cannot
+            # overshoot the tape's limit by up to max_line_bytes.
+            room = max_line_bytes if max_bytes is None else min(max_line_bytes, max_bytes - total)
+            try:
+                line = _read_line(readline, room)
+            except (OSError, EOFError, zlib.error) as exc:
+                if not compressed:
+                    raise
+                where = f"after line {number} (lines 1 to {number} were read whole)"
+                if number == 0:
+                    where = "in line 1"
+                raise _fail(path, None, f"damaged gzip data {where}: {exc}") from exc
+            if line is not None and not line:
+                return
+            number += 1
+            if line is None and room == max_line_bytes:
+                raise _fail(
+                    path,
+                    number,
+                    f"the line is longer than max_line_bytes={max_line_bytes:,} bytes "
+                    "decompressed, and was refused without reading the rest of it (pass a "
+                    "larger max_line_bytes if the tape is genuine)",
+                )
+            if line is None or (max_bytes is not None and total + len(line) > max_bytes):
+                if loading:
+                    hint = (
+                        "Tape.records holds every record in memory: iterate with "
+                        "Tape.iter_records() instead, or pass a larger max_bytes"
+                    )
+                else:
+                    hint = "pass a larger max_bytes if the tape is genuine"
+                raise _fail(
+                    path,
+                    number,
+                    f"the tape is larger than max_bytes={max_bytes:,} bytes decompressed; {hint}",
+                )
+            total += len(line)
+            # The newline stays: JSON allows it, and cutting it off would copy the line.
+            yield number, line
+
+
+def _read_line(readline: Callable[[int], bytes], limit: int) -> bytes | bytearray | None:
+    """The next line with its newline, b"" at the end, or None once it is over ``limit`` bytes.
+
+    Reading in pieces of at most :data:`_PIECE` bytes means a refused line costs at most
+    ``limit`` plus one piece of memory, never the whole line.
+    """
+    piece = readline(_PIECE)
+    if len(piece) < _PIECE or piece.endswith(b"\n"):
+        # The common case: a whole line (or the end of the file) in one piece, copied nowhere.
+        return None if len(piece) - piece.endswith(b"\n") > limit else piece
+    line = bytearray(piece)
+    while True:
+        if len(line) > limit:
+            return None
+        piece = readline(_PIECE)
+        line += piece
+        if len(piece) < _PIECE or piece.endswith(b"\n"):
+            return None if len(line) - line.endswith(b"\n") > limit else line
+
+
+def _loads(text: bytes | bytearray, line: int, path: Path) -> object:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:

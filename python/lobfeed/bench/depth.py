@@ -109,7 +109,7 @@ class DepthTape:
         first_ids: list[int] = []
         final_ids: list[int] = []
         snapshots: dict[str, bytes] = {}
-        for record in tape.records:
+        for record in tape.iter_records():
             if record.data is None:
                 continue
             if record.type == "http" and record.url:
