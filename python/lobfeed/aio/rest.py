@@ -44,11 +44,9 @@ def open_session(proxy: str | None, rest_url: str | None) -> aiohttp.ClientSessi
             rdns=chosen.scheme in ("socks5h", "socks4a"),
         )
         return aiohttp.ClientSession(connector=connector, trust_env=False)
-    auth = None
-    if chosen.username is not None and chosen.password is not None:
-        auth = aiohttp.BasicAuth(chosen.username, chosen.password)
-    # The credentials go as proxy_auth, never in the URL (which aiohttp may put in messages).
-    return aiohttp.ClientSession(proxy=chosen.address, proxy_auth=auth, trust_env=False)
+    # aiohttp takes the credentials from the URL (proxy_auth is deprecated); every message
+    # fetch_snapshot makes from aiohttp's errors has URL passwords masked.
+    return aiohttp.ClientSession(proxy=chosen.url(), trust_env=False)
 
 
 def _retry_after(value: str | None) -> float | None:
