@@ -11,8 +11,11 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     ├── SnapshotError                  a REST snapshot could not be had
     │   ├── RateLimitedError           HTTP 429/418; ``retry_after`` seconds
     │   └── SymbolRejectedError        the venue says the symbol does not exist (REST 400/404)
-    ├── ConnectError                   a connection could not be opened (``url``, ``status``)
+    ├── ConnectError                   a connection could not be opened (``url``, ``status``,
+    │   │                              ``proxy``); also a proxy that is down or answers 5xx
     │   └── HandshakeRejectedError     a refusal retrying cannot fix (HTTP 401, 403, 404, 414)
+    │       └── ProxyRejectedError     the proxy refused for good (HTTP 407 or 403, SOCKS
+    │                                  authentication failed or not allowed by its rules)
     ├── SubscriptionRejectedError      the venue refused to stream a symbol (it does not exist)
     ├── ConnectionLostError            a websocket closed and reconnecting is not allowed
     ├── BookUnavailableError (KeyError) no book for that symbol (yet); ``state`` says why
@@ -94,15 +97,33 @@ class ConnectError(LobfeedError):
     HTTP 429 or 5xx) are retried by the Feed; ``run()`` raises this only when told not to
     reconnect or when ``max_attempts`` ran out."""
 
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        proxy: str | None = None,
+    ):
         super().__init__(message)
         self.url = url
         self.status = status
+        #: The proxy the connection went through, its password masked (None: no proxy).
+        self.proxy = proxy
 
 
 class HandshakeRejectedError(ConnectError):
     """The server refused the websocket upgrade with a status retrying cannot fix (401, 403,
     404, 414, ...): ``run()`` ends with it."""
+
+
+class ProxyRejectedError(HandshakeRejectedError):
+    """The proxy (``ConnectOptions.proxy``) refused the connection with an answer retrying
+    cannot change: HTTP 407 (missing or wrong credentials), 403 or 400 to ``CONNECT``, a SOCKS
+    authentication failure, or a SOCKS "not allowed by rule set". ``run()`` ends with it;
+    ``status`` is the proxy's HTTP status (None for SOCKS) and ``proxy`` its masked URL. A
+    proxy that cannot be reached, times out or answers 5xx is a plain ``ConnectError``
+    (retried)."""
 
 
 class SubscriptionRejectedError(LobfeedError):

@@ -45,6 +45,7 @@ from lobfeed.aio.backoff import Backoff
 from lobfeed.aio.dispatch import Callback, Dispatcher
 from lobfeed.aio.health import HealthTracker, SymbolHealth
 from lobfeed.aio.options import ConnectOptions
+from lobfeed.aio.rest import open_session
 from lobfeed.aio.resync import Resync
 from lobfeed.events import CONNECTING, LIVE, SYNCING, Connected, Disconnected
 from lobfeed.exceptions import (
@@ -346,8 +347,8 @@ class Feed:
     that lost sync is rebuilt where the venue offers a choice (``"snapshot"``, ``"resubscribe"``;
     ``None``: the venue's way). ``options`` (a :class:`ConnectOptions`) holds every timeout,
     limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
-    ``max_frame_bytes``, ``snapshot_timeout``, ``stale_after`` and ``transport`` override its
-    fields of the same name.
+    ``max_frame_bytes``, ``snapshot_timeout``, ``stale_after``, ``transport`` and ``proxy``
+    override its fields of the same name (``None``: keep the field's value).
     """
 
     def __init__(
@@ -375,6 +376,7 @@ class Feed:
         snapshot_timeout: float | None = None,
         stale_after: float | None = None,
         transport: str | None = None,
+        proxy: str | None = None,
         conflate: bool = False,
         async_queue: int = 10_000,
         lag_warning: float = 5.0,
@@ -390,6 +392,7 @@ class Feed:
                 ("snapshot_timeout", snapshot_timeout),
                 ("stale_after", stale_after),
                 ("transport", transport),
+                ("proxy", proxy),
             )
             if value is not None
         }
@@ -521,7 +524,7 @@ class Feed:
         self._stopping = asyncio.Event()
         self._fatal = None
         with self._recording():
-            async with aiohttp.ClientSession(trust_env=False) as http:
+            async with open_session(self.options.proxy, self.rest_url) as http:
                 self._http = http
                 await self.dispatcher.start()
                 watcher = asyncio.ensure_future(self._watch_health())

@@ -6,11 +6,17 @@ failure to connect becomes a typed error: :class:`~lobfeed.exceptions.HandshakeR
 for a status that will not change by retrying (401, 403, 404, 414, ...), and
 :class:`~lobfeed.exceptions.ConnectError` for the transient rest (refused, DNS, timeouts, 429,
 5xx), which the Feed retries with backoff.
+
+Both adapters go through ``ConnectOptions.proxy`` when one is set (:mod:`lobfeed.aio.proxy`):
+a proxy's lasting refusal (407, SOCKS authentication) is a
+:class:`~lobfeed.exceptions.ProxyRejectedError`, a proxy that is down a ``ConnectError``; no
+message names the proxy's password.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +26,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from lobfeed.aio import proxy as proxies
 from lobfeed.aio.options import ConnectOptions
-from lobfeed.exceptions import ConnectError, HandshakeRejectedError
+from lobfeed.aio.proxy import ProxyURL
+from lobfeed.exceptions import ConfigError, ConnectError, HandshakeRejectedError
+
+log = logging.getLogger("lobfeed.link")
 
 #: Handshake statuses that retrying cannot fix: bad credentials, no such path, a URL too long.
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 414, 451})
@@ -74,21 +84,30 @@ def short_url(url: str, limit: int = 160) -> str:
     return f"{url[:limit]}... ({len(url)} characters)"
 
 
-def _connect_error(url: str, error: BaseException) -> ConnectError:
+def _connect_error(url: str, error: BaseException, proxy: ProxyURL | None = None) -> ConnectError:
+    if proxy is not None and proxies.refusal(error) is not None:
+        return proxies.proxy_error(url, proxy, error)
     status = getattr(getattr(error, "response", None), "status_code", None)
     if status is not None:
         message = f"websocket handshake to {short_url(url)} refused with HTTP {status}"
+        via = None if proxy is None else proxy.masked()
         if status in PERMANENT_STATUSES:
-            return HandshakeRejectedError(message, url=url, status=status)
-        return ConnectError(message, url=url, status=status)
+            return HandshakeRejectedError(message, url=url, status=status, proxy=via)
+        return ConnectError(message, url=url, status=status, proxy=via)
+    if proxy is not None:
+        return proxies.proxy_error(url, proxy, error)
     return ConnectError(f"cannot connect to {short_url(url)}: {error!r}", url=url)
 
 
 async def connect(url: str, options: ConnectOptions) -> Link:
-    """Opens a connection with the transport ``options`` names; typed errors on failure."""
+    """Opens a connection with the transport ``options`` names, through ``options.proxy`` if
+    it names one; typed errors on failure."""
+    proxy = proxies.resolve(options.proxy, url)
+    if proxy is not None:
+        log.debug("connecting to %s through proxy %s", short_url(url), proxy.masked())
     if options.transport == "picows":
-        return await PicowsLink.open(url, options)
-    return await WebsocketsLink.open(url, options)
+        return await PicowsLink.open(url, options, proxy)
+    return await WebsocketsLink.open(url, options, proxy)
 
 
 class WebsocketsLink:
@@ -100,7 +119,9 @@ class WebsocketsLink:
         self._by_us = False
 
     @classmethod
-    async def open(cls, url: str, options: ConnectOptions) -> WebsocketsLink:
+    async def open(
+        cls, url: str, options: ConnectOptions, proxy: ProxyURL | None = None
+    ) -> WebsocketsLink:
         try:
             ws = await ws_connect(
                 url,
@@ -112,10 +133,11 @@ class WebsocketsLink:
                 ping_interval=options.ping_interval,
                 ping_timeout=options.ping_timeout,
                 compression=None,
-                proxy=None,
+                # Explicit: websockets would read the environment's proxy variables itself.
+                proxy=None if proxy is None else proxy.url(),
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as e:
-            raise _connect_error(url, e) from e
+            raise _connect_error(url, e, proxy) from e
         return cls(url, ws)
 
     async def send(self, text: str) -> None:
@@ -171,8 +193,21 @@ class PicowsLink:
         self._by_us = False
 
     @classmethod
-    async def open(cls, url: str, options: ConnectOptions) -> PicowsLink:
+    async def open(
+        cls, url: str, options: ConnectOptions, proxy: ProxyURL | None = None
+    ) -> PicowsLink:
         from picows import WSError, ws_connect
+        from python_socks import ProxyError
+
+        via: str | None = None
+        if proxy is not None:
+            if proxy.scheme not in proxies.PICOWS_SCHEMES:
+                raise ConfigError(
+                    f"transport='picows' cannot use the proxy {proxy.masked()!r} (from the "
+                    f"environment): it supports {', '.join(proxies.PICOWS_SCHEMES)} proxies"
+                )
+            # python-socks lets a SOCKS5 proxy resolve names (what socks5h:// asks for).
+            via = proxy.url("socks5" if proxy.scheme == "socks5h" else None)
 
         link = cls(url)
         try:
@@ -185,11 +220,12 @@ class PicowsLink:
                 enable_auto_ping=options.ping_interval is not None,
                 auto_ping_idle_timeout=options.ping_interval or 20.0,
                 auto_ping_reply_timeout=options.ping_timeout or 20.0,
+                proxy=via,
             )
         except WSError as e:
             raise _picows_error(url, e) from e
-        except (OSError, TimeoutError) as e:
-            raise _connect_error(url, e) from e
+        except (OSError, TimeoutError, ProxyError) as e:
+            raise _connect_error(url, e, proxy) from e
         return link
 
     def _listener_factory(self) -> Callable[[], Any]:

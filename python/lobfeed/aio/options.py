@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from lobfeed.aio import proxy as proxies
 from lobfeed.aio.backoff import Backoff
 from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import WeightLimit
@@ -65,10 +66,19 @@ class ConnectOptions:
     ``on_status``."""
     backoff: Backoff = field(default_factory=Backoff)
     """Delays between reconnects and between snapshot retries (capped, jittered)."""
+    proxy: str | None = None
+    """The proxy websockets and REST snapshots go through. ``None``: none, and the
+    environment's ``*_PROXY`` variables are ignored; ``"http://[user:pass@]host:port"``;
+    ``"socks5://..."``, ``"socks5h://..."`` (the proxy resolves names), ``"socks4://..."``,
+    ``"socks4a://..."``; ``"env"``: ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``
+    per URL (:mod:`lobfeed.aio.proxy` says how). The password is never shown (``repr`` and
+    every message mask it). A proxy refusing for good (407) ends ``run()`` with
+    ``ProxyRejectedError``; one that is down is retried like any refused connection."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport is one of {TRANSPORTS}, not {self.transport!r}")
+        proxies.check(self.proxy, self.transport)
         for name in (
             "open_timeout",
             "close_timeout",
@@ -98,6 +108,15 @@ class ConnectOptions:
             not isinstance(self.max_attempts, int) or self.max_attempts < 1
         ):
             raise ConfigError(f"max_attempts must be None or at least 1, not {self.max_attempts!r}")
+
+    def __repr__(self) -> str:
+        shown = (
+            f"{f.name}={proxies.mask_value(repr(getattr(self, f.name)))}"
+            if f.name == "proxy"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"ConnectOptions({', '.join(shown)})"
 
 
 def _positive(name: str, value: object) -> None:

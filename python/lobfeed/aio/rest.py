@@ -4,12 +4,16 @@ A venue's answer is sorted into what retrying may fix (429/418 with their ``Retr
 timeouts, resets: ``SnapshotError``/``RateLimitedError``) and what it cannot (400/404: the
 symbol does not exist or the request is wrong, ``SymbolRejectedError``). Whether a 200 body is
 really a snapshot is for the session to say when it is handed the body.
+
+:func:`open_session` makes the ``aiohttp`` session every snapshot goes through, with
+``ConnectOptions.proxy`` applied (an HTTP proxy natively, SOCKS through aiohttp-socks).
 """
 
 from __future__ import annotations
 
 import aiohttp
 
+from lobfeed.aio import proxy as proxies
 from lobfeed.exceptions import RateLimitedError, SnapshotError, SymbolRejectedError
 
 # Binance answers 418 once an IP keeps going past 429s.
@@ -18,6 +22,31 @@ RATE_LIMIT_STATUSES = frozenset({418, 429})
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 410})
 
 _CHUNK = 64 * 1024
+
+
+def open_session(proxy: str | None, rest_url: str | None) -> aiohttp.ClientSession:
+    """The session REST snapshots use: through ``proxy`` (a ``ConnectOptions.proxy`` value;
+    ``"env"`` is looked up for ``rest_url`` now), never through a proxy the environment names
+    otherwise (``trust_env=False``)."""
+    chosen = proxies.resolve(proxy, rest_url)
+    if chosen is None:
+        return aiohttp.ClientSession(trust_env=False)
+    if chosen.socks:
+        from aiohttp_socks import ProxyConnector, ProxyType
+
+        kind = ProxyType.SOCKS5 if chosen.scheme.startswith("socks5") else ProxyType.SOCKS4
+        connector = ProxyConnector(
+            host=chosen.host,
+            port=chosen.port,
+            proxy_type=kind,
+            username=chosen.username,
+            password=chosen.password,
+            rdns=chosen.scheme in ("socks5h", "socks4a"),
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=False)
+    # aiohttp takes the credentials from the URL (proxy_auth is deprecated); every message
+    # fetch_snapshot makes from aiohttp's errors has URL passwords masked.
+    return aiohttp.ClientSession(proxy=chosen.url(), trust_env=False)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -79,4 +108,9 @@ async def fetch_snapshot(
                 parts.append(chunk)
             return b"".join(parts)
     except (aiohttp.ClientError, TimeoutError) as e:
-        raise SnapshotError(f"{symbol}: snapshot request {url} failed: {e!r}", symbol=symbol) from e
+        # A proxy's refusal (aiohttp's ClientHttpProxyError) carries its status.
+        answered = e.status if isinstance(e, aiohttp.ClientResponseError) else None
+        detail = proxies.mask(f"{type(e).__name__}: {e}")
+        raise SnapshotError(
+            f"{symbol}: snapshot request {url} failed: {detail}", symbol=symbol, status=answered
+        ) from e

@@ -1,6 +1,7 @@
-"""Test helpers: a local exchange server that replays tapes over loopback."""
+"""Test helpers: a local exchange server that replays tapes over loopback, and proxies."""
 
 from lobfeed.testing.profiles.binance import BinanceProfile, BinanceSubscription
+from lobfeed.testing.proxy import HttpProxy, ProxyStats, Relayed, SocksProxy
 from lobfeed.testing.server import (
     MALFORMED_FRAME,
     ExchangeServer,
@@ -22,10 +23,14 @@ __all__ = [
     "BinanceSubscription",
     "ExchangeServer",
     "FaultPlan",
+    "HttpProxy",
     "LiveStream",
+    "ProxyStats",
+    "Relayed",
     "RestRequest",
     "RestResponse",
     "ServerStats",
+    "SocksProxy",
     "Subscription",
     "VenueProfile",
     "profile_class_for",
