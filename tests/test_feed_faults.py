@@ -638,8 +638,9 @@ async def test_a_blocking_callback_with_conflate_sees_only_fresh_books(
             stopped_at = time.monotonic()
             feed.stop()
             assert feed.session is not None
-        # stop() is honoured promptly although frames keep coming faster than consumed.
-        assert time.monotonic() - stopped_at < 5
+        # stop() is honoured although frames keep coming faster than they are consumed: the
+        # backlog is not worked through first (it used to take as long as the backlog).
+        assert time.monotonic() - stopped_at < 10
     assert feed.dispatcher.stats.conflated + feed.dispatcher.stats.flushes > 0
     assert watch.wrong == []
 

@@ -162,6 +162,9 @@ class WebsocketsLink:
             while True:
                 raw = await recv(decode=False)
                 ts_ns = clock()
+                if self._by_us:
+                    # Closing: what is still buffered is read only to reach the close frame.
+                    continue
                 on_frame(raw, ts_ns)
                 # recv() returns frames already buffered without giving the loop a turn, so a
                 # backlog behind slow callbacks would starve timers (stop(), watchdogs, health)
@@ -266,6 +269,8 @@ class PicowsLink:
 
     def _frame(self, raw: bytes) -> None:
         ts_ns = time.time_ns()
+        if self._by_us:
+            return  # closing: nothing more is delivered
         if self._on_frame is None:
             self._early.append((raw, ts_ns))
         else:
