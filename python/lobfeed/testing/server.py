@@ -504,7 +504,7 @@ class ExchangeServer:
         self.clones = clones
         self.profile.set_clones(clones)
         limits = self.profile.default_limits() if enforce_limits else VenueLimits()
-        overrides = {
+        overrides: dict[str, Any] = {
             "streams_per_connection": max_streams,
             "request_line_bytes": max_request_line,
             "messages_per_s": max_messages_per_s,
