@@ -8,6 +8,7 @@ by its keyword where waiting out the real one would be slow.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -404,3 +405,46 @@ async def test_other_venues_have_no_limits(tape_path: Callable[[str], Path]) -> 
             assert "X-MBX-USED-WEIGHT-1M" not in resp.headers
         assert srv.limits.rest_weight_limit is None
         assert srv.limits.streams_per_connection is None
+
+
+async def test_lobfeed_serve_clones_and_no_limits(tape_path: Callable[[str], Path]) -> None:
+    async def serve(*flags: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "lobfeed",
+            "serve",
+            str(tape_path(COINM)),
+            "--speed",
+            "max",
+            "--once",
+            *flags,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while not any("Ctrl-C" in line for line in lines):
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "lobfeed serve exited before printing its URLs"
+            lines.append(line)
+        return proc, lines
+
+    proc, lines = await serve("--clones", "3")
+    try:
+        assert any("clones:" in line for line in lines)
+        assert any("streams_per_connection=200" in line for line in lines)
+        ws_url = next(line.split()[-1] for line in lines if "websocket:" in line)
+        async with connect(f"{ws_url}/stream?streams=c3trxusd_perp@depth@100ms") as ws:
+            frames = [orjson.loads(m) async for m in ws]
+        assert frames and {f["data"]["s"] for f in frames} == {"C3TRXUSD_PERP"}
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    proc, lines = await serve("--no-limits")
+    try:
+        assert not any("limits:" in line for line in lines)
+    finally:
+        proc.kill()
+        await proc.wait()
