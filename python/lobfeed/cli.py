@@ -75,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
         "finite --speed)",
     )
 
+    p.add_argument(
+        "--clones",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also serve every symbol under N aliases (Binance: C1<SYMBOL>, C2<SYMBOL>, ...), "
+        "each a full copy of its streams and snapshots",
+    )
+    p.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="do not enforce the venue's limits (streams per connection, messages per second, "
+        "REST request weight, request line length)",
+    )
+
     p = sub.add_parser("replay", help="run a tape through the sync code; one JSON line per update")
     p.add_argument("tape")
     p.add_argument("--depth", type=int, default=25, help="levels per side in each line")
@@ -121,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults: FaultPlan = args.faults or FaultPlan()
         if args.seed is not None:
             faults = dataclasses.replace(faults, seed=args.seed)
+        if args.clones < 0:
+            print("lobfeed serve: --clones must be 0 or more", file=sys.stderr)
+            return 2
         if args.live and args.speed == float("inf"):
             print("lobfeed serve: --live needs a finite --speed", file=sys.stderr)
             return 2
@@ -133,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             faults=faults,
             live=args.live,
             once=args.once,
+            clones=args.clones,
+            enforce_limits=not args.no_limits,
         )
         return 0
     if command == "replay":

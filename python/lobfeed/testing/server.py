@@ -25,7 +25,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import bisect
+import collections
 import contextlib
+import dataclasses
 import email.utils
 import http
 import importlib
@@ -60,6 +62,7 @@ __all__ = [
     "RestResponse",
     "ServerStats",
     "Subscription",
+    "VenueLimits",
     "VenueProfile",
     "profile_class_for",
     "register_profile",
@@ -100,6 +103,19 @@ class ServerStats:
     ``foreign``, ``noresub``, and the original plan's ``rest429``, ``cut``, ``malformed``,
     ``oversized``."""
 
+    refused: dict[str, int] = field(default_factory=dict)
+    """Connections and requests turned away by a venue limit (see :class:`VenueLimits`), by
+    reason: ``url-length`` (414 to a request line over the limit), ``streams`` (handshake
+    refused: more streams in the URL than a connection may carry), ``subscribe-streams``
+    (a subscribe message refused for the same reason; the connection stays open),
+    ``message-rate`` (connection closed for sending too many messages a second)."""
+    weight_429s: int = 0
+    """REST requests answered 429 for going over the request-weight limit."""
+    weight_418s: int = 0
+    """REST requests answered 418 (the IP is banned for going on after 429s)."""
+    max_weight_used: int = 0
+    """The most request weight used within one window."""
+
     def count(self, kind: str) -> None:
         self.faults_injected += 1
         self.faults[kind] = self.faults.get(kind, 0) + 1
@@ -114,6 +130,8 @@ class Subscription:
 
     def __init__(self) -> None:
         self.ready = False
+        self.limit_hits: list[str] = []
+        """Limits this client ran into (a profile appends; the server counts and clears)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -125,6 +143,35 @@ class LiveStream:
     subscription: Subscription
     position_ns: int | None = None
     """Recorded ``ts_ns`` of the last frame sent to this client (the replay position)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimits:
+    """The limits a venue enforces, as the server applies them.  ``None`` or 0: not enforced.
+
+    A profile gives its venue's defaults (:meth:`VenueProfile.default_limits`); each can be
+    overridden by an :class:`ExchangeServer` keyword so that tests can shrink them.
+    """
+
+    streams_per_connection: int | None = None
+    """Streams one websocket connection may carry.  Over it in the URL: the handshake is
+    answered 400; a subscribe message that would go over it is answered with an error and
+    changes nothing."""
+    request_line_bytes: int | None = None
+    """Longest HTTP request line (``GET <path> HTTP/1.1\\r\\n``) answered; longer: 414.
+    websockets itself answers 414 to request lines over 8,192 bytes, so a larger value has no
+    effect."""
+    messages_per_s: int | None = None
+    """Messages a client may send in any one-second span (rolling); one more closes the
+    connection with 1008.  Ping and pong frames are answered by websockets and not counted."""
+    rest_weight_limit: int | None = None
+    """REST request weight per window, for the whole server (one IP)."""
+    rest_window_s: float = 60.0
+    """Length of the fixed weight window; windows start at the server's start, back to back."""
+    rest_ban_after: int = 3
+    """429s answered within one window before the next over-limit request bans the IP (418)."""
+    rest_ban_s: float = 120.0
+    """How long a ban lasts: every request is answered 418 until it ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +245,35 @@ class VenueProfile(abc.ABC, Generic[SubT]):
     @abc.abstractmethod
     def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | None:
         """The text to send for recorded frame ``index``, or ``None`` if ``sub`` excludes it."""
+
+    weight_header: ClassVar[str | None] = None
+    """Response header telling a client the request weight it used in the current window."""
+
+    limits: VenueLimits = VenueLimits()
+    """The limits in force (set by the server from :meth:`default_limits` and its keywords)."""
+
+    def default_limits(self) -> VenueLimits:
+        """The venue's own limits; none by default."""
+        return VenueLimits()
+
+    def stream_count(self, sub: SubT) -> int:
+        """How many streams ``sub`` carries, for :attr:`VenueLimits.streams_per_connection`."""
+        return 0
+
+    def rest_weight(self, request: RestRequest) -> int:
+        """The request weight of a REST request."""
+        return 1
+
+    def too_many_streams(self, sub: SubT, limit: int) -> RestResponse:
+        """The handshake answer to a URL asking for more than ``limit`` streams."""
+        count = self.stream_count(sub)
+        msg = f"too many streams: {count}, at most {limit} per connection"
+        return RestResponse.json(400, {"error": msg})
+
+    def set_clones(self, clones: int) -> None:
+        """Serve every recorded symbol also under ``clones`` aliases (see the Binance profile)."""
+        if clones:
+            raise ValueError(f"the {self.venue} profile cannot serve symbol clones")
 
     def greeting(self, sub: SubT) -> list[str]:
         """Frames the venue sends as soon as a websocket is open (before any subscription)."""
@@ -313,6 +389,54 @@ def _reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+class _WeightCounter:
+    """REST request weight of the whole server (one IP), in fixed windows.
+
+    Windows of ``rest_window_s`` follow each other from the server's start (Binance counts per
+    calendar minute: its ``X-MBX-USED-WEIGHT-1M`` falls to 0 at each minute's start).  A request
+    that would take the window's weight over the limit is refused with 429 and adds nothing;
+    after ``rest_ban_after`` 429s in one window the next over-limit request bans the IP for
+    ``rest_ban_s``: every request is then answered 418 until the ban ends.
+    """
+
+    def __init__(self, limits: VenueLimits) -> None:
+        self.limits = limits
+        self.window_start = 0.0
+        self.used = 0
+        self.max_used = 0
+        self.strikes = 0
+        self.banned_until: float | None = None
+
+    def start(self, now: float) -> None:
+        self.window_start = now
+        self.used = self.strikes = 0
+        self.banned_until = None
+
+    def charge(self, now: float, weight: int) -> tuple[int, int] | None:
+        """Count a request; None if it is served, else (status, Retry-After seconds)."""
+        limits = self.limits
+        limit = limits.rest_weight_limit
+        if not limit:
+            return None
+        window = limits.rest_window_s
+        if now >= self.window_start + window:
+            self.window_start += window * math.floor((now - self.window_start) / window)
+            self.used = self.strikes = 0
+        if self.banned_until is not None:
+            if now < self.banned_until:
+                return 418, max(1, math.ceil(self.banned_until - now))
+            self.banned_until = None
+        if self.used + weight <= limit:
+            self.used += weight
+            self.max_used = max(self.max_used, self.used)
+            return None
+        if self.strikes >= limits.rest_ban_after:
+            self.banned_until = now + limits.rest_ban_s
+            return 418, max(1, math.ceil(limits.rest_ban_s))
+        self.strikes += 1
+        return 429, max(1, math.ceil(self.window_start + window - now))
+
+
 class ExchangeServer:
     """Replay a tape as a local exchange, on one port for websocket and REST.
 
@@ -331,6 +455,14 @@ class ExchangeServer:
 
     ``faults`` (a :class:`~lobfeed.testing.faults.FaultPlan`) injects failures.  ``profile``
     overrides the venue profile chosen from the tape header's venue.
+
+    ``clones`` serves every recorded symbol also under that many aliases, each a full copy of
+    the original's streams and snapshots (profiles that support it: Binance).
+
+    The venue's limits (:class:`VenueLimits`, from the profile) are enforced unless
+    ``enforce_limits`` is false; each is overridden by its keyword (``None``: the venue's value,
+    0: not enforced): ``max_streams``, ``max_request_line``, ``max_messages_per_s``,
+    ``rest_weight_limit``, ``rest_window_s``, ``rest_ban_after``, ``rest_ban_s``.
     """
 
     def __init__(
@@ -344,6 +476,15 @@ class ExchangeServer:
         *,
         profile: VenueProfile[Any] | None = None,
         live: bool = False,
+        clones: int = 0,
+        enforce_limits: bool = True,
+        max_streams: int | None = None,
+        max_request_line: int | None = None,
+        max_messages_per_s: int | None = None,
+        rest_weight_limit: int | None = None,
+        rest_window_s: float | None = None,
+        rest_ban_after: int | None = None,
+        rest_ban_s: float | None = None,
     ) -> None:
         if not speed > 0:  # also refuses NaN
             raise ValueError(f"speed must be positive, got {speed!r}")
@@ -358,7 +499,29 @@ class ExchangeServer:
         self.profile: VenueProfile[Any] = (
             profile if profile is not None else profile_class_for(self.tape.venue)(self.tape)
         )
+        if clones < 0:
+            raise ValueError(f"clones must be 0 or more, got {clones!r}")
+        self.clones = clones
+        self.profile.set_clones(clones)
+        limits = self.profile.default_limits() if enforce_limits else VenueLimits()
+        overrides: dict[str, Any] = {
+            "streams_per_connection": max_streams,
+            "request_line_bytes": max_request_line,
+            "messages_per_s": max_messages_per_s,
+            "rest_weight_limit": rest_weight_limit,
+            "rest_window_s": rest_window_s,
+            "rest_ban_after": rest_ban_after,
+            "rest_ban_s": rest_ban_s,
+        }
+        limits = dataclasses.replace(
+            limits, **{name: value for name, value in overrides.items() if value is not None}
+        )
+        if not limits.rest_window_s > 0:
+            raise ValueError(f"rest_window_s must be positive, got {limits.rest_window_s!r}")
+        self.limits = limits
+        self.profile.limits = limits
         self.stats = ServerStats()
+        self._weight = _WeightCounter(limits)
         self._requested_port = port
         self._port: int | None = None
         self._server: Server | None = None
@@ -387,6 +550,7 @@ class ExchangeServer:
             raise RuntimeError("the server is already started")
         await self._listen()
         self._clock_start = asyncio.get_running_loop().time()
+        self._weight.start(self._clock_start)
         if self.faults.refuse_s is not None and not self.faults.refuse_after_close:
             self._refuse()
 
@@ -511,6 +675,16 @@ class ExchangeServer:
         spec = self.faults.spec()
         if spec:
             lines.append(f"  faults:    {spec}")
+        if self.clones:
+            lines.append(f"  clones:    every symbol also served under {self.clones} aliases")
+        limits = self.limits
+        shown = [
+            f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in dataclasses.asdict(limits).items()
+            if value and (limits.rest_weight_limit or not name.startswith("rest_"))
+        ]
+        if shown:
+            lines.append(f"  limits:    {', '.join(shown)}")
         lines += [
             f"  {label}: {url}"
             for label, url in self.profile.example_urls(self.ws_url, self.rest_url)
@@ -527,9 +701,19 @@ class ExchangeServer:
             _reset(connection.transport)
             await asyncio.shield(connection.connection_lost_waiter)
             return _dummy_response()
+        line_limit = self.limits.request_line_bytes
+        if line_limit and len(request.path.encode()) + len("GET  HTTP/1.1\r\n") > line_limit:
+            self._refused_for("url-length")
+            body = {"error": "request line too long", "limit": line_limit}
+            return _http_response(RestResponse.json(414, body))
         if "websocket" in request.headers.get("Upgrade", "").lower():
-            if self.profile.subscribe_path(request.path) is None:
+            sub = self.profile.subscribe_path(request.path)
+            if sub is None:
                 return _http_response(RestResponse.json(404, {"error": "no such stream path"}))
+            stream_limit = self.limits.streams_per_connection
+            if stream_limit and self.profile.stream_count(sub) > stream_limit:
+                self._refused_for("streams")
+                return _http_response(self.profile.too_many_streams(sub, stream_limit))
             self._upgrade_attempts += 1
             plan = self.faults
             status = plan.handshake_status
@@ -557,7 +741,18 @@ class ExchangeServer:
         )
         plan = self.faults
         answer: RestResponse | None = None
-        if rest_request.method != "GET":
+        limited = self._weight.charge(
+            asyncio.get_running_loop().time(), self.profile.rest_weight(rest_request)
+        )
+        self.stats.max_weight_used = self._weight.max_used
+        if limited is not None:
+            status, retry_after = limited
+            if status == 418:
+                self.stats.weight_418s += 1
+            else:
+                self.stats.weight_429s += 1
+            answer = self.profile.rate_limited(rest_request, status, retry_after)
+        elif rest_request.method != "GET":
             answer = RestResponse.json(405, {"error": "only GET is served"})
         elif self.profile.is_snapshot_request(rest_request.path):
             self.stats.snapshot_requests += 1
@@ -578,7 +773,14 @@ class ExchangeServer:
             answer = self.profile.rest(rest_request)
         if answer.status >= 400:
             self.stats.rejected_requests += 1
+        header = self.profile.weight_header
+        if header is not None and self.limits.rest_weight_limit:
+            used = (header, str(self._weight.used))
+            answer = dataclasses.replace(answer, headers=(*answer.headers, used))
         return _http_response(answer)
+
+    def _refused_for(self, reason: str) -> None:
+        self.stats.refused[reason] = self.stats.refused.get(reason, 0) + 1
 
     def _counts_for_rest_faults(self, request: RestRequest) -> bool:
         symbol = self.faults.rest_symbol
@@ -674,13 +876,29 @@ class ExchangeServer:
             subscribed = sub.ready
             for frame in self.profile.greeting(sub):
                 await ws.send(frame)
+            rate_limit = self.limits.messages_per_s
+            arrivals: collections.deque[float] = collections.deque()
+            clock = asyncio.get_running_loop().time
             async for message in ws:
+                if rate_limit:
+                    now = clock()
+                    arrivals.append(now)
+                    while arrivals[0] <= now - 1.0:
+                        arrivals.popleft()
+                    if len(arrivals) > rate_limit:
+                        # Binance closes with 1008 "Too many requests".
+                        self._refused_for("message-rate")
+                        await ws.close(1008, "Too many requests")
+                        break
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 if subscribed and plan.ignore_resubscribe and "subscribe" in text.lower():
                     self.stats.count("noresub")
                     continue
                 for reply in self.profile.on_message(sub, text):
                     await ws.send(reply)
+                for reason in sub.limit_hits:
+                    self._refused_for(reason)
+                sub.limit_hits.clear()
                 activity.set()
                 if sub.ready:
                     subscribed = True
@@ -872,12 +1090,24 @@ def run_server(
     faults: FaultPlan | None = None,
     live: bool = False,
     once: bool = False,
+    clones: int = 0,
+    enforce_limits: bool = True,
 ) -> None:
     """Serve a tape until Ctrl-C, or with ``once`` until every client has finished."""
     tape = Tape.open(tape_path)
 
     async def main() -> None:
-        async with ExchangeServer(tape, host, port, speed, loop, faults, live=live) as srv:
+        async with ExchangeServer(
+            tape,
+            host,
+            port,
+            speed,
+            loop,
+            faults,
+            live=live,
+            clones=clones,
+            enforce_limits=enforce_limits,
+        ) as srv:
             for line in srv.describe():
                 print(line, flush=True)
             if once:

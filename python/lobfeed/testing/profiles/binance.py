@@ -4,6 +4,17 @@ In live mode (see :class:`lobfeed.testing.server.ExchangeServer`) a depth snapsh
 answered with the book as it stands at the server's current position: the tape's recorded
 snapshot brought forward through the recorded depth updates by a native ``Session``, so that the
 snapshot bridges the stream a client joining mid-tape receives.
+
+Symbol clones (``ExchangeServer(..., clones=N)``): every recorded symbol is also served under N
+aliases ``C1<SYMBOL>``, ``C2<SYMBOL>``, ... (``ETHUSD_PERP`` -> ``C1ETHUSD_PERP``, streams
+``c1ethusd_perp@depth``...).  An alias's frames are the original's with ``"s"`` and the stream
+name renamed (update ids, prices, times unchanged), sent right after the original's at the same
+recorded time; its depth snapshots are the original's.  A frame is renamed once per alias, the
+first time a client is sent it.
+
+Limits, as Binance documents them (see :class:`BinanceProfile.default_limits`): streams per
+connection, incoming messages per second, REST request weight per minute with depth weights by
+``limit`` and the ``X-MBX-USED-WEIGHT-1M`` header, 429 then 418.
 """
 
 from __future__ import annotations
@@ -23,11 +34,18 @@ from lobfeed.testing.server import (
     RestRequest,
     RestResponse,
     Subscription,
+    VenueLimits,
     VenueProfile,
     register_profile,
 )
 
-__all__ = ["BinanceProfile", "BinanceSubscription", "binance_stream_key"]
+__all__ = [
+    "BinanceProfile",
+    "BinanceSubscription",
+    "binance_stream_key",
+    "clone_symbol",
+    "rename_frame",
+]
 
 _UPDATE_SPEED = re.compile(r"\d+m?s")
 _COMBINED_PREFIX = re.compile(r'\{"stream":"([^"\\]+)","data":')
@@ -46,6 +64,89 @@ _BINANCE_EVENT_STREAMS: Final[Mapping[str, str]] = {
     "24hrMiniTicker": "miniticker",
     "markPriceUpdate": "markprice",
 }
+
+
+# Streams per connection.  Spot: "A single connection can listen to a maximum of 1024 streams."
+# https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+# USDⓈ-M and COIN-M futures: "A single connection can listen to a maximum of 200 streams." (the
+# number these docs gave through 2024 and that client libraries enforce; the pages now say 1024)
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/websocket-market-streams
+# https://developers.binance.com/docs/derivatives/coin-margined-futures/websocket-market-streams
+_SPOT_STREAMS: Final = 1024
+_FUTURES_STREAMS: Final = 200
+# Incoming messages per connection: spot "5 incoming messages per second", futures "10 incoming
+# messages per second"; "A connection that goes beyond the limit will be disconnected" (same
+# pages).  Binance closes it with 1008 "Too many requests".
+_SPOT_MESSAGES_PER_S: Final = 5
+_FUTURES_MESSAGES_PER_S: Final = 10
+# Request line: Binance documents none; 8 KiB is what websockets' own server answers 414 beyond
+# (websockets.http11.MAX_LINE_LENGTH).
+_REQUEST_LINE_BYTES: Final = 8192
+# REST request weight per IP per minute (exchangeInfo rateLimits REQUEST_WEIGHT).  Spot 6,000:
+# https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits
+# USDⓈ-M 2,400:
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info#limits
+# COIN-M 2,400:
+# https://developers.binance.com/docs/derivatives/coin-margined-futures/general-info#limits
+# Over the limit: 429 with Retry-After; "Repeatedly violating rate limits and/or failing to back
+# off after receiving 429s will result in an automated IP ban (HTTP status 418)", bans lasting
+# "from 2 minutes to 3 days" (spot limits page above).
+_REST_WEIGHT: Final[Mapping[str, int]] = {
+    "binance": 6000,
+    "binance-usdm": 2400,
+    "binance-coinm": 2400,
+}
+_BAN_S: Final = 120.0
+# Depth weight by limit.  Spot (default limit 100): 1-100: 5, 101-500: 25, 501-1000: 50,
+# 1001-5000: 250.
+# https://developers.binance.com/docs/binance-spot-api-docs/rest-api/market-data-endpoints#order-book
+_SPOT_DEPTH_WEIGHTS: Final = ((100, 5), (500, 25), (1000, 50))
+_SPOT_DEPTH_MAX_WEIGHT: Final = 250
+# Futures (default limit 500): 5, 10, 20, 50: 2; 100: 5; 500: 10; 1000: 20.
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Order-Book
+# https://developers.binance.com/docs/derivatives/coin-margined-futures/market-data/rest-api/Order-Book
+_FUTURES_DEPTH_WEIGHTS: Final = ((50, 2), (100, 5), (500, 10))
+_FUTURES_DEPTH_MAX_WEIGHT: Final = 20
+
+_CLONE_PREFIX: Final = "C"
+
+
+def clone_symbol(symbol: str, n: int) -> str:
+    """The ``n``-th alias (1-based) of a Binance symbol: ``C<n><SYMBOL>``."""
+    return f"{_CLONE_PREFIX}{n}{symbol.upper()}"
+
+
+def _rename_json(value: object, symbol: str, alias: str, lower: str, alias_lower: str) -> object:
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for k, v in value.items():
+            if k == "s" and v == symbol:
+                out[k] = alias
+            elif k == "stream" and isinstance(v, str) and v.lower().startswith(lower + "@"):
+                out[k] = alias_lower + v[len(lower) :]
+            else:
+                out[k] = _rename_json(v, symbol, alias, lower, alias_lower)
+        return out
+    if isinstance(value, list):
+        return [_rename_json(v, symbol, alias, lower, alias_lower) for v in value]
+    return value
+
+
+def rename_frame(text: str, symbol: str, alias: str) -> str:
+    """A recorded Binance frame of ``symbol`` with its ``"s"`` and stream name made ``alias``."""
+    lower, alias_lower = symbol.lower(), alias.lower()
+    field = f'"s":"{symbol}"'
+    if field in text:  # compact JSON, as Binance sends it: plain replacement
+        text = text.replace(field, f'"s":"{alias}"')
+        prefix = f'{{"stream":"{lower}@'
+        if text[: len(prefix)].lower() == prefix:
+            text = f'{{"stream":"{alias_lower}@' + text[len(prefix) :]
+        return text
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return orjson.dumps(_rename_json(obj, symbol, alias, lower, alias_lower)).decode()
 
 
 def binance_stream_key(name: str) -> str:
@@ -129,6 +230,7 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
     """Binance spot, USDⓈ-M and COIN-M: combined and raw streams, SUBSCRIBE, depth snapshots."""
 
     venues = ("binance", "binance-usdm", "binance-coinm")
+    weight_header = "X-MBX-USED-WEIGHT-1M"
 
     def __init__(self, tape: Tape) -> None:
         super().__init__(tape)
@@ -156,6 +258,85 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
             if symbol:
                 self._snapshots.setdefault(symbol, []).append((record.ts_ns, record.data or ""))
         self._live_books: dict[str, _LiveBook] = {}
+        # Clones: per frame, (recorded symbol, alias) to rename it to (None: sent as recorded),
+        # the renamed texts made so far, and alias -> recorded symbol (upper case).
+        self._renames: list[tuple[str, str] | None] = [None] * len(self.frames)
+        self._renamed: dict[int, str] = {}
+        self.aliases: dict[str, str] = {}
+        """Served alias (upper case) -> the recorded symbol it copies."""
+
+    # -- clones and limits ----------------------------------------------------------------------
+
+    def set_clones(self, clones: int) -> None:
+        if not clones:
+            return
+        if self.aliases:
+            raise RuntimeError("clones are set once")
+        frames: list[TapeRecord] = []
+        keys: list[str | None] = []
+        wrapped: list[bool] = []
+        renames: list[tuple[str, str] | None] = []
+        for record, key, wrap in zip(self.frames, self._keys, self._wrapped, strict=True):
+            frames.append(record)
+            keys.append(key)
+            wrapped.append(wrap)
+            renames.append(None)
+            if key is None:
+                continue
+            lower, stream = key.split("@", 1)
+            symbol = lower.upper()
+            for n in range(1, clones + 1):
+                alias = clone_symbol(symbol, n)
+                self.aliases[alias] = symbol
+                frames.append(record)
+                keys.append(f"{alias.lower()}@{stream}")
+                wrapped.append(wrap)
+                renames.append((symbol, alias))
+        for symbol in list(self._snapshots):
+            for n in range(1, clones + 1):
+                self.aliases.setdefault(clone_symbol(symbol, n), symbol)
+        self.frames, self._keys, self._wrapped, self._renames = frames, keys, wrapped, renames
+        self._unwrapped.clear()
+
+    def default_limits(self) -> VenueLimits:
+        spot = self.venue == "binance"
+        return VenueLimits(
+            streams_per_connection=_SPOT_STREAMS if spot else _FUTURES_STREAMS,
+            request_line_bytes=_REQUEST_LINE_BYTES,
+            messages_per_s=_SPOT_MESSAGES_PER_S if spot else _FUTURES_MESSAGES_PER_S,
+            rest_weight_limit=_REST_WEIGHT.get(self.venue, _REST_WEIGHT["binance"]),
+            rest_window_s=60.0,
+            rest_ban_after=3,
+            rest_ban_s=_BAN_S,
+        )
+
+    def stream_count(self, sub: BinanceSubscription) -> int:
+        return len(sub.streams)
+
+    def rest_weight(self, request: RestRequest) -> int:
+        if request.path != self.depth_path:
+            return 1  # ping, time, and unknown paths
+        spot = self.venue == "binance"
+        raw = request.param("limit")
+        limit = int(raw) if raw is not None and raw.isdigit() else (100 if spot else 500)
+        table = _SPOT_DEPTH_WEIGHTS if spot else _FUTURES_DEPTH_WEIGHTS
+        for upto, weight in table:
+            if limit <= upto:
+                return weight
+        return _SPOT_DEPTH_MAX_WEIGHT if spot else _FUTURES_DEPTH_MAX_WEIGHT
+
+    def too_many_streams(self, sub: BinanceSubscription, limit: int) -> RestResponse:
+        msg = f"Too many streams: {len(sub.streams)} requested, at most {limit} per connection."
+        return RestResponse.json(400, {"code": -1100, "msg": msg})
+
+    def _text(self, index: int, record: TapeRecord) -> str:
+        rename = self._renames[index]
+        if rename is None:
+            return record.data or ""
+        text = self._renamed.get(index)
+        if text is None:
+            text = self._renamed[index] = rename_frame(record.data or "", *rename)
+        return text
 
     @staticmethod
     def _classify(text: str) -> tuple[str | None, bool, str | None]:
@@ -207,6 +388,16 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
             if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
                 return [_binance_error(2, "Invalid request: params must be stream names", req_id)]
             if method == "SUBSCRIBE":
+                limit = self.limits.streams_per_connection
+                new = {binance_stream_key(p) for p in params} - sub.streams.keys()
+                if limit and len(sub.streams) + len(new) > limit:
+                    # Refused whole, the connection stays open (see the module docstring).
+                    sub.limit_hits.append("subscribe-streams")
+                    msg = (
+                        f"Invalid request: too many streams: {len(sub.streams) + len(new)}, "
+                        f"at most {limit} per connection"
+                    )
+                    return [_binance_error(2, msg, req_id)]
                 sub.add(params)
             else:
                 sub.remove(params)
@@ -227,7 +418,7 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
         name = sub.streams.get(key)
         if name is None:
             return None
-        text = record.data or ""
+        text = self._text(index, record)
         if sub.combined:
             if self._wrapped[index]:
                 return text
@@ -288,12 +479,13 @@ class BinanceProfile(VenueProfile[BinanceSubscription]):
         if limit is not None and not limit.isdigit():
             msg = "Illegal characters found in parameter 'limit'."
             return RestResponse.json(400, {"code": -1100, "msg": msg})
-        entries = self._snapshots.get(symbol)
+        recorded = self.aliases.get(symbol, symbol)
+        entries = self._snapshots.get(recorded)
         if not entries:
             return RestResponse.json(400, {"code": -1121, "msg": "Invalid symbol."})
         if request.position_ns is not None:
             depth = min(int(limit), 5000) if limit else 100
-            built = self._live_depth(symbol, entries, request.position_ns, depth)
+            built = self._live_depth(recorded, entries, request.position_ns, depth)
             if built is not None:
                 return built
         position = self._position(request.streams, symbol.lower())
