@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 /// Cases per venue: the whole file stays within a few seconds in release mode.
-const CASES: u32 = 192;
+const CASES: u32 = 512;
 /// Longest run of frames a case takes from a tape.
 const MAX_WINDOW: usize = 40;
 
@@ -105,6 +105,31 @@ fn every_venue_has_a_tape() {
             "no tape of {venue} in {}",
             common::tapes_dir().display()
         );
+    }
+}
+
+/// The harness feeds what the mutations damage: undamaged, the start of every venue's tape
+/// makes live books, so the invariants are checked on real books, not only on empty ones.
+#[test]
+fn undamaged_runs_reach_live_books() {
+    for venue in VENUES {
+        let records = &streams()[*venue][0];
+        let mut session = new_session(venue, SessionOptions::default()).unwrap();
+        let mut out = Vec::new();
+        for (i, record) in records.iter().take(400).enumerate() {
+            let _ = match record {
+                Record::Frame(frame) => session.receive(frame, i as u64, &mut out),
+                Record::Snapshot { symbol, body } => {
+                    session.receive_snapshot(symbol, body, i as u64, &mut out)
+                }
+            };
+            invariants::check_books(session.as_ref()).unwrap();
+        }
+        let symbols = session.symbols();
+        let live = (0..symbols.len() as lobfeed_core::SymbolId)
+            .filter(|&id| symbols.sync(id).unwrap().state() == lobfeed_core::SyncState::Live)
+            .count();
+        assert!(live > 0, "{venue}: no live book after 400 real records");
     }
 }
 
