@@ -24,21 +24,25 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
 
 from lobfeed._native import (
+    BookUpdate,
     BookView,
+    Candle,
     ChecksumMismatch,
     GapDetected,
     NeedResubscribe,
     NeedSnapshot,
+    Quote,
     Resynced,
     Session,
     SyncLost,
+    Trade,
 )
 from lobfeed.aio import link as links
 from lobfeed.aio.backoff import Backoff
@@ -67,6 +71,8 @@ log = logging.getLogger("lobfeed.feed")
 T = TypeVar("T")
 
 DEFAULT_MAX_FRAME_BYTES = ConnectOptions().max_frame_bytes
+# A connection is replaced this long before the venue's lifetime for it runs out.
+ROTATION_MARGIN = 600.0
 
 
 @dataclass
@@ -88,6 +94,8 @@ class FeedStats:
     resubscribes: int = 0
     resync_timeouts: int = 0
     replaced_connections: int = 0
+    rotations: int = 0
+    """Connections replaced make-before-break before the venue's lifetime ran out."""
     idle_timeouts: int = 0
     gaps: int = 0
     resyncs: int = 0
@@ -97,6 +105,15 @@ class FeedStats:
     """Frames about symbols this feed did not subscribe to: dropped, never given a book."""
     callback_errors: int = 0
     """Exceptions raised by callbacks (each logged; the feed goes on)."""
+
+
+# Events that carry data for the user (the rest are sync signals for the feed itself).
+DATA_EVENTS = frozenset({BookUpdate, Trade, Candle, Quote})
+
+
+def _numeric(trade_id: str) -> int | None:
+    """A trade id as a number, for venues whose ids increase (``None`` otherwise)."""
+    return int(trade_id) if trade_id.isdigit() else None
 
 
 class Connection:
@@ -114,6 +131,103 @@ class Connection:
         #: Why we are closing it ourselves, if we are.
         self.replacing: str | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Resync state of this connection's sessions (see ``Resync``): pending snapshot
+        # requests, resubscribe watches, snapshots taken since the book was last in sync.
+        self.snapshots: dict[str, asyncio.Task[None]] = {}
+        self.watches: dict[str, asyncio.Task[None]] = {}
+        self.taken: dict[str, int] = {}
+        #: How the events of this connection's frames and snapshots reach the user: the
+        #: dispatcher, unless a rotation is under way (see ``Slot.rotate``).
+        self.deliver: Callable[[tuple[Any, ...]], None] = feed.dispatcher.dispatch
+        #: The connection that replaced this one (make-before-break), once it has.
+        self.rotated_to: Connection | None = None
+        self.run_task: asyncio.Task[links.CloseInfo] | None = None
+        # While a rotation is under way: the newest book id and trade id delivered per
+        # symbol by the old connection, which the new one must not deliver again.
+        self.seen_seq: dict[str, int] = {}
+        self.seen_trade: dict[str, int] = {}
+
+    def plain_handler(self) -> links.OnFrame:
+        """The hot path: frames straight to the session and the dispatcher."""
+        feed, session = self.feed, self.session
+        tape = feed._tape
+        if tape is None:
+            return functools.partial(feed._on_frame, session)
+
+        def recorded(raw: bytes, ts_ns: int) -> None:
+            tape.recv(self.name, raw.decode("utf-8", "replace"), ts_ns)
+            feed._on_frame(session, raw, ts_ns)
+
+        return recorded
+
+    def filtered_handler(self) -> links.OnFrame:
+        """Frames to the session, their events to ``deliver`` (a rotation's filters)."""
+        feed, session = self.feed, self.session
+
+        def handle(raw: bytes, ts_ns: int) -> None:
+            if feed._tape is not None:
+                feed._tape.recv(self.name, raw.decode("utf-8", "replace"), ts_ns)
+            events = feed._receive(session, raw, ts_ns)
+            if events:
+                self.deliver(events)
+
+        return handle
+
+    # -- delivery modes during a rotation ------------------------------------------------
+
+    def warming(self, events: tuple[Any, ...]) -> None:
+        """A new connection syncing beside the old one: nothing reaches the user yet; its
+        snapshot requests and resubscribes are made for it."""
+        for ev in events:
+            if type(ev) not in DATA_EVENTS:
+                self.feed._control_on(self, ev, quiet=True)
+
+    def tracking(self, events: tuple[Any, ...]) -> None:
+        """The old connection while its successor warms: delivered, and remembered."""
+        for ev in events:
+            kind = type(ev)
+            if kind is BookUpdate and ev.seq is not None:
+                self.seen_seq[ev.symbol] = ev.seq
+            elif kind is Trade:
+                trade_id = _numeric(ev.trade_id)
+                if trade_id is not None:
+                    self.seen_trade[ev.symbol] = trade_id
+        self.feed.dispatcher.dispatch(events)
+
+    def deduplicating(self, events: tuple[Any, ...]) -> None:
+        """The new connection just after the switch: what the old one already delivered is
+        left out, so the callbacks see no update twice; once every symbol has moved past the
+        old connection, the hot path takes over."""
+        kept: list[Any] = []
+        for ev in events:
+            kind = type(ev)
+            if kind is BookUpdate:
+                floor = self.seen_seq.get(ev.symbol)
+                if floor is not None and ev.seq is not None:
+                    if ev.seq <= floor:
+                        continue
+                    del self.seen_seq[ev.symbol]
+            elif kind is Trade:
+                floor = self.seen_trade.get(ev.symbol)
+                trade_id = _numeric(ev.trade_id)
+                if floor is not None and trade_id is not None:
+                    if trade_id <= floor:
+                        continue
+                    del self.seen_trade[ev.symbol]
+            kept.append(ev)
+        if kept:
+            self.feed.dispatcher.dispatch(tuple(kept))
+        if not self.seen_seq and not self.seen_trade:
+            self.deliver = self.feed.dispatcher.dispatch
+            self.link.set_handler(self.plain_handler())
+
+    @staticmethod
+    def muted(events: tuple[Any, ...]) -> None:
+        """The old connection after the switch: it is being closed; nothing more from it."""
+
+    @staticmethod
+    def muted_frames(raw: bytes, ts_ns: int) -> None:
+        """Frames of a connection that was replaced: not even decoded."""
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
@@ -157,6 +271,16 @@ class Connection:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _all_live(session: Session, symbols: Iterable[str]) -> bool:
+    """Whether ``session`` holds a live book of every one of ``symbols`` (any case)."""
+    known = {name.lower(): name for name in session.symbols()}
+    for symbol in symbols:
+        name = known.get(symbol.lower())
+        if name is None or session.state(name) != "live":
+            return False
+    return True
 
 
 class Slot:
@@ -251,39 +375,32 @@ class Slot:
         session = feed._new_session(self.symbols)
         conn = Connection(feed, self, number, link, session)
         self.conn = conn
-        feed.resyncer.forget(self.symbols)
-        feed.stats.connections += 1
-        if feed._tape is not None:
-            feed._tape.open(conn.name, url)
-        log.info("%s: %s connected to %s", feed.venue, conn.name, links.short_url(url))
-        feed.dispatcher.emit_status(Connected(feed.venue, conn.name, url, time.time_ns()))
+        self._opened(conn, url)
         feed.tracker.connected(session, conn.name, self.symbols)
-        conn.spawn(feed._watch_idle(conn))
-        feed._start_heartbeat(conn)
-
-        on_frame: links.OnFrame = functools.partial(feed._on_frame, session)
-        tape = feed._tape
-        if tape is not None:
-
-            def recorded(raw: bytes, ts_ns: int) -> None:
-                tape.recv(conn.name, raw.decode("utf-8", "replace"), ts_ns)
-                feed._on_frame(session, raw, ts_ns)
-
-            on_frame = recorded
-
+        rotate_after = feed.rotate_after
+        if rotate_after is not None:
+            conn.spawn(self._rotate_when_due(conn, rotate_after))
         try:
-            try:
-                for message in feed.spec.subscribe_messages(self.subscription):
-                    await conn.send(message)
-            except ConnectionError:
-                pass  # closed while subscribing: run() below reports how
-            info = await link.run(on_frame)
+            conn.run_task = asyncio.ensure_future(link.run(conn.plain_handler()))
+            await self._subscribe(conn)
+            while True:
+                info = await asyncio.shield(conn.run_task)
+                successor = conn.rotated_to
+                if successor is None:
+                    break
+                # Replaced make-before-break: the successor already serves the symbols.
+                await self._retire(conn, info)
+                conn = successor
+                session = conn.session
             code, reason = info.code, info.reason
             if conn.replacing is not None:
                 reason = conn.replacing
             elif info.by_us and not feed._stopping.is_set():
                 reason = f"dropped by us: {reason or 'no frame'}"
         finally:
+            if conn.run_task is not None and not conn.run_task.done():
+                conn.link.abort()
+                await asyncio.gather(conn.run_task, return_exceptions=True)
             await conn.end()
             feed._unsubscribed_before += session.stats().get("unsubscribed", 0)
             self.conn = None
@@ -311,6 +428,98 @@ class Slot:
             extra={"venue": feed.venue, "connection": conn.name, "code": code},
         )
         return False
+
+    def _opened(self, conn: Connection, url: str) -> None:
+        feed = self.feed
+        feed.stats.connections += 1
+        if feed._tape is not None:
+            feed._tape.open(conn.name, url)
+        log.info("%s: %s connected to %s", feed.venue, conn.name, links.short_url(url))
+        feed.dispatcher.emit_status(Connected(feed.venue, conn.name, url, time.time_ns()))
+        conn.spawn(feed._watch_idle(conn))
+        feed._start_heartbeat(conn)
+
+    async def _subscribe(self, conn: Connection) -> None:
+        try:
+            for message in self.feed.spec.subscribe_messages(self.subscription):
+                await conn.send(message)
+        except ConnectionError:
+            pass  # closed while subscribing: the link's run() reports how
+
+    # -- rotation ---------------------------------------------------------------------
+
+    async def _rotate_when_due(self, conn: Connection, after: float) -> None:
+        """Replaces ``conn`` before the venue's connection lifetime runs out; retried with
+        backoff if the new connection cannot be made ready, the old one serving meanwhile."""
+        await asyncio.sleep(after)
+        delays = self.feed.options.backoff.delays()
+        while self.conn is conn and not self.feed._stopping.is_set():
+            if await self.rotate(conn, f"connection age {after:g}s (rotate_after)"):
+                return
+            await asyncio.sleep(next(delays))
+
+    async def rotate(self, old: Connection, why: str) -> bool:
+        """Make-before-break: opens a new connection for this group, syncs every book on it
+        while ``old`` goes on delivering, then switches and closes ``old``. No update is
+        delivered twice (book ids and trade ids the old one delivered are left out) and none
+        is missed (the old one delivers until the new one is live). Returns False, leaving
+        ``old`` in place, when the new connection could not be made ready."""
+        feed = self.feed
+        url = feed.spec.connect_url(feed.ws_url, self.subscription)
+        log.info("%s %s: rotating: %s", feed.venue, old.name, why)
+        try:
+            link = await links.connect(url, feed.options)
+        except ConnectError as e:
+            log.warning("%s %s: rotation failed to connect: %s", feed.venue, old.name, e)
+            return False
+        fresh = Connection(feed, self, feed._next_number(), link, feed._new_session(self.symbols))
+        fresh.deliver = fresh.warming
+        old.deliver = old.tracking
+        old.link.set_handler(old.filtered_handler())
+        self._opened(fresh, url)
+        fresh.run_task = asyncio.ensure_future(link.run(fresh.filtered_handler()))
+        await self._subscribe(fresh)
+        deadline = time.monotonic() + feed.options.open_timeout + feed.options.snapshot_timeout
+        while not _all_live(fresh.session, self.symbols):
+            if fresh.run_task.done() or time.monotonic() > deadline or self.conn is not old:
+                log.warning(
+                    "%s %s: rotation abandoned: %s did not get every book in time",
+                    feed.venue,
+                    old.name,
+                    fresh.name,
+                )
+                old.deliver = feed.dispatcher.dispatch
+                old.link.set_handler(old.plain_handler())
+                fresh.deliver = fresh.muted
+                await fresh.link.close(1000, "rotation abandoned")
+                await fresh.end()
+                return False
+            await asyncio.sleep(0.02)
+        # The switch, between two frames: from here the new connection delivers, without
+        # what the old one already did.
+        fresh.seen_seq, fresh.seen_trade = dict(old.seen_seq), dict(old.seen_trade)
+        fresh.deliver = fresh.deduplicating
+        old.deliver = old.muted
+        old.link.set_handler(old.muted_frames)
+        old.rotated_to = fresh
+        self.conn = fresh
+        feed.tracker.moved(fresh.session, fresh.name, self.symbols)
+        feed.stats.rotations += 1
+        old.spawn(old.link.close(1000, "rotated"))
+        if feed.rotate_after is not None:
+            fresh.spawn(self._rotate_when_due(fresh, feed.rotate_after))
+        return True
+
+    async def _retire(self, old: Connection, info: links.CloseInfo) -> None:
+        """The connection a rotation replaced has closed."""
+        feed = self.feed
+        await old.end()
+        feed._unsubscribed_before += old.session.stats().get("unsubscribed", 0)
+        reason = f"rotated to {old.rotated_to.name if old.rotated_to else '?'}"
+        feed.dispatcher.emit_status(
+            Disconnected(feed.venue, old.name, info.code, reason, time.time_ns())
+        )
+        log.info("%s: %s closed (%s)", feed.venue, old.name, reason)
 
     def check_healthy_at_end(self) -> None:
         if self.live_since is not None:
@@ -444,6 +653,11 @@ class Feed:
             has_book=BOOK in self.subscription.channels,
         )
         self.resyncer = Resync(self)
+        lifetime = self.spec.connection_lifetime
+        #: Seconds after which a connection is replaced make-before-break (None: never).
+        self.rotate_after: float | None = self.options.rotate_after
+        if self.rotate_after is None and lifetime is not None:
+            self.rotate_after = max(lifetime - ROTATION_MARGIN, lifetime / 2)
         # The venue's limits decide how many connections the symbols need.
         self.slots = [
             Slot(self, index, sub) for index, sub in enumerate(self.spec.split(self.subscription))
@@ -631,22 +845,34 @@ class Feed:
     # -- frames and events --------------------------------------------------------------
 
     def _on_frame(self, session: Session, raw: bytes, ts_ns: int) -> None:
+        # The hot path: one crossing into Rust, one dispatch.
         self.stats.frames += 1
         try:
             events = session.receive(raw, ts_ns)
         except FrameError as e:
-            self.stats.frame_errors += 1
-            log.warning(
-                "%s: frame rejected: %s",
-                self.venue,
-                e,
-                extra={"venue": self.venue, "symbol": e.symbol},
-            )
-            if isinstance(e, VenueErrorMessage):
-                self._venue_error(e)
-            events = e.events
+            events = self._rejected(e)
         if events:
             self.dispatcher.dispatch(events)
+
+    def _receive(self, session: Session, raw: bytes, ts_ns: int) -> tuple[Any, ...]:
+        """A frame's events, for connections whose events are filtered (rotations)."""
+        self.stats.frames += 1
+        try:
+            return session.receive(raw, ts_ns)
+        except FrameError as e:
+            return self._rejected(e)
+
+    def _rejected(self, e: FrameError) -> tuple[Any, ...]:
+        self.stats.frame_errors += 1
+        log.warning(
+            "%s: frame rejected: %s",
+            self.venue,
+            e,
+            extra={"venue": self.venue, "symbol": e.symbol},
+        )
+        if isinstance(e, VenueErrorMessage):
+            self._venue_error(e)
+        return e.events
 
     def snapshot_received(self, conn: Connection, symbol: str, url: str, body: bytes) -> None:
         """A REST snapshot body for ``symbol``; a ``FrameError`` if it is not a usable one."""
@@ -654,7 +880,7 @@ class Feed:
             self._tape.http(url, body.decode("utf-8", "replace"))
         events = conn.session.receive_snapshot(symbol, body, time.time_ns())
         self.stats.snapshots += 1
-        self.dispatcher.dispatch(events)
+        conn.deliver(events)
 
     def _conn_for(self, symbol: str) -> Connection | None:
         slot = self._slot_of.get(symbol.lower())
@@ -662,8 +888,18 @@ class Feed:
 
     def _control(self, ev: Any) -> None:
         """The session's sync events, as the dispatcher hands them over (never user data)."""
-        conn = self._conn_for(ev.symbol)
+        self._control_on(self._conn_for(ev.symbol), ev)
+
+    def _control_on(self, conn: Connection | None, ev: Any, *, quiet: bool = False) -> None:
+        """A sync event of ``conn``'s session. ``quiet``: a connection still warming up beside
+        the one in use, whose events get it a book but are not the user's concern yet."""
         kind = type(ev)
+        if quiet:
+            if conn is not None and kind is NeedSnapshot:
+                self.resyncer.need_snapshot(conn, ev.symbol)
+            elif conn is not None and kind is NeedResubscribe:
+                self.resyncer.need_resubscribe(conn, ev.symbol)
+            return
         if kind is NeedSnapshot:
             if conn is not None:
                 self.resyncer.need_snapshot(conn, ev.symbol)
@@ -697,7 +933,8 @@ class Feed:
             )
         elif kind is Resynced:
             self.stats.resyncs += 1
-            self.resyncer.synced(ev.symbol)
+            if conn is not None:
+                self.resyncer.synced(conn, ev.symbol)
             log.info("%s %s: resynced at seq %s", self.venue, ev.symbol, ev.seq)
         self.dispatcher.emit_event(ev)
 

@@ -148,6 +148,18 @@ class HealthTracker:
             entry.seen = {}
             self.change(symbol, SYNCING, f"subscribed on {connection}")
 
+    def moved(self, session: Session, connection: str, symbols: Iterable[str]) -> None:
+        """A rotation moved these symbols to a new connection, books live all along: their
+        counters so far are kept, their state does not change."""
+        symbols = list(symbols)
+        self.poll()
+        for symbol in symbols:
+            entry = self._entries[symbol]
+            for key, value in entry.seen.items():
+                entry.base[key] = entry.base.get(key, 0) + value
+            entry.seen = {}
+            entry.session, entry.native, entry.connection = session, None, connection
+
     def disconnected(self, symbols: Iterable[str], reason: str, *, final: bool = False) -> None:
         """A connection ended (or could not be opened): its counters are folded in, its books
         read ``disconnected``, and its symbols wait for the next connection. ``final``: the

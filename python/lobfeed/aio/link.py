@@ -76,6 +76,14 @@ class Link(Protocol):
     async def run(self, on_frame: OnFrame) -> CloseInfo:
         """Hands every frame to ``on_frame`` until the connection ends; says how it ended."""
 
+    def set_handler(self, on_frame: OnFrame) -> None:
+        """From the next frame on, frames go to ``on_frame`` (a rotation changes how a
+        connection's frames are delivered while it runs)."""
+
+
+def _drop(raw: bytes, ts_ns: int) -> None:
+    return None
+
 
 def short_url(url: str, limit: int = 160) -> str:
     """A URL fit for a message: a 25 kB subscription URL is cut, with its length said."""
@@ -117,6 +125,7 @@ class WebsocketsLink:
         self.url = url
         self._ws = ws
         self._by_us = False
+        self._handler: OnFrame = _drop
 
     @classmethod
     async def open(
@@ -154,7 +163,11 @@ class WebsocketsLink:
         self._by_us = True
         self._ws.transport.abort()
 
+    def set_handler(self, on_frame: OnFrame) -> None:
+        self._handler = on_frame
+
     async def run(self, on_frame: OnFrame) -> CloseInfo:
+        self._handler = on_frame
         recv = self._ws.recv
         clock = time.time_ns
         yielded = clock()
@@ -165,7 +178,7 @@ class WebsocketsLink:
                 if self._by_us:
                     # Closing: what is still buffered is read only to reach the close frame.
                     continue
-                on_frame(raw, ts_ns)
+                self._handler(raw, ts_ns)
                 # recv() returns frames already buffered without giving the loop a turn, so a
                 # backlog behind slow callbacks would starve timers (stop(), watchdogs, health)
                 # for as long as it lasts: give the loop a turn every few milliseconds.
@@ -296,6 +309,9 @@ class PicowsLink:
     def abort(self) -> None:
         self._by_us = True
         self.transport.disconnect(graceful=False)
+
+    def set_handler(self, on_frame: OnFrame) -> None:
+        self._on_frame = on_frame
 
     async def run(self, on_frame: OnFrame) -> CloseInfo:
         early, self._early = self._early, []

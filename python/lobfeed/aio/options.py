@@ -54,6 +54,10 @@ class ConnectOptions:
     healthy_after: float = 10.0
     """A connection counts as healthy (and the reconnect backoff starts again from its first
     delay) once every book has been live for this long, not after one frame."""
+    rotate_after: float | None = None
+    """Replace each connection make-before-break after this long; ``None``: ten minutes
+    before the venue's connection lifetime (``VenueSpec.connection_lifetime``; Binance
+    closes connections after 24 h), never for venues that set none."""
     rest_weight: WeightLimit | None = None
     """The venue's REST weight limit, when it is not the venue's default (``None``): an
     account with a higher tier, say."""
@@ -88,7 +92,7 @@ class ConnectOptions:
             "healthy_after",
         ):
             _positive(name, getattr(self, name))
-        for name in ("ping_interval", "ping_timeout", "stale_after"):
+        for name in ("ping_interval", "ping_timeout", "stale_after", "rotate_after"):
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)

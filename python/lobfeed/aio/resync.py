@@ -54,37 +54,27 @@ class Resync:
         )
         # When each symbol started waiting for a book: the longest waiting go first.
         self._since: dict[str, float] = {}
-        self._snapshots: dict[str, asyncio.Task[None]] = {}
-        self._watches: dict[str, asyncio.Task[None]] = {}
-        # Snapshots taken per symbol since its book was last in sync: a new request right
-        # after one means it was older than the stream.
-        self._taken: dict[str, int] = {}
 
     def forget(self, symbols: Iterable[str]) -> None:
-        """These symbols' connection is new (or gone): what was pending for the old one is
-        moot. The rate-limit hold is kept: a ban outlives connections."""
-        # Events name symbols as the venue spells them; users may spell them otherwise.
+        """These symbols are no longer waiting for a book (the feed ended)."""
         gone = {symbol.lower() for symbol in symbols}
-        for pending in (self._snapshots, self._watches):
-            for symbol in [s for s in pending if s.lower() in gone]:
-                pending.pop(symbol).cancel()
-        for symbol in [s for s in self._taken if s.lower() in gone]:
-            del self._taken[symbol]
+        for symbol in [s for s in self._since if s.lower() in gone]:
+            del self._since[symbol]
 
-    def synced(self, symbol: str) -> None:
+    def synced(self, conn: Connection, symbol: str) -> None:
         """The symbol's book is in sync again: its resubscribe watch is done."""
-        watch = self._watches.pop(symbol, None)
+        watch = conn.watches.pop(symbol, None)
         if watch is not None:
             watch.cancel()
-        self._taken.pop(symbol, None)
+        conn.taken.pop(symbol, None)
         self._since.pop(symbol, None)
 
     # -- snapshots ----------------------------------------------------------------------
 
     def need_snapshot(self, conn: Connection, symbol: str) -> None:
-        if symbol in self._snapshots:
+        if symbol in conn.snapshots:
             return
-        self._snapshots[symbol] = conn.spawn(self._snapshot(conn, symbol))
+        conn.snapshots[symbol] = conn.spawn(self._snapshot(conn, symbol))
 
     async def _snapshot(self, conn: Connection, symbol: str) -> None:
         feed = self.feed
@@ -96,7 +86,7 @@ class Resync:
                 )
                 return
             delays = self.options.backoff.delays()
-            if self._taken.get(symbol):
+            if conn.taken.get(symbol):
                 wait = next(delays)
                 feed.stats.stale_snapshots += 1
                 log.warning(
@@ -137,26 +127,26 @@ class Resync:
                     await asyncio.sleep(wait)
                     continue
                 # Done asking: a NeedSnapshot the body causes (it was stale) starts anew.
-                self._snapshots.pop(symbol, None)
-                self._taken[symbol] = self._taken.get(symbol, 0) + 1
+                conn.snapshots.pop(symbol, None)
+                conn.taken[symbol] = conn.taken.get(symbol, 0) + 1
                 try:
                     feed.snapshot_received(conn, symbol, url, body)
                 except FrameError as e:
                     feed.stats.snapshot_failures += 1
                     wait = next(delays)
                     self._retry(symbol, f"unusable snapshot body from {url}: {e}", wait)
-                    self._taken.pop(symbol, None)
+                    conn.taken.pop(symbol, None)
                     await asyncio.sleep(wait)
-                    if symbol in self._snapshots:
+                    if symbol in conn.snapshots:
                         return  # the failed body asked for a snapshot itself
                     task = asyncio.current_task()
                     assert task is not None
-                    self._snapshots[symbol] = task
+                    conn.snapshots[symbol] = task
                     continue
                 return
         finally:
-            if self._snapshots.get(symbol) is asyncio.current_task():
-                self._snapshots.pop(symbol, None)
+            if conn.snapshots.get(symbol) is asyncio.current_task():
+                conn.snapshots.pop(symbol, None)
 
     async def _budget(self, symbol: str) -> None:
         budget, weight = self.budget, self.weight
@@ -187,11 +177,11 @@ class Resync:
     # -- resubscribes -------------------------------------------------------------------
 
     def need_resubscribe(self, conn: Connection, symbol: str) -> None:
-        if symbol in self._watches:
+        if symbol in conn.watches:
             return  # the watch already resends and escalates
         if not self._resubscribe(conn, symbol):
             return
-        self._watches[symbol] = conn.spawn(self._watch(conn, symbol))
+        conn.watches[symbol] = conn.spawn(self._watch(conn, symbol))
 
     def _resubscribe(self, conn: Connection, symbol: str) -> bool:
         feed = self.feed
@@ -228,7 +218,7 @@ class Resync:
                 )
                 feed.tracker.resyncing(symbol, f"resubscribe {attempt} brought no book")
                 self._resubscribe(conn, symbol)
-        self._watches.pop(symbol, None)
+        conn.watches.pop(symbol, None)
         conn.replace(
             f"{symbol}: {self.options.resubscribe_attempts} resubscribes brought no fresh book "
             f"within {timeout:g}s each"

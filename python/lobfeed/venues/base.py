@@ -71,6 +71,9 @@ class VenueSpec:
     max_streams_per_connection: int | None = None
     #: The longest subscription URL sent (venues that subscribe by URL).
     max_url_bytes: int | None = None
+    #: Seconds a venue keeps one connection open before closing it itself (``None``: none
+    #: known). The Feed replaces connections before that, without a gap.
+    connection_lifetime: float | None = None
     #: The venue's REST request-weight limit and what one snapshot costs: every snapshot of a
     #: feed goes through one budget built from it. ``None``: no REST snapshots, or no limit.
     rest_weight: WeightLimit | None = None
