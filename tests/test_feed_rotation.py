@@ -8,6 +8,7 @@ connection with no gap and no duplicate in the callbacks.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,7 +80,7 @@ async def test_rotation_hands_over_with_no_gap_and_no_duplicate(
     first_live = changes.index(("syncing", "live"))
     assert all(new == "live" for _, new in changes[first_live:])
     # Book ids only go up (no duplicate, nothing from an older connection)...
-    assert all(b > a for a, b in zip(books, books[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(books))
     # ...and the trades delivered are exactly a run of the tape's: none twice, none missed.
     assert trades and len(set(trades)) == len(trades)
     first = tape_trades.index(trades[0])
