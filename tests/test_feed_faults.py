@@ -12,11 +12,12 @@ stream where it is, and REST snapshots are built at the current position), as a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,25 @@ class Running:
         await asyncio.wait_for(asyncio.gather(self.task, return_exceptions=True), TIMEOUT)
 
 
+@contextlib.asynccontextmanager
+async def coinm_running(
+    path: Path,
+    watch: Watch,
+    spec: str = "",
+    *,
+    symbols: tuple[str, ...] | None = None,
+    speed: float = 4,
+    **feed_kwargs: Any,
+) -> AsyncIterator[tuple[ExchangeServer, Feed]]:
+    """A COIN-M feed running against the local exchange in live mode with ``spec``'s faults."""
+    plan = FaultPlan.parse(spec)
+    async with ExchangeServer(path, speed=speed, loop=True, live=True, faults=plan) as server:
+        chosen = symbols if symbols is not None else tape_symbols(path)
+        feed = make_feed(server, watch, "binance-coinm", chosen, **feed_kwargs)
+        async with Running(feed):
+            yield server, feed
+
+
 async def live_then_fault_then_live(
     feed: Feed, watch: Watch, fault_seen: Callable[[], bool], what: str
 ) -> float:
@@ -236,15 +256,16 @@ async def test_unusable_snapshot_bodies_are_retried_until_the_book_is_live(
     symbols = tape_symbols(path)
     victim = symbols[0]
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse(f"rest={kind}@1-3,restsym={victim}")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(
-            server, watch, "binance-coinm", symbols, options=fast_options(max_body_bytes=1_000_000)
-        )
-        async with Running(feed):
-            await until(lambda: all_live(feed), "every book live")
-            others_before = sum(watch.updates[s] for s in symbols[1:])
-            await until(lambda: watch.updates[victim] >= 5, "the victim's books")
+    async with coinm_running(
+        path,
+        watch,
+        f"rest={kind}@1-3,restsym={victim}",
+        symbols=symbols,
+        options=fast_options(max_body_bytes=1_000_000),
+    ) as (_server, feed):
+        await until(lambda: all_live(feed), "every book live")
+        others_before = sum(watch.updates[s] for s in symbols[1:])
+        await until(lambda: watch.updates[victim] >= 5, "the victim's books")
     assert feed.stats.snapshot_failures == 3
     assert feed.stats.snapshot_retries == 3
     assert sum(watch.updates[s] for s in symbols[1:]) > others_before
@@ -313,12 +334,12 @@ async def test_closes_mid_stream_keep_books_right(tape_path: Callable[[str], Pat
     path = tape_path(COINM)
     symbols = tape_symbols(path)
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse("close=1006@400,conns=2")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(server, watch, "binance-coinm", symbols)
-        async with Running(feed):
-            await until(lambda: len(watch.kinds(Connected)) >= 3, "a third connection")
-            await until(lambda: all_live(feed), "every book live")
+    async with coinm_running(path, watch, "close=1006@400,conns=2", symbols=symbols) as (
+        _server,
+        feed,
+    ):
+        await until(lambda: len(watch.kinds(Connected)) >= 3, "a third connection")
+        await until(lambda: all_live(feed), "every book live")
     assert watch.wrong == [] and watch.checked > 100
     assert [d.code for d in watch.kinds(Disconnected)][:2] == [1006, 1006]
 
@@ -430,14 +451,11 @@ async def test_a_data_stall_is_dropped_after_idle_timeout(tape_path: Callable[[s
     path = tape_path(COINM)
     symbols = tape_symbols(path)
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse("stall=30s@300")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(
-            server, watch, "binance-coinm", symbols, options=fast_options(idle_timeout=1.0)
-        )
-        async with Running(feed):
-            await until(lambda: len(watch.kinds(Connected)) >= 2, "a new connection")
-            await until(lambda: all_live(feed), "every book live")
+    async with coinm_running(
+        path, watch, "stall=30s@300", symbols=symbols, options=fast_options(idle_timeout=1.0)
+    ) as (_server, feed):
+        await until(lambda: len(watch.kinds(Connected)) >= 2, "a new connection")
+        await until(lambda: all_live(feed), "every book live")
     first = watch.kinds(Disconnected)[0]
     assert "idle_timeout" in first.reason
     assert feed.stats.idle_timeouts == 1
@@ -470,17 +488,14 @@ async def test_one_silent_symbol_goes_stale_while_the_others_flow(
     busiest = Counter(s for s, _ in clean_books(path)).most_common(2)
     victim, other = busiest[0][0], busiest[1][0]
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse(f"hold={victim}:4s@200")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(
-            server, watch, "binance-coinm", symbols, options=fast_options(stale_after=1.0)
-        )
-        async with Running(feed):
-            await until(lambda: watch.went(victim, "stale"), "the victim stale")
-            others = watch.updates[other]
-            assert feed.health()[other].state == "live"
-            await until(lambda: watch.updates[other] > others, "the others updating")
-            await until(lambda: feed.health()[victim].state == "live", "the victim live again")
+    async with coinm_running(
+        path, watch, f"hold={victim}:4s@200", symbols=symbols, options=fast_options(stale_after=1.0)
+    ) as (_server, feed):
+        await until(lambda: watch.went(victim, "stale"), "the victim stale")
+        others = watch.updates[other]
+        assert feed.health()[other].state == "live"
+        await until(lambda: watch.updates[other] > others, "the others updating")
+        await until(lambda: feed.health()[victim].state == "live", "the victim live again")
     assert watch.wrong == []
     # Stale from one second into the four-second hold until its frames came back.
     assert watch.outages and max(watch.outages) > 1.5
@@ -501,13 +516,10 @@ async def test_update_ids_going_backwards_resync_that_symbol(
     path = tape_path(COINM)
     symbols = tape_symbols(path)
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse("rewind=60@400")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(server, watch, "binance-coinm", symbols)
-        async with Running(feed):
-            took = await live_then_fault_then_live(
-                feed, watch, lambda: bool(watch.kinds(SyncLost)), "ids going backwards"
-            )
+    async with coinm_running(path, watch, "rewind=60@400", symbols=symbols) as (_server, feed):
+        took = await live_then_fault_then_live(
+            feed, watch, lambda: bool(watch.kinds(SyncLost)), "ids going backwards"
+        )
     lost = watch.kinds(SyncLost)
     assert {e.reason for e in lost} == {"ids-backwards"}
     assert len(watch.kinds(Connected)) == 1  # a resync of the symbol, not a reconnect
@@ -519,13 +531,10 @@ async def test_a_crossed_book_is_never_delivered(tape_path: Callable[[str], Path
     path = tape_path(COINM)
     symbols = tape_symbols(path)
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse("crossed=300/600")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(server, watch, "binance-coinm", symbols)
-        async with Running(feed):
-            await live_then_fault_then_live(
-                feed, watch, lambda: len(watch.kinds(SyncLost)) >= 2, "two crossed books"
-            )
+    async with coinm_running(path, watch, "crossed=300/600", symbols=symbols) as (_server, feed):
+        await live_then_fault_then_live(
+            feed, watch, lambda: len(watch.kinds(SyncLost)) >= 2, "two crossed books"
+        )
     lost = watch.kinds(SyncLost)
     assert [e.reason for e in lost] == ["crossed", "crossed"]
     assert all(">=" in e.detail for e in lost)
@@ -585,16 +594,16 @@ async def test_during_an_outage_the_book_says_it_is_disconnected(
     path = tape_path(COINM)
     symbols = tape_symbols(path)
     watch = Watch()
-    plan = FaultPlan.parse("close=1006@200,refuse=2s@close")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(server, watch, "binance-coinm", symbols)
-        async with Running(feed):
-            await until(lambda: bool(watch.kinds(Disconnected)), "the drop")
-            view = feed.book(symbols[0])
-            assert view.state == "disconnected"
-            assert feed.health()[symbols[0]].state == "connecting"
-            await until(lambda: all_live(feed), "every book live again")
-            assert feed.book(symbols[0]).state == "live"
+    async with coinm_running(path, watch, "close=1006@200,refuse=2s@close", symbols=symbols) as (
+        _server,
+        feed,
+    ):
+        await until(lambda: bool(watch.kinds(Disconnected)), "the drop")
+        view = feed.book(symbols[0])
+        assert view.state == "disconnected"
+        assert feed.health()[symbols[0]].state == "connecting"
+        await until(lambda: all_live(feed), "every book live again")
+        assert feed.book(symbols[0]).state == "live"
     assert feed.stats.connect_failures >= 1
 
 
@@ -604,15 +613,12 @@ async def test_frames_for_symbols_nobody_subscribed_are_counted_and_dropped(
     path = tape_path(COINM)
     symbols = tape_symbols(path)[:3]
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse("foreign=500")
-    async with ExchangeServer(path, speed=4, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(server, watch, "binance-coinm", symbols)
-        async with Running(feed):
-            await until(lambda: all_live(feed), "every book live")
-            await until(lambda: feed.stats.unsubscribed_frames > 200, "foreign frames")
-            session = feed.session
-            assert session is not None
-            assert sorted(session.symbols()) == sorted(symbols)
+    async with coinm_running(path, watch, "foreign=500", symbols=symbols) as (server, feed):
+        await until(lambda: all_live(feed), "every book live")
+        await until(lambda: feed.stats.unsubscribed_frames > 200, "foreign frames")
+        session = feed.session
+        assert session is not None
+        assert sorted(session.symbols()) == sorted(symbols)
     assert server.stats.snapshot_requests == len(symbols)
     assert watch.wrong == []
 
@@ -696,16 +702,18 @@ async def test_a_symbol_waiting_long_for_its_snapshot_keeps_a_bounded_buffer(
     symbols = tape_symbols(path)
     busiest = Counter(s for s, _ in clean_books(path)).most_common(1)[0][0]
     watch = Watch(clean_books(path))
-    plan = FaultPlan.parse(f"rest=slow:2s@1,restsym={busiest}")
-    async with ExchangeServer(path, speed=8, loop=True, live=True, faults=plan) as server:
-        feed = make_feed(
-            server, watch, "binance-coinm", symbols, options=fast_options(max_buffer_bytes=4096)
-        )
-        async with Running(feed):
-            await until(lambda: all_live(feed), "every book live")
-            session = feed.session
-            assert session is not None
-            counters = session.counters(busiest)
+    async with coinm_running(
+        path,
+        watch,
+        f"rest=slow:2s@1,restsym={busiest}",
+        symbols=symbols,
+        speed=8,
+        options=fast_options(max_buffer_bytes=4096),
+    ) as (_server, feed):
+        await until(lambda: all_live(feed), "every book live")
+        session = feed.session
+        assert session is not None
+        counters = session.counters(busiest)
     # The oldest deltas went while the snapshot was awaited, counted; the book still came.
     assert counters["buffer_dropped"] > 0
     assert feed.health()[busiest].dropped >= counters["buffer_dropped"]
