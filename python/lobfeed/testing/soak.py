@@ -47,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lobfeed._native import BookUpdate, SyncLost
 from lobfeed.aio.backoff import Backoff
@@ -59,7 +59,7 @@ from lobfeed.tape import Tape
 from lobfeed.testing.faults import FaultPlan
 from lobfeed.testing.server import ExchangeServer
 
-__all__ = ["SoakVenue", "VENUES", "main", "run_soak", "format_summary"]
+__all__ = ["VENUES", "SoakVenue", "format_summary", "main", "run_soak"]
 
 TOP = 5
 """Levels a side compared with the clean replay."""
@@ -139,7 +139,9 @@ def soak_options() -> ConnectOptions:
 class Histogram:
     """Latencies in fixed log-spaced buckets (1 us to 100 s, ~2% wide): constant memory."""
 
-    _EDGES: list[float] = [1e-6 * 1.02**i for i in range(int(math.log(1e8) / math.log(1.02)) + 2)]
+    _EDGES: ClassVar[list[float]] = [
+        1e-6 * 1.02**i for i in range(int(math.log(1e8) / math.log(1.02)) + 2)
+    ]
 
     def __init__(self) -> None:
         self.counts = [0] * (len(self._EDGES) + 1)
@@ -297,7 +299,6 @@ class Faults:
                 object.__setattr__(plan, name, value)
 
 
-
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -371,7 +372,9 @@ async def run_soak(
                 options=soak_options(),
             )
             faults = Faults(spec, seed * 100 + number, server)
-            runs.append(Running(spec, server, feed, watch, faults, asyncio.ensure_future(feed.run())))
+            runs.append(
+                Running(spec, server, feed, watch, faults, asyncio.ensure_future(feed.run()))
+            )
         rss: list[tuple[float, int]] = []
         started = time.monotonic()
         say(f"soak: {len(runs)} venues, faults for {seconds:g}s, seed {seed}")
@@ -583,7 +586,7 @@ def format_summary(report: dict[str, Any]) -> str:
     kinds = sorted({k for v in venues.values() for k in v["faults"]})
 
     def row(label: str, cells: list[Any]) -> None:
-        lines.append(f"{label:24}" + "".join(f"{str(c):>{width}}" for c in cells))
+        lines.append(f"{label:24}" + "".join(f"{c!s:>{width}}" for c in cells))
 
     for kind in kinds:
         row(f"fault {kind}", [v["faults"].get(kind, 0) for v in venues.values()])
@@ -637,9 +640,7 @@ def main(
     if not verbose:
         # Thousands of injected faults each log a warning; the report counts them instead.
         logging.getLogger("lobfeed").setLevel(logging.ERROR)
-    report = asyncio.run(
-        run_soak(seconds, seed, tapes=Path(tapes), settle=settle, progress=print)
-    )
+    report = asyncio.run(run_soak(seconds, seed, tapes=Path(tapes), settle=settle, progress=print))
     print(format_summary(report), flush=True)
     if report_path is not None:
         out = Path(report_path)
