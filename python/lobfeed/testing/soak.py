@@ -504,8 +504,16 @@ def _report(
     crossed = sum(v["crossed_books"] for v in venues.values())
     books_ok = wrong == 0 and crossed == 0 and checked > 0
 
-    recovered = not errors and all(
-        v["settle_s"] is not None and not v["not_live_at_end"] for v in venues.values()
+    # Each close the server made ended a connection the feed saw end (and came back from).
+    unseen_closes = {
+        name: v["faults"].get("close", 0) - sum(v["disconnects_by_code"].values())
+        for name, v in venues.items()
+        if v["faults"].get("close", 0) > sum(v["disconnects_by_code"].values())
+    }
+    recovered = (
+        not errors
+        and not unseen_closes
+        and all(v["settle_s"] is not None and not v["not_live_at_end"] for v in venues.values())
     )
     faults_total = sum(v["faults_injected"] for v in venues.values())
 
@@ -538,6 +546,9 @@ def _report(
             "settle_limit_s": settle,
             "settle_s": settle_s,
             "run_errors": errors,
+            "closes_not_seen": unseen_closes,
+            "reconnects": {name: v["reconnects"] for name, v in venues.items()},
+            "resyncs": {name: v["resyncs"] for name, v in venues.items()},
         },
         "rss": {
             "passed": rss_ok,
@@ -618,7 +629,8 @@ def format_summary(report: dict[str, Any]) -> str:
         f"({b['delivered']} delivered, {b['crossed']} crossed)",
         f"recovery  {verdict(r)}: {r['faults_injected']} faults; every symbol live again "
         f"within {r['settle_limit_s']}s: {r['settle_s']}"
-        + (f"; run errors {r['run_errors']}" if r["run_errors"] else ""),
+        + (f"; run errors {r['run_errors']}" if r["run_errors"] else "")
+        + (f"; closes never seen {r['closes_not_seen']}" if r["closes_not_seen"] else ""),
         f"rss       {verdict(m)}: start {m['start_mb']} MB, 20-40% {m['warm_mb']} MB, "
         f"last 20% {m['end_mb']} MB (growth {m['growth_mb']} MB, bound {m['bound_mb']} MB)",
         f"latency   {verdict(lat)}: first fifth p50 {lat['first_p50_ms']} ms p99 "
