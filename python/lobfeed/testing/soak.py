@@ -640,6 +640,10 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def main(
     seconds: float,
     seed: int,
@@ -652,7 +656,7 @@ def main(
     if not verbose:
         # Thousands of injected faults each log a warning; the report counts them instead.
         logging.getLogger("lobfeed").setLevel(logging.ERROR)
-    report = asyncio.run(run_soak(seconds, seed, tapes=Path(tapes), settle=settle, progress=print))
+    report = asyncio.run(run_soak(seconds, seed, tapes=Path(tapes), settle=settle, progress=_say))
     print(format_summary(report), flush=True)
     if report_path is not None:
         out = Path(report_path)
