@@ -208,8 +208,12 @@ class VenueWatch:
     connected: int = 0
     disconnected: Counter[str] = field(default_factory=Counter)
     left_at: dict[str, float] = field(default_factory=dict)
+    #: The states and reasons each symbol went through since it left ``live`` (the last few).
+    path: dict[str, list[str]] = field(default_factory=dict)
     outages: int = 0
     longest_outage_s: float = 0.0
+    longest_outage: list[str] = field(default_factory=list)
+    """The symbol and the states of the longest outage."""
 
     def on_book(self, update: BookUpdate) -> None:
         self.histograms[self.phase()].add((time.time_ns() - update.ts_ns) / 1e9)
@@ -241,11 +245,19 @@ class VenueWatch:
             now = time.monotonic()
             if ev.old == LIVE:
                 self.left_at.setdefault(ev.symbol, now)
+                self.path[ev.symbol] = []
             elif ev.new == LIVE:
                 left = self.left_at.pop(ev.symbol, None)
+                path = self.path.pop(ev.symbol, [])
                 if left is not None:
                     self.outages += 1
-                    self.longest_outage_s = max(self.longest_outage_s, now - left)
+                    if now - left > self.longest_outage_s:
+                        self.longest_outage_s = now - left
+                        self.longest_outage = [ev.symbol, *path]
+            if ev.new != LIVE and ev.symbol in self.path:
+                steps = self.path[ev.symbol]
+                steps.append(f"+{now - self.left_at[ev.symbol]:.2f}s {ev.new}: {ev.reason}")
+                del steps[:-8]
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -490,6 +502,7 @@ def _report(
             "frame_errors": stats.frame_errors,
             "outages": watch.outages,
             "longest_outage_s": round(watch.longest_outage_s, 3),
+            "longest_outage": watch.longest_outage,
             "books": watch.books,
             "books_checked": watch.checked,
             "wrong_books": watch.wrong,
