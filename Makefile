@@ -14,7 +14,12 @@ RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo
 TAPES   ?= ../shared/data/tapes
 BENCH_LATENCY_TAPE ?= $(TAPES)/binance-coinm-ethusd_perp-20240808.jsonl.gz
 
-.PHONY: help venv build bench-deps demo test test-rust test-python system-deps lint fmt bench clean
+# The soak: seconds of random faults (tests/test_soak.py runs 60 s of it in `make test`).
+SOAK_SECONDS ?= 600
+SOAK_SEED    ?= 1
+SOAK_REPORT  ?= soak-report/soak.json
+
+.PHONY: help venv build bench-deps demo test test-rust test-python system-deps lint fmt bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +79,10 @@ bench: build bench-deps ## Rust core criterion bench, then throughput and latenc
 	cargo bench -p lobfeed-core --bench decode_apply
 	$(VENV)/bin/lobfeed bench throughput $(TAPES)/binance-*.jsonl.gz --report bench-report/
 	$(VENV)/bin/lobfeed bench latency --tape $(BENCH_LATENCY_TAPE) --loop asyncio,uvloop --report bench-report/
+
+soak: build ## four venues at once with random faults for SOAK_SECONDS (600); report in SOAK_REPORT
+	$(VENV)/bin/lobfeed soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) --tapes $(TAPES) \
+		--report $(SOAK_REPORT)
 
 clean: ## remove build output and the venv
 	rm -rf target $(VENV)

@@ -116,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tape", help="another Binance tape to use")
     p.add_argument("--depth", type=int, default=10)
 
+    p = sub.add_parser("soak", help="four venues with random faults for long; check books, RSS")
+    p.add_argument("--seconds", type=float, default=600.0, help="seconds of injected faults")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random faults")
+    p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
+    p.add_argument("--tapes", default="../shared/data/tapes", help="directory of the real tapes")
+    p.add_argument(
+        "--settle", type=float, default=30.0, help="max seconds to be live once faults stop"
+    )
+
     from lobfeed.bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
@@ -171,6 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if command == "demo":
         return asyncio.run(_demo(args.tape, args.speed, args.depth))
+    if command == "soak":
+        from lobfeed.testing.soak import main as soak_main
+
+        return soak_main(
+            args.seconds, args.seed, args.report, args.tapes, args.settle, args.verbose
+        )
     if command == "bench":
         from lobfeed.bench import main as bench_main
 
