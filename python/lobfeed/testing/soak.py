@@ -58,6 +58,7 @@ from lobfeed.replay import TapeReplayer
 from lobfeed.tape import Tape
 from lobfeed.testing.faults import FaultPlan
 from lobfeed.testing.server import ExchangeServer
+from lobfeed.venues import spec_for
 
 __all__ = ["VENUES", "SoakVenue", "format_summary", "main", "run_soak"]
 
@@ -368,9 +369,26 @@ async def run_soak(
             path = tapes / spec.tape
             truth = clean_books(path)
             plan = FaultPlan.parse(f"{spec.faults},seed={seed * 100 + number}")
+            # The tape's time runs ``speed`` times faster, and so does the venue's REST
+            # weight window, on the exchange and in the feed's budget alike: the same number
+            # of snapshots fits in a window of the replayed market.
+            weight = spec_for(spec.venue).rest_weight
+            window = weight.window / spec.speed if weight is not None else None
             server = await stack.enter_async_context(
-                ExchangeServer(path, speed=spec.speed, loop=True, live=spec.live, faults=plan)
+                ExchangeServer(
+                    path,
+                    speed=spec.speed,
+                    loop=True,
+                    live=spec.live,
+                    faults=plan,
+                    rest_window_s=window,
+                )
             )
+            options = soak_options()
+            if weight is not None and window is not None:
+                options = dataclasses.replace(
+                    options, rest_weight=dataclasses.replace(weight, window=window)
+                )
             watch = VenueWatch(spec.venue, truth, phase, histograms)
             feed = Feed(
                 spec.venue,
@@ -381,7 +399,7 @@ async def run_soak(
                 on_status=watch.on_status,
                 ws_url=server.ws_url,
                 rest_url=server.rest_url,
-                options=soak_options(),
+                options=options,
             )
             faults = Faults(spec, seed * 100 + number, server)
             runs.append(
