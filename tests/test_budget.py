@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lobfeed import Feed
+from lobfeed.aio import Backoff
 from lobfeed.aio.budget import RequestBudget
 from lobfeed.aio.options import ConnectOptions
 from lobfeed.exceptions import ConfigError
@@ -118,3 +119,10 @@ async def test_a_feed_spreads_its_snapshots_over_the_budget(
     assert server.stats.snapshot_requests == len(symbols)
     # Six snapshots at two a second: the last goes out two windows after the first.
     assert took >= 2.0
+
+
+def test_backoff_delays_grow_by_attempt_up_to_the_cap() -> None:
+    backoff = Backoff(initial=0.1, maximum=1.0, factor=2.0, jitter=0.0)
+    assert [backoff.delay(n) for n in (1, 2, 3, 4, 5, 1000)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    with pytest.raises(ConfigError):
+        Backoff(initial=2.0, maximum=1.0)

@@ -228,3 +228,44 @@ def test_session_options_are_checked() -> None:
     assert s.receive(b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[],"a":[]}', 1) == ()
     assert s.symbols() == []
     assert s.stats()["unsubscribed"] == 1
+
+
+def test_ids_restarting_while_a_snapshot_is_awaited_let_the_next_snapshot_in() -> None:
+    """A gap, then the venue's ids restart lower before a snapshot came: the deltas buffered
+    from the old stream are dropped, so a snapshot of the new stream bridges (it used to be
+    judged stale for ever, until the connection was replaced)."""
+
+    def delta(first: int, last: int, prev: int) -> bytes:
+        data = {
+            "e": "depthUpdate",
+            "E": 1,
+            "T": 1,
+            "s": "XUSDT",
+            "U": first,
+            "u": last,
+            "pu": prev,
+            "b": [["10.0", "1"]],
+            "a": [["11.0", "1"]],
+        }
+        return orjson.dumps({"stream": "xusdt@depth@100ms", "data": data})
+
+    def snapshot(last: int) -> bytes:
+        return orjson.dumps(
+            {"lastUpdateId": last, "E": 1, "T": 1, "bids": [["9.0", "1"]], "asks": [["12.0", "1"]]}
+        )
+
+    s = Session("binance-usdm")
+    s.receive(delta(1000, 1010, 999), 1)
+    s.receive_snapshot("XUSDT", snapshot(1005), 2)
+    s.receive(delta(1011, 1020, 1010), 3)
+    assert s.state("XUSDT") == "live"
+    s.receive(delta(1031, 1040, 1030), 4)  # a gap: awaiting a snapshot
+    s.receive(delta(1041, 1050, 1040), 5)
+    assert s.state("XUSDT") == "awaiting_snapshot"
+    s.receive(delta(100, 110, 99), 6)  # the ids restart lower
+    for i in range(5):
+        s.receive(delta(111 + 10 * i, 120 + 10 * i, 110 + 10 * i), 7 + i)
+    events = s.receive_snapshot("XUSDT", snapshot(125), 20)
+    assert s.state("XUSDT") == "live", events
+    assert s.counters("XUSDT")["ids_backwards"] == 1
+    assert s.book("XUSDT").seq == 160

@@ -86,13 +86,18 @@ class Resync:
                 )
                 return
             delays = self.options.backoff.delays()
-            if conn.taken.get(symbol):
-                wait = next(delays)
+            taken = conn.taken.get(symbol, 0)
+            if taken:
+                # Each snapshot in a row that was older than the stream waits longer before
+                # the next, up to the backoff's cap.
+                wait = self.options.backoff.delay(taken)
                 feed.stats.stale_snapshots += 1
                 log.warning(
-                    "%s %s: the snapshot was older than the stream; asking again in %.2fs",
+                    "%s %s: the snapshot was older than the stream (%d in a row); asking "
+                    "again in %.2fs",
                     feed.venue,
                     symbol,
+                    taken,
                     wait,
                     extra={"venue": feed.venue, "symbol": symbol},
                 )
@@ -143,6 +148,10 @@ class Resync:
                     assert task is not None
                     conn.snapshots[symbol] = task
                     continue
+                if conn.session.state(symbol) == "live":
+                    # In sync: the next loss starts its count of stale snapshots afresh.
+                    conn.taken.pop(symbol, None)
+                    self._since.pop(symbol, None)
                 return
         finally:
             if conn.snapshots.get(symbol) is asyncio.current_task():

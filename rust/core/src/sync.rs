@@ -334,6 +334,16 @@ impl SymbolSync {
     ) -> Result<bool, BookError> {
         validate(levels)?;
         if self.state == SyncState::AwaitingSnapshot {
+            if let Some(back) = self.buffer.back() {
+                // The venue's ids went backwards while a snapshot is awaited: what is buffered
+                // belongs to a stream that does not go on, and no snapshot of the new one
+                // could ever bridge it (each would be judged older than the buffer).
+                if ids.last < back.ids.first {
+                    self.counters.ids_backwards += 1;
+                    self.counters.stale_dropped += self.buffer.len() as u64;
+                    self.buffer_clear();
+                }
+            }
             self.buffer_push(BufferedDelta {
                 ids,
                 exchange_ts_ns,
