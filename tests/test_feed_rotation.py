@@ -23,6 +23,7 @@ from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
 
 SPOT = "binance-ethusdt-20240808.jsonl.gz"
+OKX = "okx-books-3inst-2022.jsonl.gz"
 TIMEOUT = 120.0
 
 
@@ -92,3 +93,41 @@ async def test_rotation_default_comes_from_the_venue() -> None:
     assert Feed("binance", ["ETHUSDT"]).rotate_after == 24 * 3600 - 600
     assert Feed("okx", ["BTC-USDT"]).rotate_after is None
     assert Feed("okx", ["BTC-USDT"], options=ConnectOptions(rotate_after=60)).rotate_after == 60
+
+
+async def test_a_venue_notice_of_closing_starts_a_rotation(
+    tape_path: Callable[[str], Path],
+) -> None:
+    """OKX announces a service-upgrade close (notice 64008) and closes soon after: the Feed
+    moves to a new connection on the notice, books live throughout."""
+    statuses: list[Any] = []
+    plan = FaultPlan.parse("notice=40,conns=1,notice_close_after=2s")
+    symbols = ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT")
+    async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
+        feed = Feed(
+            "okx",
+            symbols,
+            channels=("book",),
+            on_status=statuses.append,
+            ws_url=server.ws_url,
+            rest_url=server.rest_url,
+            options=ConnectOptions(backoff=Backoff(initial=0.05, maximum=0.5), stale_after=60),
+        )
+        run = asyncio.ensure_future(feed.run())
+        start = time.monotonic()
+        while feed.stats.rotations < 1:
+            assert time.monotonic() - start < TIMEOUT, "a rotation"
+            assert not run.done()
+            await asyncio.sleep(0.05)
+        # The old connection closes (rotated away from, before the venue's close).
+        while not any(isinstance(s, Disconnected) for s in statuses):
+            assert time.monotonic() - start < TIMEOUT, "the old connection's close"
+            await asyncio.sleep(0.05)
+        health = feed.health()
+        feed.stop()
+        await asyncio.wait_for(run, TIMEOUT)
+    assert feed.stats.closing_notices == 1
+    closes = [s for s in statuses if isinstance(s, Disconnected)]
+    assert closes and closes[0].connection == "c1" and closes[0].reason.startswith("rotated to")
+    assert all(h.state == "live" and h.connection == "c2" for h in health.values())
+    assert all(h.reconnects == 0 for h in health.values())

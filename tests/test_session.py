@@ -146,7 +146,13 @@ def test_oversized_frame() -> None:
     s = Session("binance", max_frame_bytes=64)
     with pytest.raises(OversizedFrameError):
         s.receive(b" " * 65, 1)
-    assert s.stats() == {"frames": 1, "ignored": 0, "errors": 1, "unsubscribed": 0}
+    assert s.stats() == {
+        "frames": 1,
+        "ignored": 0,
+        "errors": 1,
+        "unsubscribed": 0,
+        "closing_notices": 0,
+    }
 
 
 def test_venue_error_message() -> None:

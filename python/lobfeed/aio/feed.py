@@ -95,6 +95,8 @@ class FeedStats:
     resync_timeouts: int = 0
     replaced_connections: int = 0
     rotations: int = 0
+    closing_notices: int = 0
+    """Notices from the venue that it would close a connection soon (each starts a rotation)."""
     """Connections replaced make-before-break before the venue's lifetime ran out."""
     idle_timeouts: int = 0
     gaps: int = 0
@@ -146,6 +148,8 @@ class Connection:
         # symbol by the old connection, which the new one must not deliver again.
         self.seen_seq: dict[str, int] = {}
         self.seen_trade: dict[str, int] = {}
+        #: The venue's closing notices already acted on.
+        self.notices_seen = 0
 
     def plain_handler(self) -> links.OnFrame:
         """The hot path: frames straight to the session and the dispatcher."""
@@ -301,6 +305,8 @@ class Slot:
         #: Since when every symbol of the current connection is live (None: not all are).
         self.live_since: float | None = None
         self.healthy = False
+        #: A make-before-break replacement is under way.
+        self.rotating = False
 
     @property
     def session(self) -> Session | None:
@@ -448,6 +454,18 @@ class Slot:
 
     # -- rotation ---------------------------------------------------------------------
 
+    def check_notices(self) -> None:
+        """A venue's notice that it will soon close the connection (OKX's service upgrade)
+        starts a rotation at once, instead of a drop when it closes."""
+        conn = self.conn
+        if conn is None or self.rotating:
+            return
+        notices = conn.session.stats().get("closing_notices", 0)
+        if notices > conn.notices_seen:
+            conn.notices_seen = notices
+            self.feed.stats.closing_notices += 1
+            conn.spawn(self.rotate(conn, "the venue said it will close the connection"))
+
     async def _rotate_when_due(self, conn: Connection, after: float) -> None:
         """Replaces ``conn`` before the venue's connection lifetime runs out; retried with
         backoff if the new connection cannot be made ready, the old one serving meanwhile."""
@@ -464,6 +482,15 @@ class Slot:
         delivered twice (book ids and trade ids the old one delivered are left out) and none
         is missed (the old one delivers until the new one is live). Returns False, leaving
         ``old`` in place, when the new connection could not be made ready."""
+        if self.rotating:
+            return False
+        self.rotating = True
+        try:
+            return await self._rotate(old, why)
+        finally:
+            self.rotating = False
+
+    async def _rotate(self, old: Connection, why: str) -> bool:
         feed = self.feed
         url = feed.spec.connect_url(feed.ws_url, self.subscription)
         log.info("%s %s: rotating: %s", feed.venue, old.name, why)
@@ -830,6 +857,7 @@ class Feed:
             self.tracker.poll()
             for slot in self.slots:
                 slot.check_healthy()
+                slot.check_notices()
             self._sync_stats()
 
     def _sync_stats(self) -> None:

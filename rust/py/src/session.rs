@@ -417,6 +417,7 @@ impl Session {
         dict.set_item("ignored", s.ignored)?;
         dict.set_item("errors", s.errors)?;
         dict.set_item("unsubscribed", s.unsubscribed)?;
+        dict.set_item("closing_notices", s.closing_notices)?;
         Ok(dict)
     }
 

@@ -62,6 +62,9 @@ pub struct SessionStats {
     pub errors: u64,
     /// Frames (and snapshots) dropped because their symbol was not in `SessionOptions::symbols`.
     pub unsubscribed: u64,
+    /// Notices that the venue will soon close this connection (OKX `notice` 64008, a service
+    /// upgrade): the I/O layer replaces the connection before it goes.
+    pub closing_notices: u64,
 }
 
 /// The sans-I/O interface every venue implements: bytes in, events out.

@@ -95,6 +95,10 @@ fn book_kind(channel: &str) -> Option<BookKind> {
     }
 }
 
+/// The `notice` code OKX sends "30 seconds before" it closes a connection for a service
+/// upgrade (docs-v5, "Notification of service upgrade" under WebSocket).
+const CLOSING_NOTICE: &str = "64008";
+
 pub struct OkxSession {
     symbols: Symbols,
     levels: Vec<LevelChange>,
@@ -196,8 +200,12 @@ impl OkxSession {
                 fields.msg.as_deref(),
             ));
         }
+        if fields.event == Some("notice") && fields.code.as_deref() == Some(CLOSING_NOTICE) {
+            self.stats.closing_notices += 1;
+            return Ok(());
+        }
         if fields.event.is_some() {
-            // subscribe/unsubscribe acks, notices, connection counts.
+            // subscribe/unsubscribe acks, other notices, connection counts.
             self.stats.ignored += 1;
             return Ok(());
         }
@@ -1134,7 +1142,9 @@ mod tests {
         )
         .is_empty());
         assert!(feed(&mut s, r#"{"arg":{"channel":"tickers","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","last":"9999.99"}]}"#).is_empty());
-        assert_eq!(s.stats().ignored, 4);
+        // The service-upgrade notice is counted apart: the Feed replaces the connection.
+        assert_eq!(s.stats().ignored, 3);
+        assert_eq!(s.stats().closing_notices, 1);
         let out = feed(
             &mut s,
             r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.90","sz":"0.12060306","side":"sell","ts":"1630048897897"},{"instId":"BTC-USDT","tradeId":"130639475","px":"42220.00","sz":"1","side":"buy","ts":"1630048897898"}]}"#,
