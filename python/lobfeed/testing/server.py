@@ -480,7 +480,7 @@ class ExchangeServer:
     overrides the venue profile chosen from the tape header's venue.
 
     ``clones`` serves every recorded symbol also under that many aliases, each a full copy of
-    the original's streams and snapshots (profiles that support it: Binance).
+    the original's streams and snapshots (profiles that support it: Binance, Bybit).
 
     The venue's limits (:class:`VenueLimits`, from the profile) are enforced unless
     ``enforce_limits`` is false; each is overridden by its keyword (``None``: the venue's value,
