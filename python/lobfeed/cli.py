@@ -80,8 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="also serve every symbol under N aliases (Binance: C1<SYMBOL>, C2<SYMBOL>, ...), "
-        "each a full copy of its streams and snapshots",
+        help="also serve every symbol under N aliases (Binance, Bybit: C1<SYMBOL>, "
+        "C2<SYMBOL>, ...), each a full copy of its streams and snapshots",
     )
     p.add_argument(
         "--no-limits",
@@ -151,18 +151,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.live and args.speed == float("inf"):
             print("lobfeed serve: --live needs a finite --speed", file=sys.stderr)
             return 2
-        run_server(
-            args.tape,
-            args.host,
-            args.port,
-            args.speed,
-            args.loop,
-            faults=faults,
-            live=args.live,
-            once=args.once,
-            clones=args.clones,
-            enforce_limits=not args.no_limits,
-        )
+        from lobfeed.exceptions import FaultSpecError
+
+        try:
+            run_server(
+                args.tape,
+                args.host,
+                args.port,
+                args.speed,
+                args.loop,
+                faults=faults,
+                live=args.live,
+                once=args.once,
+                clones=args.clones,
+                enforce_limits=not args.no_limits,
+            )
+        except FaultSpecError as exc:  # a fault the venue cannot serve (notice=N)
+            print(f"lobfeed serve: {exc}", file=sys.stderr)
+            return 2
         return 0
     if command == "replay":
         return _replay(args.tape, args.depth, args.out)

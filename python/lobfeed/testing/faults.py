@@ -18,7 +18,8 @@ Spec grammar (``lobfeed serve --faults SPEC``, :meth:`FaultPlan.parse`), items j
                                  any frame and before the client's subscribe is read), Ts (T
                                  seconds after the handshake) or pP (probability P per frame);
                                  several close items may differ in WHEN, not in CODE
-    conns=K|all                  connections hit by close/stall/tcpstall: the first K (default 1)
+    conns=K|all                  connections hit by close/stall/tcpstall/notice: the first K
+                                 (default 1)
     lifetime=Ls                  every connection is closed with 1001 after L seconds
     stall=Ts[@N]                 no data for T s after N frames (default 0); pings answered
     tcpstall=Ts[@N]              neither read nor write the socket for T s after N frames
@@ -43,6 +44,11 @@ Spec grammar (``lobfeed serve --faults SPEC``, :meth:`FaultPlan.parse`), items j
     hold=SYMBOL:Ts[@N]           from frame N, hold back SYMBOL's frames for T s, then send them
     foreign=M                    after each renamable frame, a copy for one of M unknown symbols
     noresub                      ignore (do not answer) subscribe messages after the first
+    notice=N                     after N frames, send the venue's "you will be disconnected for
+                                 maintenance" notice once, on the connections conns= selects
+                                 (the profile's notice_frame(); a venue without one refuses
+                                 the plan with FaultSpecError when the server is made)
+    notice_close_after=Ts        close that connection with 1001 T s after its notice
     rest429=N cut=N malformed=N oversized=BYTES
                                  the original plan: first N snapshots 429; first connection
                                  aborted after N frames; garbage frame after N frames (first
@@ -102,7 +108,8 @@ FRAME_FAULTS: Final = ("drop", "dup", "reorder", "corrupt", "checksum", "crossed
 _KEYS: Final = (
     "seed close conns lifetime stall tcpstall refuse reset status rest restsym retry "
     + " ".join(FRAME_FAULTS)
-    + " fconns rewind hold foreign noresub rest429 cut malformed oversized"
+    + " fconns rewind hold foreign noresub notice notice_close_after"
+    + " rest429 cut malformed oversized"
 )
 
 
@@ -207,6 +214,13 @@ class FaultPlan:
     """Subscribe and unsubscribe messages after the first subscription get no answer and no
     effect."""
 
+    # -- venue notices --------------------------------------------------------------------
+    notice_after: int | None = None
+    """After this many frames, the venue's maintenance notice (the profile's
+    ``notice_frame()``) is sent once on each connection :attr:`conns` selects."""
+    notice_close_after_s: float | None = None
+    """That connection is closed with 1001 this long after its notice (as the venue would)."""
+
     # -- the original plan ------------------------------------------------------------------
     rest_429_first_n: int = 0
     """The first N snapshot requests are answered 429 with ``Retry-After: 1``."""
@@ -231,6 +245,8 @@ class FaultPlan:
             raise FaultSpecError(
                 f"rest fault {self.rest_fault!r} is not one of {', '.join(REST_FAULTS)}"
             )
+        if self.notice_close_after_s is not None and self.notice_after is None:
+            raise FaultSpecError("notice_close_after needs notice=N")
         for f in fields(self):
             if f.name.endswith("_prob"):
                 value = getattr(self, f.name)
@@ -343,6 +359,10 @@ class FaultPlan:
             items.append(f"foreign={self.foreign_symbols}")
         if self.ignore_resubscribe:
             items.append("noresub")
+        if self.notice_after is not None:
+            items.append(f"notice={self.notice_after}")
+        if self.notice_close_after_s is not None:
+            items.append(f"notice_close_after={_secs(self.notice_close_after_s)}")
         if self.rest_429_first_n:
             items.append(f"rest429={self.rest_429_first_n}")
         if self.drop_after_frames is not None:
@@ -524,6 +544,10 @@ def _parse_item(kw: dict[str, object], key: str, value: str, has_value: bool) ->
         kw["hold_after"] = _int(tail, "hold start") if at else 0
     elif key == "foreign":
         kw["foreign_symbols"] = _int(value, "foreign symbol count")
+    elif key == "notice":
+        kw["notice_after"] = _int(value, "notice frame count")
+    elif key == "notice_close_after":
+        kw["notice_close_after_s"] = _seconds(value, "notice_close_after delay")
     elif key == "rest429":
         kw["rest_429_first_n"] = _int(value, "rest429")
     elif key == "cut":

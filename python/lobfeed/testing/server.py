@@ -48,8 +48,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
-from lobfeed.exceptions import UnknownVenueError
+from lobfeed.exceptions import FaultSpecError, UnknownVenueError
 from lobfeed.tape import Tape, TapeRecord
 from lobfeed.testing.faults import MALFORMED_FRAME, ConnectionFaults, FaultPlan, oversized_frame
 
@@ -73,6 +74,12 @@ log = logging.getLogger(__name__)
 
 _YIELD_EVERY: Final = 256
 _MIN_SLEEP_S: Final = 0.0005  # frames due sooner than this are sent without sleeping
+# Close reasons of the server's own closes, by fault kind.
+_CLOSE_REASONS: Final[Mapping[str, str]] = {
+    "close": "lobfeed fault",
+    "lifetime": "connection lifetime",
+    "notice-close": "service upgrade",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,7 +107,8 @@ class ServerStats:
     """Faults injected, by kind: ``close``, ``lifetime``, ``stall``, ``tcpstall``, ``refuse``,
     ``reset``, ``status``, ``rest-<kind>`` (``rest-429``, ``rest-html``, ...), ``drop``, ``dup``,
     ``reorder``, ``corrupt``, ``checksum``, ``crossed``, ``rewind``, ``hold`` (once per hold),
-    ``foreign``, ``noresub``, and the original plan's ``rest429``, ``cut``, ``malformed``,
+    ``foreign``, ``noresub``, ``notice`` (a venue maintenance notice sent), ``notice-close`` (the
+    close that follows it), and the original plan's ``rest429``, ``cut``, ``malformed``,
     ``oversized``."""
 
     refused: dict[str, int] = field(default_factory=dict)
@@ -108,7 +116,10 @@ class ServerStats:
     reason: ``url-length`` (414 to a request line over the limit), ``streams`` (handshake
     refused: more streams in the URL than a connection may carry), ``subscribe-streams``
     (a subscribe message refused for the same reason; the connection stays open),
-    ``message-rate`` (connection closed for sending too many messages a second)."""
+    ``message-rate`` (connection closed for sending too many messages a second),
+    ``subscribe-args`` (a subscribe message with more args than one request may carry),
+    ``args-length`` (a subscribe message taking the connection's args over their length
+    limit)."""
     weight_429s: int = 0
     """REST requests answered 429 for going over the request-weight limit."""
     weight_418s: int = 0
@@ -172,6 +183,12 @@ class VenueLimits:
     """429s answered within one window before the next over-limit request bans the IP (418)."""
     rest_ban_s: float = 120.0
     """How long a ban lasts: every request is answered 418 until it ends."""
+    args_per_request: int | None = None
+    """Topics one subscribe message may carry (Bybit spot: 10); more: the request is refused
+    with the venue's error answer, the connection stays open."""
+    args_chars_per_connection: int | None = None
+    """Total characters of the topics one connection may be subscribed to (Bybit: 21,000); a
+    subscribe message that would go over it is refused the same way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +291,12 @@ class VenueProfile(abc.ABC, Generic[SubT]):
         """Serve every recorded symbol also under ``clones`` aliases (see the Binance profile)."""
         if clones:
             raise ValueError(f"the {self.venue} profile cannot serve symbol clones")
+
+    def notice_frame(self) -> str | None:
+        """The venue's "this connection will soon be closed for maintenance" frame (sent by the
+        ``notice=N`` fault); ``None``: the venue sends none, and a plan asking for one is
+        refused."""
+        return None
 
     def greeting(self, sub: SubT) -> list[str]:
         """Frames the venue sends as soon as a websocket is open (before any subscription)."""
@@ -457,7 +480,7 @@ class ExchangeServer:
     overrides the venue profile chosen from the tape header's venue.
 
     ``clones`` serves every recorded symbol also under that many aliases, each a full copy of
-    the original's streams and snapshots (profiles that support it: Binance).
+    the original's streams and snapshots (profiles that support it: Binance, Bybit).
 
     The venue's limits (:class:`VenueLimits`, from the profile) are enforced unless
     ``enforce_limits`` is false; each is overridden by its keyword (``None``: the venue's value,
@@ -503,6 +526,11 @@ class ExchangeServer:
             raise ValueError(f"clones must be 0 or more, got {clones!r}")
         self.clones = clones
         self.profile.set_clones(clones)
+        if self.faults.notice_after is not None and self.profile.notice_frame() is None:
+            raise FaultSpecError(
+                f"notice={self.faults.notice_after}: the {self.tape.venue} profile has no "
+                "maintenance notice to send"
+            )
         limits = self.profile.default_limits() if enforce_limits else VenueLimits()
         overrides: dict[str, Any] = {
             "streams_per_connection": max_streams,
@@ -925,11 +953,12 @@ class ExchangeServer:
         if code == 1006:
             await _flush_and_abort(ws.transport)
         else:
-            await ws.close(code, "lobfeed fault" if kind == "close" else "connection lifetime")
+            await ws.close(code, _CLOSE_REASONS.get(kind, "connection lifetime"))
 
     async def _close_later(self, ws: ServerConnection, delay: float, code: int, kind: str) -> None:
         await asyncio.sleep(delay)
-        await self._close(ws, code, kind)
+        if ws.state is State.OPEN:
+            await self._close(ws, code, kind)
 
     def _finished(self, live: LiveStream) -> None:
         self._unfinished.discard(live)
@@ -1055,6 +1084,15 @@ class ExchangeServer:
             return None
         if not plan.closes(live.index):
             return 0.0
+        if plan.notice_after is not None and processed == plan.notice_after:
+            notice = self.profile.notice_frame()
+            if notice is not None:
+                await ws.send(notice)
+                self.stats.count("notice")
+                if plan.notice_close_after_s is not None:
+                    self._spawn(
+                        self._close_later(ws, plan.notice_close_after_s, 1001, "notice-close")
+                    )
         if closes and plan.close_code is not None and processed:
             due = processed == plan.close_after_frames
             if plan.close_prob and close_rng.random() < plan.close_prob:

@@ -10,16 +10,22 @@ is answered from the tape's ``http`` records.
 
 from __future__ import annotations
 
+import itertools
 from urllib.parse import urlsplit
 
 import orjson
 
-from lobfeed.tape import TapeRecord
+from lobfeed.tape import Tape, TapeRecord
 from lobfeed.testing.profiles._common import FrameInfo, KeyedProfile, KeyedSubscription
 from lobfeed.testing.server import RestRequest, RestResponse, register_profile
 
 PATHS = ("/ws/v5/public", "/ws/v5/business")
 BOOKS_PATH = "/api/v5/market/books"
+# OKX's websocket "notice" event, code 64008: sent before a connection is closed for a service
+# upgrade (www.okx.com/docs-v5/en, "WebSocket" > "Notification": "The connection will soon be
+# closed for a service upgrade. Please reconnect.").
+NOTICE_CODE = "64008"
+NOTICE_MSG = "The connection will soon be closed for a service upgrade. Please reconnect."
 
 
 def _error(code: str, msg: str) -> str:
@@ -38,6 +44,16 @@ def _arg_key(arg: object) -> tuple[str, str] | None:
 @register_profile
 class OkxProfile(KeyedProfile[KeyedSubscription]):
     venues = ("okx",)
+
+    def __init__(self, tape: Tape) -> None:
+        super().__init__(tape)
+        self._conn_ids = itertools.count(1)
+
+    def notice_frame(self) -> str | None:
+        # connId: OKX's are 8 hex digits; these are made up, one per notice.
+        conn_id = f"{next(self._conn_ids) & 0xFFFFFFFF:08x}"
+        notice = {"event": "notice", "code": NOTICE_CODE, "msg": NOTICE_MSG, "connId": conn_id}
+        return orjson.dumps(notice).decode()
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         text = record.data or ""
