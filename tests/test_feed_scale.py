@@ -20,7 +20,8 @@ from lobfeed.aio import Backoff
 from lobfeed.aio.options import ConnectOptions
 from lobfeed.events import Connected, Disconnected
 from lobfeed.testing import ExchangeServer, FaultPlan
-from lobfeed.venues.base import WeightLimit
+from lobfeed.venues import spec_for
+from lobfeed.venues.base import Subscription, WeightLimit
 
 COINM = "binance-coinm-10sym-2021.jsonl.gz"
 SYMBOLS = (
@@ -177,3 +178,43 @@ async def test_a_reconnect_of_200_symbols_draws_no_429(tape_path: Callable[[str]
     # 200 snapshots at 96 a window, the window still holding the first 200's weight.
     assert again >= WINDOW
     print(f"200 symbols: live after {first:.1f}s, again {again:.1f}s after the drop")
+
+
+async def test_200_bybit_symbols_on_the_local_exchange(tape_path: Callable[[str], Path]) -> None:
+    """Bybit spot: the tape's two symbols and 99 clones of each, subscribed ten topics a
+    message (the exchange refuses more) within 21,000 characters a connection."""
+    symbols = tuple(
+        f"C{n}{base}" if n else base for base in ("BTCUSDT", "ETHUSDT") for n in range(100)
+    )
+    async with ExchangeServer(
+        tape_path("bybit-2026.jsonl.gz"), speed=4, loop=True, clones=99
+    ) as server:
+        feed = Feed(
+            "bybit-spot",
+            symbols,
+            channels=("book", "trades"),
+            ws_url=server.ws_url,
+            rest_url=server.rest_url,
+            options=options(),
+        )
+        # 400 topics of about 20 characters: one connection.
+        assert len(feed.slots) == 1
+        run = asyncio.ensure_future(feed.run())
+        took = await until(lambda: all_live(feed), "200 Bybit books live")
+        feed.stop()
+        await asyncio.wait_for(run, TIMEOUT)
+    assert server.stats.refused == {}
+    assert server.stats.connections == 1
+    print(f"200 Bybit symbols: all live after {took:.1f}s")
+
+
+def test_bybit_splits_past_21000_topic_characters() -> None:
+    spec = spec_for("bybit")
+    subscription = Subscription(
+        symbols=tuple(f"SYMBOL{n:04d}USDT" for n in range(600)),
+        channels=frozenset({"book", "trades", "candles", "quotes"}),
+    )
+    groups = spec.split(subscription)
+    assert len(groups) > 1
+    assert all(sum(len(t) for t in spec.streams(g)) <= 21_000 for g in groups)
+    assert [s for g in groups for s in g.symbols] == list(subscription.symbols)

@@ -16,6 +16,7 @@ module gets one, never for ever without saying so:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -203,8 +204,11 @@ class Resync:
         feed.stats.resubscribes += 1
 
         async def send_all() -> None:
-            for message in messages:
-                await conn.send(message)
+            # A connection that closes meanwhile is reported by its own end; the resubscribe
+            # is moot then.
+            with contextlib.suppress(ConnectionError):
+                for message in messages:
+                    await conn.send(message)
 
         conn.spawn(send_all())
         return True
