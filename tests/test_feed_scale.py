@@ -218,3 +218,11 @@ def test_bybit_splits_past_21000_topic_characters() -> None:
     assert len(groups) > 1
     assert all(sum(len(t) for t in spec.streams(g)) <= 21_000 for g in groups)
     assert [s for g in groups for s in g.symbols] == list(subscription.symbols)
+
+
+def test_bitfinex_keeps_to_25_channels_a_connection() -> None:
+    spec = spec_for("bitfinex")
+    subscription = Subscription(
+        symbols=tuple(f"tSYM{n:02d}USD" for n in range(20)), channels=frozenset({"book", "trades"})
+    )
+    assert [len(g.symbols) for g in spec.split(subscription)] == [12, 8]

@@ -34,6 +34,9 @@ class BitfinexSpec(VenueSpec):
     rest_url = "https://api-pub.bitfinex.com"
     channels = frozenset({BOOK, TRADES, QUOTES})
     flags = FLAG_SEQ_ALL | FLAG_CHECKSUM
+    # "You can subscribe to 25 channels at the same time on the same connection"
+    # (docs.bitfinex.com/docs/ws-public); each symbol's book, trades and ticker are a channel.
+    max_streams_per_connection = 25
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/ws/2"
