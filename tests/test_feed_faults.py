@@ -34,18 +34,15 @@ from lobfeed.exceptions import (
     SubscriptionRejectedError,
     SymbolRejectedError,
 )
-from lobfeed.replay import TapeReplayer
-from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
+from lobfeed.testing.soak import Truth, matches_truth
+from lobfeed.testing.soak import clean_books as replayed_books
 
 COINM = "binance-coinm-10sym-2021.jsonl.gz"
 OKX = "okx-books-3inst-2022.jsonl.gz"
 OKX_SYMBOLS = ("BTC-USD-220527", "UNI-USD-SWAP", "BTC-USDT")
 KRAKEN = "kraken-v1-book1000-10sym-2021.jsonl.gz"
 TIMEOUT = 60.0
-TOP = 5
-
-Top = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 def fast_options(**overrides: Any) -> ConnectOptions:
@@ -61,7 +58,6 @@ def fast_options(**overrides: Any) -> ConnectOptions:
     return ConnectOptions(**base)
 
 
-Truth = dict[tuple[str, int], set[Top]]
 _TRUTHS: dict[str, Truth] = {}
 _WATCHES: list[Watch] = []
 #: Seconds from a fault being seen to every book live again, by test; written to
@@ -83,20 +79,10 @@ def _measure_recovery(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def clean_books(path: Path) -> Truth:
-    """The top of every book of a clean in-process replay, by (symbol, update id).
-
-    An id can carry two books: a recorded REST snapshot taken part-way through the delta that
-    ends at the same id, and that delta applied; either is the venue's book at that id.
-    """
+    """The clean replay's books of a tape (see ``lobfeed.testing.soak.clean_books``), once."""
     key = str(path)
     if key not in _TRUTHS:
-        truth: Truth = {}
-        for _record, ev in TapeReplayer(Tape.open(path)).events():
-            if isinstance(ev, BookUpdate) and ev.seq is not None:
-                book = ev.book
-                top = (tuple(book.bids(TOP)), tuple(book.asks(TOP)))
-                truth.setdefault((ev.symbol, ev.seq), set()).add(top)
-        _TRUTHS[key] = truth
+        _TRUTHS[key] = replayed_books(path)
     return _TRUTHS[key]
 
 
@@ -132,13 +118,11 @@ class Watch:
         book = update.book
         if book.crossed:
             self.crossed += 1
-        if update.seq is None or not self.truth:
-            return
-        expected = self.truth.get((update.symbol, update.seq))
-        if expected is not None:
+        verdict = matches_truth(self.truth, update) if self.truth else None
+        if verdict is not None:
             self.checked += 1
-            if (tuple(book.bids(TOP)), tuple(book.asks(TOP))) not in expected:
-                self.wrong.append((update.symbol, update.seq))
+            if not verdict:
+                self.wrong.append((update.symbol, update.seq or 0))
 
     def on_event(self, ev: Any) -> None:
         self.events.append(ev)

@@ -190,6 +190,18 @@ def clean_books(path: Path) -> Truth:
     return truth
 
 
+def matches_truth(truth: Truth, update: BookUpdate) -> bool | None:
+    """Whether a delivered book equals the clean replay's at its update id; ``None`` when the
+    replay has no book at that id (or the venue has no ids)."""
+    if update.seq is None:
+        return None
+    expected = truth.get((update.symbol, update.seq))
+    if expected is None:
+        return None
+    book = update.book
+    return (tuple(book.bids(TOP)), tuple(book.asks(TOP))) in expected
+
+
 @dataclass
 class VenueWatch:
     """What one Feed delivered, kept in constant memory."""
@@ -222,12 +234,12 @@ class VenueWatch:
         book = update.book
         if book.crossed:
             self.crossed += 1
-        if update.seq is None or not self.truth:
+        if not self.truth:
             return
-        expected = self.truth.get((update.symbol, update.seq))
-        if expected is not None:
+        verdict = matches_truth(self.truth, update)
+        if verdict is not None:
             self.checked += 1
-            if (tuple(book.bids(TOP)), tuple(book.asks(TOP))) not in expected:
+            if not verdict:
                 self.wrong += 1
                 if len(self.first_wrong) < 10:
                     self.first_wrong.append(f"{update.symbol}@{update.seq}")
