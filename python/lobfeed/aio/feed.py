@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -47,7 +48,7 @@ from lobfeed._native import (
 from lobfeed.aio import link as links
 from lobfeed.aio.backoff import Backoff
 from lobfeed.aio.dispatch import Callback, Dispatcher
-from lobfeed.aio.health import HealthTracker, SymbolHealth
+from lobfeed.aio.health import HealthTracker, SymbolHealth, spellings
 from lobfeed.aio.options import ConnectOptions
 from lobfeed.aio.rest import open_session
 from lobfeed.aio.resync import Resync
@@ -80,6 +81,7 @@ class FeedStats:
     """What happened since the feed started; read it at any time."""
 
     frames: int = 0
+    """Frames received (read from the sessions a few times a second, and when the feed ends)."""
     frame_errors: int = 0
     connections: int = 0
     connect_failures: int = 0
@@ -95,9 +97,9 @@ class FeedStats:
     resync_timeouts: int = 0
     replaced_connections: int = 0
     rotations: int = 0
+    """Connections replaced make-before-break before the venue's lifetime ran out."""
     closing_notices: int = 0
     """Notices from the venue that it would close a connection soon (each starts a rotation)."""
-    """Connections replaced make-before-break before the venue's lifetime ran out."""
     idle_timeouts: int = 0
     gaps: int = 0
     resyncs: int = 0
@@ -133,11 +135,10 @@ class Connection:
         #: Why we are closing it ourselves, if we are.
         self.replacing: str | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
-        # Resync state of this connection's sessions (see ``Resync``): pending snapshot
-        # requests, resubscribe watches, snapshots taken since the book was last in sync.
+        # Resync state of this connection's session (see ``Resync``): the snapshot request
+        # and the resubscribe watch under way per symbol.
         self.snapshots: dict[str, asyncio.Task[None]] = {}
         self.watches: dict[str, asyncio.Task[None]] = {}
-        self.taken: dict[str, int] = {}
         #: How the events of this connection's frames and snapshots reach the user: the
         #: dispatcher, unless a rotation is under way (see ``Slot.rotate``).
         self.deliver: Callable[[tuple[Any, ...]], None] = feed.dispatcher.dispatch
@@ -277,9 +278,14 @@ class Connection:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _frame_counts(session: Session) -> dict[str, int]:
+    stats = session.stats()
+    return {"frames": stats["frames"], "unsubscribed": stats["unsubscribed"]}
+
+
 def _all_live(session: Session, symbols: Iterable[str]) -> bool:
     """Whether ``session`` holds a live book of every one of ``symbols`` (any case)."""
-    known = {name.lower(): name for name in session.symbols()}
+    known = spellings(session)
     for symbol in symbols:
         name = known.get(symbol.lower())
         if name is None or session.state(name) != "live":
@@ -407,12 +413,12 @@ class Slot:
             if conn.run_task is not None and not conn.run_task.done():
                 conn.link.abort()
                 await asyncio.gather(conn.run_task, return_exceptions=True)
+            self.check_healthy()
             await conn.end()
-            feed._unsubscribed_before += session.stats().get("unsubscribed", 0)
+            feed._retire_session(session)
             self.conn = None
             self.last_session = session
             feed._sync_stats()
-        self.check_healthy_at_end()
         stopping = feed._stopping.is_set() or feed._fatal is not None
         final = stopping or not feed.reconnect
         self._disconnected(conn.name, code, reason, final=final)
@@ -541,17 +547,12 @@ class Slot:
         """The connection a rotation replaced has closed."""
         feed = self.feed
         await old.end()
-        feed._unsubscribed_before += old.session.stats().get("unsubscribed", 0)
+        feed._retire_session(old.session)
         reason = f"rotated to {old.rotated_to.name if old.rotated_to else '?'}"
         feed.dispatcher.emit_status(
             Disconnected(feed.venue, old.name, info.code, reason, time.time_ns())
         )
         log.info("%s: %s closed (%s)", feed.venue, old.name, reason)
-
-    def check_healthy_at_end(self) -> None:
-        if self.live_since is not None:
-            elapsed = time.monotonic() - self.live_since
-            self.healthy |= elapsed >= self.feed.options.healthy_after
 
     def _disconnected(self, name: str, code: int | None, reason: str, *, final: bool) -> None:
         feed = self.feed
@@ -697,8 +698,8 @@ class Feed:
         self._http: aiohttp.ClientSession | None = None
         self._number = 0
         self._fatal: LobfeedError | None = None
-        # Unsubscribed frames counted by the sessions of connections that are gone.
-        self._unsubscribed_before = 0
+        # Frame counters of the sessions of connections that are gone.
+        self._retired: Counter[str] = Counter()
         self._stopping = asyncio.Event()
 
     # -- public -------------------------------------------------------------------------
@@ -731,12 +732,9 @@ class Feed:
             raise BookUnavailableError(
                 f"{self.venue} {symbol}: no book yet ({known})", symbol=symbol, state=state
             )
-        for name in (symbol, *session.symbols()):
-            if name == symbol or name.lower() == symbol.lower():
-                try:
-                    return session.book(name)
-                except KeyError:
-                    continue
+        name = spellings(session).get(symbol.lower())
+        if name is not None:
+            return session.book(name)
         raise BookUnavailableError(
             f"{self.venue} {symbol}: no book (state {state or 'not subscribed'})",
             symbol=symbol,
@@ -861,20 +859,23 @@ class Feed:
             self._sync_stats()
 
     def _sync_stats(self) -> None:
-        """Copies counters kept elsewhere (dispatcher, sessions) into ``stats``."""
+        """Copies counters kept elsewhere (dispatcher, sessions) into ``stats``: the hot path
+        counts nothing itself."""
         self.stats.callback_errors = self.dispatcher.stats.callback_errors
-        current = sum(
-            slot.conn.session.stats().get("unsubscribed", 0)
-            for slot in self.slots
-            if slot.conn is not None
-        )
-        self.stats.unsubscribed_frames = self._unsubscribed_before + current
+        counts = Counter(self._retired)
+        for slot in self.slots:
+            if slot.conn is not None:
+                counts.update(_frame_counts(slot.conn.session))
+        self.stats.frames = counts["frames"]
+        self.stats.unsubscribed_frames = counts["unsubscribed"]
+
+    def _retire_session(self, session: Session) -> None:
+        self._retired.update(_frame_counts(session))
 
     # -- frames and events --------------------------------------------------------------
 
     def _on_frame(self, session: Session, raw: bytes, ts_ns: int) -> None:
-        # The hot path: one crossing into Rust, one dispatch.
-        self.stats.frames += 1
+        # The hot path: one crossing into Rust, one dispatch (the session counts the frame).
         try:
             events = session.receive(raw, ts_ns)
         except FrameError as e:
@@ -884,7 +885,6 @@ class Feed:
 
     def _receive(self, session: Session, raw: bytes, ts_ns: int) -> tuple[Any, ...]:
         """A frame's events, for connections whose events are filtered (rotations)."""
-        self.stats.frames += 1
         try:
             return session.receive(raw, ts_ns)
         except FrameError as e:

@@ -61,6 +61,12 @@ class SymbolHealth:
     decode_errors: int = 0
 
 
+def spellings(session: Session) -> dict[str, str]:
+    """The session's symbols by their lower-case name: users may write ``ethusdt`` where the
+    venue's frames say ``ETHUSDT``."""
+    return {name.lower(): name for name in session.symbols()}
+
+
 @dataclass(slots=True)
 class _Entry:
     state: str = CONNECTING
@@ -191,16 +197,18 @@ class HealthTracker:
     def poll(self) -> None:
         """Reads each symbol's counters and book state from its session: live, stale."""
         now = time.time_ns()
-        known_by_session: dict[int, set[str]] = {}
+        known_by_session: dict[int, dict[str, str]] = {}
         for symbol, entry in self._entries.items():
             session = entry.session
             if session is None:
                 continue
             known = known_by_session.get(id(session))
             if known is None:
-                known = known_by_session[id(session)] = set(session.symbols())
-            name = self._native(entry, symbol, known)
-            if name not in known:
+                known = known_by_session[id(session)] = spellings(session)
+            if entry.native is None:
+                entry.native = known.get(symbol.lower())
+            name = entry.native
+            if name is None:
                 if entry.state == LIVE and self._is_stale(entry, now):
                     self.change(symbol, STALE, self._stale_reason(entry, now))
                 continue
@@ -284,20 +292,6 @@ class HealthTracker:
         return out
 
     # -- names --------------------------------------------------------------------------
-
-    @staticmethod
-    def _native(entry: _Entry, symbol: str, known: set[str]) -> str:
-        """The session's spelling of a user's symbol (venues differ only in case)."""
-        if entry.native is not None:
-            return entry.native
-        if symbol in known:
-            entry.native = symbol
-            return symbol
-        for candidate in known:
-            if candidate.lower() == symbol.lower():
-                entry.native = candidate
-                return candidate
-        return symbol
 
     def user_name(self, native: str) -> str:
         """A subscribed symbol as the user spelled it, from the session's spelling."""

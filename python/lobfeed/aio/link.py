@@ -156,12 +156,18 @@ class WebsocketsLink:
             raise ConnectionError(f"connection closed while sending: {e}") from e
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        self._by_us = True
+        self._closing()
         await self._ws.close(code, reason)
 
     def abort(self) -> None:
-        self._by_us = True
+        self._closing()
         self._ws.transport.abort()
+
+    def _closing(self) -> None:
+        # What is still buffered is read only to reach the close frame: a backlog behind
+        # slow callbacks must not hold up the close.
+        self._by_us = True
+        self._handler = _drop
 
     def set_handler(self, on_frame: OnFrame) -> None:
         self._handler = on_frame
@@ -175,9 +181,6 @@ class WebsocketsLink:
             while True:
                 raw = await recv(decode=False)
                 ts_ns = clock()
-                if self._by_us:
-                    # Closing: what is still buffered is read only to reach the close frame.
-                    continue
                 self._handler(raw, ts_ns)
                 # recv() returns frames already buffered without giving the loop a turn, so a
                 # backlog behind slow callbacks would starve timers (stop(), watchdogs, health)
@@ -282,8 +285,6 @@ class PicowsLink:
 
     def _frame(self, raw: bytes) -> None:
         ts_ns = time.time_ns()
-        if self._by_us:
-            return  # closing: nothing more is delivered
         if self._on_frame is None:
             self._early.append((raw, ts_ns))
         else:
@@ -299,7 +300,7 @@ class PicowsLink:
     async def close(self, code: int = 1000, reason: str = "") -> None:
         from picows import WSCloseCode
 
-        self._by_us = True
+        self._closing()
         if self._closed.done():
             return
         self.transport.send_close(WSCloseCode(code), reason.encode())
@@ -307,8 +308,13 @@ class PicowsLink:
         await self.transport.wait_disconnected()
 
     def abort(self) -> None:
-        self._by_us = True
+        self._closing()
         self.transport.disconnect(graceful=False)
+
+    def _closing(self) -> None:
+        # Closing: nothing more is delivered.
+        self._by_us = True
+        self._on_frame = _drop
 
     def set_handler(self, on_frame: OnFrame) -> None:
         self._on_frame = on_frame

@@ -67,7 +67,6 @@ class Resync:
         watch = conn.watches.pop(symbol, None)
         if watch is not None:
             watch.cancel()
-        conn.taken.pop(symbol, None)
         self._since.pop(symbol, None)
 
     # -- snapshots ----------------------------------------------------------------------
@@ -78,6 +77,9 @@ class Resync:
         conn.snapshots[symbol] = conn.spawn(self._snapshot(conn, symbol))
 
     async def _snapshot(self, conn: Connection, symbol: str) -> None:
+        """Asks until the symbol's book is live. The task stays registered for the symbol
+        meanwhile, so the ``NeedSnapshot`` a stale or unusable body causes is answered here,
+        by the next round, not by a second task."""
         feed = self.feed
         try:
             url = feed.spec.snapshot_url(feed.rest_url or "", symbol, feed.subscription)
@@ -87,22 +89,7 @@ class Resync:
                 )
                 return
             delays = self.options.backoff.delays()
-            taken = conn.taken.get(symbol, 0)
-            if taken:
-                # Each snapshot in a row that was older than the stream waits longer before
-                # the next, up to the backoff's cap.
-                wait = self.options.backoff.delay(taken)
-                feed.stats.stale_snapshots += 1
-                log.warning(
-                    "%s %s: the snapshot was older than the stream (%d in a row); asking "
-                    "again in %.2fs",
-                    feed.venue,
-                    symbol,
-                    taken,
-                    wait,
-                    extra={"venue": feed.venue, "symbol": symbol},
-                )
-                await asyncio.sleep(wait)
+            stale = 0
             while True:
                 await self._hold()
                 await self._budget(symbol)
@@ -114,6 +101,7 @@ class Resync:
                         timeout=self.options.snapshot_timeout,
                         max_bytes=self.options.max_body_bytes,
                     )
+                    feed.snapshot_received(conn, symbol, url, body)
                 except RateLimitedError as e:
                     feed.stats.rate_limited += 1
                     wait = e.retry_after if e.retry_after is not None else next(delays)
@@ -126,34 +114,33 @@ class Resync:
                     feed.stats.snapshot_failures += 1
                     feed.symbol_failed(symbol, e)
                     return
-                except SnapshotError as e:
+                except (SnapshotError, FrameError) as e:
                     feed.stats.snapshot_failures += 1
                     wait = next(delays)
-                    self._retry(symbol, str(e), wait)
+                    why = (
+                        str(e) if isinstance(e, SnapshotError) else f"unusable body from {url}: {e}"
+                    )
+                    self._retry(symbol, why, wait)
                     await asyncio.sleep(wait)
-                    continue
-                # Done asking: a NeedSnapshot the body causes (it was stale) starts anew.
-                conn.snapshots.pop(symbol, None)
-                conn.taken[symbol] = conn.taken.get(symbol, 0) + 1
-                try:
-                    feed.snapshot_received(conn, symbol, url, body)
-                except FrameError as e:
-                    feed.stats.snapshot_failures += 1
-                    wait = next(delays)
-                    self._retry(symbol, f"unusable snapshot body from {url}: {e}", wait)
-                    conn.taken.pop(symbol, None)
-                    await asyncio.sleep(wait)
-                    if symbol in conn.snapshots:
-                        return  # the failed body asked for a snapshot itself
-                    task = asyncio.current_task()
-                    assert task is not None
-                    conn.snapshots[symbol] = task
                     continue
                 if conn.session.state(symbol) == "live":
-                    # In sync: the next loss starts its count of stale snapshots afresh.
-                    conn.taken.pop(symbol, None)
                     self._since.pop(symbol, None)
-                return
+                    return
+                # Older than the stream: each such snapshot in a row waits longer for the
+                # next, up to the backoff's cap.
+                stale += 1
+                wait = self.options.backoff.delay(stale)
+                feed.stats.stale_snapshots += 1
+                log.warning(
+                    "%s %s: the snapshot was older than the stream (%d in a row); asking "
+                    "again in %.2fs",
+                    feed.venue,
+                    symbol,
+                    stale,
+                    wait,
+                    extra={"venue": feed.venue, "symbol": symbol},
+                )
+                await asyncio.sleep(wait)
         finally:
             if conn.snapshots.get(symbol) is asyncio.current_task():
                 conn.snapshots.pop(symbol, None)
