@@ -206,6 +206,14 @@ impl SymbolSync {
         self.buffer.push_back(delta);
     }
 
+    fn buffer_delta(&mut self, ids: DeltaIds, exchange_ts_ns: u64, levels: &[LevelChange]) {
+        self.buffer_push(BufferedDelta {
+            ids,
+            exchange_ts_ns,
+            levels: levels.to_vec(),
+        });
+    }
+
     fn buffer_clear(&mut self) {
         self.buffer.clear();
         self.buffer_bytes = 0;
@@ -344,11 +352,7 @@ impl SymbolSync {
                     self.buffer_clear();
                 }
             }
-            self.buffer_push(BufferedDelta {
-                ids,
-                exchange_ts_ns,
-                levels: levels.to_vec(),
-            });
+            self.buffer_delta(ids, exchange_ts_ns, levels);
             self.request_resync(symbol, out);
             return Ok(false);
         }
@@ -372,11 +376,7 @@ impl SymbolSync {
                         self.lose_sync(symbol, reason, out);
                         // Likely the first of the venue's renumbered stream: kept for the
                         // next snapshot to bridge to, as after a gap.
-                        self.buffer_push(BufferedDelta {
-                            ids,
-                            exchange_ts_ns,
-                            levels: levels.to_vec(),
-                        });
+                        self.buffer_delta(ids, exchange_ts_ns, levels);
                         return Ok(false);
                     }
                 }
@@ -386,11 +386,7 @@ impl SymbolSync {
             Continuity::Gap { expected, received } => {
                 self.on_gap(symbol, expected, received, out);
                 // This delta starts the stream the next snapshot will be bridged to.
-                self.buffer_push(BufferedDelta {
-                    ids,
-                    exchange_ts_ns,
-                    levels: levels.to_vec(),
-                });
+                self.buffer_delta(ids, exchange_ts_ns, levels);
                 Ok(false)
             }
             Continuity::Apply => {
@@ -705,26 +701,8 @@ mod tests {
     use super::*;
     use crate::error::FrameError;
 
-    /// Binance spot's chaining, written out here so the core is tested without a venue.
-    struct Contiguous;
-
-    impl SequenceRule for Contiguous {
-        fn bridges(&self, snapshot_id: u64, d: &DeltaIds) -> Continuity {
-            if d.last <= snapshot_id {
-                Continuity::Stale
-            } else if d.first <= snapshot_id + 1 {
-                Continuity::Apply
-            } else {
-                Continuity::Gap {
-                    expected: snapshot_id + 1,
-                    received: d.first,
-                }
-            }
-        }
-        fn follows(&self, last: &DeltaIds, d: &DeltaIds) -> Continuity {
-            self.bridges(last.last, d)
-        }
-    }
+    // Binance spot's chaining: ids run on from the last one.
+    use crate::venue::binance::SpotRule as Contiguous;
 
     fn dec(text: &str) -> Decimal {
         Decimal::parse(text).unwrap()

@@ -5,38 +5,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{query_param, query_symbol, read_tape};
-use lobfeed_core::{new_session, Session, SessionOptions, Side};
+use common::replay_by_connection;
+use lobfeed_core::{Session, SessionOptions, Side};
 
 fn replay(name: &str, options: &SessionOptions) -> BTreeMap<String, Box<dyn Session>> {
-    let tape = read_tape(name);
-    let venue = tape[0].venue.clone().expect("header names the venue");
-    let mut sessions: BTreeMap<String, Box<dyn Session>> = BTreeMap::new();
-    let mut out = Vec::new();
-    for r in &tape[1..] {
-        let data = r.data.as_deref().unwrap_or("").as_bytes();
-        let targets: Vec<String> = match r.kind.as_str() {
-            "recv" => vec![r.conn.clone().unwrap_or_default()],
-            "http" => sessions.keys().cloned().collect(),
-            _ => continue,
-        };
-        for conn in targets {
-            let session = sessions
-                .entry(conn)
-                .or_insert_with(|| new_session(&venue, options.clone()).unwrap());
-            out.clear();
-            let _ = if r.kind == "http" {
-                let url = r.url.as_deref().unwrap_or("");
-                let Some(symbol) = query_symbol(url).or_else(|| query_param(url, "instId")) else {
-                    continue;
-                };
-                session.receive_snapshot(&symbol, data, r.ts_ns, &mut out)
-            } else {
-                session.receive(data, r.ts_ns, &mut out)
-            };
-        }
-    }
-    sessions
+    replay_by_connection(name, options, |_| {})
 }
 
 fn book_text(session: &dyn Session, symbol: &str) -> Vec<String> {

@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::collections::HashMap;
-
-use common::{query_param, query_symbol, read_tape, tapes_dir};
-use lobfeed_core::{new_session, Event, LossReason, Session, SessionOptions};
+use common::{replay_by_connection, tapes_dir};
+use lobfeed_core::{Event, LossReason, SessionOptions};
 
 #[derive(Debug, Default)]
 struct Guards {
@@ -17,42 +15,16 @@ struct Guards {
 }
 
 fn replay(name: &str) -> Guards {
-    let tape = read_tape(name);
-    let venue = tape[0].venue.clone().expect("header names the venue");
-    // One session per connection: ids and sequences are per connection.
-    let mut sessions: HashMap<String, Box<dyn Session>> = HashMap::new();
     let mut guards = Guards::default();
-    let mut out = Vec::new();
-    for r in &tape[1..] {
-        let data = r.data.as_deref().unwrap_or("").as_bytes();
-        let targets: Vec<String> = match r.kind.as_str() {
-            "recv" => vec![r.conn.clone().unwrap_or_default()],
-            "http" => sessions.keys().cloned().collect(),
-            _ => continue,
-        };
-        for conn in targets {
-            let session = sessions
-                .entry(conn)
-                .or_insert_with(|| new_session(&venue, SessionOptions::default()).unwrap());
-            out.clear();
-            let _ = if r.kind == "http" {
-                let url = r.url.as_deref().unwrap_or("");
-                let Some(symbol) = query_symbol(url).or_else(|| query_param(url, "instId")) else {
-                    continue;
-                };
-                session.receive_snapshot(&symbol, data, r.ts_ns, &mut out)
-            } else {
-                session.receive(data, r.ts_ns, &mut out)
-            };
-            for ev in &out {
-                match ev {
-                    Event::BookUpdated { .. } => guards.updates += 1,
-                    Event::SyncLost { reason, .. } => guards.lost.push(*reason),
-                    _ => {}
-                }
+    let sessions = replay_by_connection(name, &SessionOptions::default(), |events| {
+        for ev in events {
+            match ev {
+                Event::BookUpdated { .. } => guards.updates += 1,
+                Event::SyncLost { reason, .. } => guards.lost.push(*reason),
+                _ => {}
             }
         }
-    }
+    });
     for session in sessions.values() {
         let symbols = session.symbols();
         for id in 0..symbols.len() as u32 {

@@ -219,3 +219,42 @@ pub fn with_number(text: &str, key: &str, value: u64) -> Option<String> {
     let (_, at) = find_number(text, key)?;
     Some(format!("{}{value}{}", &text[..at.start], &text[at.end..]))
 }
+
+/// Replays a tape's frames with one session per connection (ids and sequences are per
+/// connection) and each REST snapshot on every session so far; `seen` gets each session's
+/// events after every call. The sessions, by connection, are returned.
+pub fn replay_by_connection(
+    name: &str,
+    options: &lobfeed_core::SessionOptions,
+    mut seen: impl FnMut(&[lobfeed_core::Event]),
+) -> std::collections::BTreeMap<String, Box<dyn lobfeed_core::Session>> {
+    let tape = read_tape(name);
+    let venue = tape[0].venue.clone().expect("header names the venue");
+    let mut sessions = std::collections::BTreeMap::<String, Box<dyn lobfeed_core::Session>>::new();
+    let mut out = Vec::new();
+    for r in &tape[1..] {
+        let data = r.data.as_deref().unwrap_or("").as_bytes();
+        let targets: Vec<String> = match r.kind.as_str() {
+            "recv" => vec![r.conn.clone().unwrap_or_default()],
+            "http" => sessions.keys().cloned().collect(),
+            _ => continue,
+        };
+        for conn in targets {
+            let session = sessions
+                .entry(conn)
+                .or_insert_with(|| lobfeed_core::new_session(&venue, options.clone()).unwrap());
+            out.clear();
+            let _ = if r.kind == "http" {
+                let url = r.url.as_deref().unwrap_or("");
+                let Some(symbol) = query_symbol(url).or_else(|| query_param(url, "instId")) else {
+                    continue;
+                };
+                session.receive_snapshot(&symbol, data, r.ts_ns, &mut out)
+            } else {
+                session.receive(data, r.ts_ns, &mut out)
+            };
+            seen(&out);
+        }
+    }
+    sessions
+}
