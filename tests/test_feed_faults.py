@@ -380,16 +380,24 @@ async def test_refused_connections_give_up_after_max_attempts() -> None:
     assert all(h.state == "connecting" for h in feed.health().values())
 
 
+# Delays without jitter, doubling from 10 ms to a 160 ms cap: what each reconnect waited is
+# then known exactly.
+DOUBLING = Backoff(initial=0.01, maximum=0.16, factor=2.0, jitter=0.0)
+
+
 async def test_backoff_grows_when_connections_never_become_healthy(
     tape_path: Callable[[str], Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "lobfeed.feed")
     watch = Watch()
     plan = FaultPlan.parse("close=1000@1,conns=all")
-    backoff = Backoff(initial=0.01, maximum=0.16, factor=2.0, jitter=0.0)
     async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
         feed = make_feed(
-            server, watch, "okx", OKX_SYMBOLS, options=fast_options(backoff=backoff, max_attempts=6)
+            server,
+            watch,
+            "okx",
+            OKX_SYMBOLS,
+            options=fast_options(backoff=DOUBLING, max_attempts=6),
         )
         with pytest.raises(ConnectError):
             await asyncio.wait_for(feed.run(), TIMEOUT)
@@ -404,14 +412,13 @@ async def test_backoff_starts_again_after_a_healthy_connection(
     caplog.set_level(logging.INFO, "lobfeed.feed")
     watch = Watch()
     plan = FaultPlan.parse("close=1006@1.5s,conns=all")
-    backoff = Backoff(initial=0.01, maximum=0.16, factor=2.0, jitter=0.0)
     async with ExchangeServer(tape_path(OKX), speed=4, loop=True, faults=plan) as server:
         feed = make_feed(
             server,
             watch,
             "okx",
             OKX_SYMBOLS,
-            options=fast_options(backoff=backoff, healthy_after=0.3),
+            options=fast_options(backoff=DOUBLING, healthy_after=0.3),
         )
         async with Running(feed):
             await until(lambda: len(watch.kinds(Disconnected)) >= 4, "four closes")

@@ -542,20 +542,22 @@ def _parse_item(kw: dict[str, object], key: str, value: str, has_value: bool) ->
         kw["hold_symbol"] = symbol
         kw["hold_s"] = _seconds(duration, "hold duration")
         kw["hold_after"] = _int(tail, "hold start") if at else 0
-    elif key == "foreign":
-        kw["foreign_symbols"] = _int(value, "foreign symbol count")
-    elif key == "notice":
-        kw["notice_after"] = _int(value, "notice frame count")
+    elif key in _COUNT_KEYS:
+        field_name, what = _COUNT_KEYS[key]
+        kw[field_name] = _int(value, what)
     elif key == "notice_close_after":
         kw["notice_close_after_s"] = _seconds(value, "notice_close_after delay")
-    elif key == "rest429":
-        kw["rest_429_first_n"] = _int(value, "rest429")
-    elif key == "cut":
-        kw["drop_after_frames"] = _int(value, "cut")
-    elif key == "malformed":
-        kw["malformed_after"] = _int(value, "malformed")
-    elif key == "oversized":
-        kw["oversized_frame_bytes"] = _int(value, "oversized")
+
+
+# Items that take one whole number: the FaultPlan field each sets, and what the number is.
+_COUNT_KEYS: Final = {
+    "foreign": ("foreign_symbols", "foreign symbol count"),
+    "notice": ("notice_after", "notice frame count"),
+    "rest429": ("rest_429_first_n", "rest429"),
+    "cut": ("drop_after_frames", "cut"),
+    "malformed": ("malformed_after", "malformed"),
+    "oversized": ("oversized_frame_bytes", "oversized"),
+}
 
 
 # -- frame mutators ----------------------------------------------------------------------------
