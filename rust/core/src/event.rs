@@ -21,6 +21,8 @@ pub struct Trade {
     pub trade_id: String,
     pub exchange_ts_ns: u64,
     pub ts_ns: u64,
+    /// Part of the history the venue sends on subscribe (Bitfinex, Gemini), not a live trade.
+    pub is_snapshot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct Candle {
     pub closed: bool,
     pub exchange_ts_ns: u64,
     pub ts_ns: u64,
+    /// Part of the history the venue sends on subscribe (Coinbase candles), not a live candle.
+    pub is_snapshot: bool,
 }
 
 /// The venue's own best bid/ask at an update id (Binance `bookTicker`): a cross-check of the book.

@@ -79,6 +79,26 @@ pub enum ResyncBy {
 /// One level change as decoded from a frame.
 pub type LevelChange = (Side, Decimal, Decimal);
 
+/// A delta as a venue decoded it: which symbol, its ids, its level changes and its times.
+#[derive(Debug, Clone, Copy)]
+pub struct Delta<'a> {
+    pub symbol: SymbolId,
+    pub ids: DeltaIds,
+    pub levels: &'a [LevelChange],
+    pub exchange_ts_ns: u64,
+    pub ts_ns: u64,
+}
+
+/// A full book as a venue sent it (REST or in-band), with the update id it stands at if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub symbol: SymbolId,
+    pub id: Option<u64>,
+    pub levels: &'a [LevelChange],
+    pub exchange_ts_ns: u64,
+    pub ts_ns: u64,
+}
+
 #[derive(Debug, Clone)]
 struct BufferedDelta {
     ids: DeltaIds,
@@ -326,6 +346,42 @@ impl SymbolSync {
         self.buffer_clear();
         self.lose_sync(symbol, LossReason::Checksum { expected, computed }, out);
         false
+    }
+
+    /// A delta from the stream. Returns whether it changed the book.
+    pub fn apply_delta(
+        &mut self,
+        rule: &dyn SequenceRule,
+        d: Delta<'_>,
+        out: &mut Vec<Event>,
+    ) -> Result<bool, BookError> {
+        self.on_delta(
+            d.symbol,
+            rule,
+            d.ids,
+            d.levels,
+            d.exchange_ts_ns,
+            d.ts_ns,
+            out,
+        )
+    }
+
+    /// A full book (REST or in-band). Buffered deltas are bridged to it and applied.
+    pub fn apply_snapshot(
+        &mut self,
+        rule: &dyn SequenceRule,
+        s: Snapshot<'_>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), BookError> {
+        self.on_snapshot(
+            s.symbol,
+            rule,
+            s.id,
+            s.levels,
+            s.exchange_ts_ns,
+            s.ts_ns,
+            out,
+        )
     }
 
     /// A delta from the stream. Returns whether it changed the book.

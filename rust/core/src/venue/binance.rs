@@ -245,6 +245,7 @@ impl BinanceSession {
             trade_id: trade_id.to_string(),
             exchange_ts_ns: ms_to_ns(f.tx_time.or(f.event_time).unwrap_or(0)),
             ts_ns,
+            is_snapshot: false,
         }));
         Ok(())
     }
@@ -272,6 +273,7 @@ impl BinanceSession {
             closed: k.closed,
             exchange_ts_ns: ms_to_ns(f.event_time.unwrap_or(0)),
             ts_ns,
+            is_snapshot: false,
         };
         let Some(symbol) = self.intern(name) else {
             return Ok(());

@@ -446,6 +446,7 @@ fn push_trade(t: &RawTrade, symbol: SymbolId, ts_ns: u64, out: &mut Vec<Event>) 
         trade_id: t.id.to_string(),
         exchange_ts_ns: ms_to_ns(t.mts),
         ts_ns,
+        is_snapshot: false,
     }));
 }
 

@@ -296,6 +296,7 @@ impl BybitSession {
             trade_id: trade_id.to_owned(),
             exchange_ts_ns: ms_to_ns(time),
             ts_ns,
+            is_snapshot: false,
         }))
     }
 
@@ -439,6 +440,7 @@ fn candle(
         closed: item.confirm.ok_or(FrameError::MissingField("confirm"))?,
         exchange_ts_ns: ms_to_ns(item.timestamp.or(frame_ts).unwrap_or(0)),
         ts_ns,
+        is_snapshot: false,
     })
 }
 

@@ -347,6 +347,7 @@ impl CoinbaseSession {
             trade_id: trade_id.to_owned(),
             exchange_ts_ns,
             ts_ns,
+            is_snapshot: false,
         }))
     }
 
@@ -454,6 +455,7 @@ fn candle(item: &CandleItem<'_>, frame_ts: u64, ts_ns: u64) -> Result<Candle, Fr
         closed: false,
         exchange_ts_ns: frame_ts,
         ts_ns,
+        is_snapshot: false,
     })
 }
 

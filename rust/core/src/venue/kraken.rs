@@ -334,6 +334,7 @@ impl KrakenSession {
                     .unwrap_or_default(),
                 exchange_ts_ns: row.ts_ns,
                 ts_ns,
+                is_snapshot: false,
             }));
         }
         Ok(())
@@ -515,6 +516,7 @@ impl KrakenSession {
                 trade_id,
                 exchange_ts_ns: item.ts_ns.unwrap_or(0),
                 ts_ns,
+                is_snapshot: false,
             }));
         }
         Ok(())

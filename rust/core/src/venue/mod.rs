@@ -9,6 +9,7 @@ pub mod json;
 pub mod kraken;
 pub mod okx;
 pub mod scan;
+pub mod session_core;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;

@@ -348,6 +348,7 @@ impl OkxSession {
                 trade_id: trade_id.to_owned(),
                 exchange_ts_ns: ms_to_ns(item.ts.unwrap_or(0)),
                 ts_ns,
+                is_snapshot: false,
             }));
         }
         Ok(())
