@@ -10,6 +10,7 @@ pub mod kraken;
 pub mod okx;
 pub mod scan;
 pub mod session_core;
+pub mod time;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
