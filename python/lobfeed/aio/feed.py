@@ -25,7 +25,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -586,6 +586,8 @@ class Feed:
     limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
     ``max_frame_bytes``, ``snapshot_timeout``, ``stale_after``, ``transport`` and ``proxy``
     override its fields of the same name (``None``: keep the field's value).
+    ``venue_options`` are the venue's own choices (``{"trade_stream": "aggTrade"}`` on
+    Binance); each spec lists what it takes, and anything else is refused.
     """
 
     def __init__(
@@ -619,6 +621,7 @@ class Feed:
         lag_warning: float = 5.0,
         record: str | None = None,
         resync: str | None = None,
+        venue_options: Mapping[str, str] | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             name: value
@@ -648,6 +651,7 @@ class Feed:
             channels=frozenset(channels),
             depth=depth,
             candle_interval=candle_interval,
+            options=tuple(sorted((venue_options or {}).items())),
         )
         self.spec.check(self.subscription)
         self.ws_url = ws_url or self.spec.ws_url

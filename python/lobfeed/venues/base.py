@@ -6,8 +6,9 @@ where to connect, what to send, and where a REST snapshot lives.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from lobfeed.exceptions import ConfigError
 
@@ -28,13 +29,20 @@ class Subscription:
     channels: frozenset[str] = field(default_factory=lambda: frozenset({BOOK, TRADES}))
     depth: int | None = None
     candle_interval: str = "1m"
+    #: Venue-specific choices, as ``(name, value)`` pairs (``Feed(venue_options=...)``); each
+    #: spec lists what it takes in ``VenueSpec.options`` and ``check`` refuses the rest.
+    options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = self.channels - CHANNELS
         if unknown:
-            raise ValueError(f"unknown channels {sorted(unknown)}; known: {sorted(CHANNELS)}")
+            raise ConfigError(f"unknown channels {sorted(unknown)}; known: {sorted(CHANNELS)}")
         if not self.symbols:
-            raise ValueError("a subscription needs at least one symbol")
+            raise ConfigError("a subscription needs at least one symbol")
+
+    def option(self, name: str, default: str) -> str:
+        """The value of venue option ``name``, or ``default`` when it was not given."""
+        return dict(self.options).get(name, default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,9 @@ class VenueSpec:
     #: The venue name the Rust ``Session`` knows, when the spec's own name is an alias
     #: (``bybit-spot`` is decoded by the ``bybit`` session). Empty: ``name``.
     native_venue: str = ""
+    #: Venue-specific options this venue takes (``Feed(venue_options={name: value})``): each
+    #: name with the values allowed, the first being the default.
+    options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     @property
     def session_venue(self) -> str:
@@ -87,13 +98,22 @@ class VenueSpec:
         return self.native_venue or self.name
 
     def check(self, sub: Subscription) -> None:
-        """Raises ``ValueError`` if the venue cannot serve ``sub``."""
+        """Raises ``ConfigError`` if the venue cannot serve ``sub``."""
         unsupported = sub.channels - self.channels
         if unsupported:
             offered = sorted(self.channels)
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name} does not offer {sorted(unsupported)}; it offers {offered}"
             )
+        for name, value in sub.options:
+            allowed = self.options.get(name)
+            if allowed is None:
+                known = ", ".join(sorted(self.options)) or "none"
+                raise ConfigError(f"{self.name} has no option {name!r}; its options: {known}")
+            if value not in allowed:
+                raise ConfigError(
+                    f"{self.name} option {name}={value!r} is not one of {', '.join(allowed)}"
+                )
 
     def streams(self, sub: Subscription) -> list[str]:
         """The venue's stream (topic) names for ``sub``: one per symbol and channel."""
