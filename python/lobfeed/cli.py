@@ -138,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     command: str = args.command
+    # Commands that live in their own module register a handler with ``set_defaults(run=...)``.
+    run = getattr(args, "run", None)
+    if run is not None:
+        code: int = run(args)
+        return code
     if command == "serve":
         from lobfeed.testing.faults import FaultPlan
         from lobfeed.testing.server import run_server
