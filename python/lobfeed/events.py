@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: A symbol's health states, in the order a healthy start goes through them (``stale``,
-#: ``resyncing`` and ``failed`` are the faults).
+#: A symbol's health states, in the order a healthy start goes through them (``silent``,
+#: ``stale``, ``resyncing`` and ``failed`` are the faults).
 CONNECTING = "connecting"
 SYNCING = "syncing"
 LIVE = "live"
+#: Subscribed, but nothing at all came for the symbol: the venue may not list it.
+SILENT = "silent"
 STALE = "stale"
 RESYNCING = "resyncing"
 FAILED = "failed"
-STATES = (CONNECTING, SYNCING, LIVE, STALE, RESYNCING, FAILED)
+STATES = (CONNECTING, SYNCING, LIVE, SILENT, STALE, RESYNCING, FAILED)
 
 
 @dataclass(frozen=True, slots=True)

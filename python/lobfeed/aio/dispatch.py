@@ -10,8 +10,8 @@ resyncs with them and calls :meth:`Dispatcher.emit_event` for the ones the user 
 event              where it goes
 =================  ===============================================================
 ``BookUpdate``     ``on_book``
-``Trade``          ``on_trade``
-``Candle``         ``on_candle`` (closed candles only unless ``closed_candles_only=False``)
+``Trade``          ``on_trade`` (live only: history sent on subscribe unless ``history``)
+``Candle``         ``on_candle`` (live and closed unless ``history``/``closed_candles_only``)
 ``Quote``          ``on_quote``
 anything else      ``control`` (never a user callback from ``dispatch``)
 ``emit_event(e)``  ``on_event``
@@ -66,7 +66,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -118,6 +118,8 @@ class DispatchStats:
     """Times a symbol's lag crossed ``lag_warning``."""
     max_lag_ns: int = 0
     """The largest lag measured, in nanoseconds."""
+    history_skipped: int = 0
+    """Trades and candles the venue sent as history on subscribe, not delivered (``history``)."""
 
 
 class _Lag:
@@ -183,6 +185,8 @@ class Dispatcher:
         on_status: Callback[Any] | None = None,
         control: Control | None = None,
         closed_candles_only: bool = True,
+        history: bool = False,
+        history_channels: Iterable[str] = (),
         conflate: bool = False,
         async_queue: int = 10_000,
         lag_warning: float = 5.0,
@@ -196,6 +200,9 @@ class Dispatcher:
             raise ValueError("lag_warning and lag_window must be positive")
         self.venue = venue
         self.closed_candles_only = closed_candles_only
+        self.history = history
+        # Only the channels where the venue sends history pay for the check.
+        self.history_channels = frozenset(history_channels)
         self.conflate = conflate
         self.async_queue = async_queue
         self.lag_warning = lag_warning
@@ -341,8 +348,8 @@ class Dispatcher:
                 handler = self._enqueuer(channel, callback)
             elif channel == BOOK and self.conflate:
                 handler = self._mark_dirty
-            elif channel == CANDLE and self.closed_candles_only:
-                handler = self._closed_candle_filter(callback)
+            elif self._keeps(channel) is not None:
+                handler = self._filtered(channel, callback)
                 direct.add(kind)
             else:
                 handler = callback  # the default path: the user's own function, nothing else
@@ -360,11 +367,31 @@ class Dispatcher:
         handler = self._handlers[kind] = self._control
         return handler
 
-    def _closed_candle_filter(self, callback: Callable[[Any], object]) -> Callable[[Any], object]:
-        def closed_only(candle: Any) -> object:
-            return callback(candle) if candle.closed else None
+    def _keeps(self, channel: str) -> Callable[[Any], bool] | None:
+        """What a trade or candle must be to be delivered: live unless ``history`` (history
+        sent on subscribe is counted and skipped), closed if ``closed_candles_only``."""
+        closed_only = channel == CANDLE and self.closed_candles_only
+        live_only = channel in self.history_channels and not self.history
+        stats = self.stats
+        if not (closed_only or live_only):
+            return None
 
-        return closed_only
+        def keep(ev: Any) -> bool:
+            if live_only and ev.is_snapshot:
+                stats.history_skipped += 1
+                return False
+            return not closed_only or bool(ev.closed)
+
+        return keep
+
+    def _filtered(self, channel: str, callback: Callable[[Any], object]) -> Callable[[Any], object]:
+        keep = self._keeps(channel)
+        assert keep is not None
+
+        def filtered(ev: Any) -> object:
+            return callback(ev) if keep(ev) else None
+
+        return filtered
 
     def _enqueuer(self, channel: str, callback: Any) -> Callable[[Any], None]:
         if channel == BOOK:
@@ -373,10 +400,10 @@ class Dispatcher:
                 self._put_book(callback, update)
 
             return put_book
-        closed_only = channel == CANDLE and self.closed_candles_only
+        keep = self._keeps(channel)
 
         def put(ev: Any) -> None:
-            if closed_only and not ev.closed:
+            if keep is not None and not keep(ev):
                 return
             self._put([_Q_DATA, callback, ev, None])
 

@@ -52,7 +52,7 @@ from lobfeed.aio.health import HealthTracker, SymbolHealth, spellings
 from lobfeed.aio.options import ConnectOptions
 from lobfeed.aio.rest import open_session
 from lobfeed.aio.resync import Resync
-from lobfeed.events import CONNECTING, LIVE, SYNCING, Connected, Disconnected
+from lobfeed.events import CONNECTING, LIVE, SILENT, SYNCING, Connected, Disconnected
 from lobfeed.exceptions import (
     BookUnavailableError,
     ConfigError,
@@ -65,7 +65,7 @@ from lobfeed.exceptions import (
     VenueErrorMessage,
 )
 from lobfeed.tape import TapeWriter
-from lobfeed.venues import BOOK, TRADES, Subscription, VenueSpec, spec_for
+from lobfeed.venues import BOOK, CANDLES, TRADES, Subscription, VenueSpec, spec_for
 
 log = logging.getLogger("lobfeed.feed")
 
@@ -571,7 +571,9 @@ class Feed:
 
     ``on_book`` gets a ``BookUpdate`` (``.symbol``, ``.seq``, ``.exchange_ts_ns``, ``.ts_ns``
     when the frame arrived, and ``.book``, a lazy view of the Rust book). ``on_candle`` gets
-    only closed candles unless ``closed_candles_only=False``. ``on_event`` gets the sync
+    only closed candles unless ``closed_candles_only=False``. History a venue sends on
+    subscribe (Bitfinex and Gemini trades, Coinbase candles; ``is_snapshot`` set) is skipped
+    unless ``history=True``. ``on_event`` gets the sync
     events: ``SyncLost`` (why a book was dropped), ``GapDetected``, ``Resynced``,
     ``ChecksumMismatch``, ``NeedSnapshot``, ``NeedResubscribe``. ``on_status`` gets
     ``StatusChanged`` on every change of a symbol's health and ``Connected``/``Disconnected``
@@ -604,6 +606,7 @@ class Feed:
         on_event: Callback[Any] | None = None,
         on_status: Callback[Any] | None = None,
         closed_candles_only: bool = True,
+        history: bool = False,
         candle_interval: str = "1m",
         ws_url: str | None = None,
         rest_url: str | None = None,
@@ -646,8 +649,18 @@ class Feed:
                 )
         self.spec: VenueSpec = spec_for(venue)
         self.venue = venue
+        if isinstance(symbols, (str, bytes)):
+            # tuple("NKNUSDT") would be seven one-letter symbols.
+            raise ConfigError(
+                f"symbols must be a list of symbols, not the string {symbols!r}: "
+                f"write [{symbols!r}]"
+            )
+        names = tuple(symbols)
+        for name in names:
+            if not isinstance(name, str):
+                raise ConfigError(f"symbol {name!r} is not a venue symbol (a non-empty string)")
         self.subscription = Subscription(
-            symbols=tuple(symbols),
+            symbols=tuple(self.spec.normalize_symbol(s) for s in names),
             channels=frozenset(channels),
             depth=depth,
             candle_interval=candle_interval,
@@ -670,6 +683,12 @@ class Feed:
             on_event=on_event,
             on_status=on_status,
             closed_candles_only=closed_candles_only,
+            history=history,
+            history_channels=[
+                kind
+                for channel, kind in ((TRADES, "trade"), (CANDLES, "candle"))
+                if channel in self.spec.history_channels
+            ],
             conflate=conflate,
             async_queue=async_queue,
             lag_warning=lag_warning,
@@ -978,7 +997,7 @@ class Feed:
         if symbol is None:
             return
         state = self.tracker.state_of(symbol)
-        if state in (CONNECTING, SYNCING):
+        if state in (CONNECTING, SYNCING, SILENT):
             self.symbol_failed(
                 symbol,
                 SubscriptionRejectedError(

@@ -19,6 +19,7 @@ from lobfeed.events import (
     FAILED,
     LIVE,
     RESYNCING,
+    SILENT,
     STALE,
     SYNCING,
     StatusChanged,
@@ -36,7 +37,8 @@ class SymbolHealth:
 
     symbol: str
     state: str
-    """One of ``connecting``, ``syncing``, ``live``, ``stale``, ``resyncing``, ``failed``."""
+    """One of ``connecting``, ``syncing``, ``live``, ``silent``, ``stale``, ``resyncing``,
+    ``failed``."""
     since_ns: int
     """When the symbol entered ``state`` (``time.time_ns()``)."""
     reason: str
@@ -211,7 +213,14 @@ class HealthTracker:
             if name is None:
                 if entry.state == LIVE and self._is_stale(entry, now):
                     self.change(symbol, STALE, self._stale_reason(entry, now))
+                elif entry.state == SYNCING and self.has_book and self._is_stale(entry, now):
+                    # A book channel answers a subscription within seconds; nothing at all
+                    # for this long is a symbol the venue does not stream. (Trades alone may
+                    # be quiet that long on a listed symbol, so only books say this.)
+                    self.change(symbol, SILENT, self._silent_reason(entry, now))
                 continue
+            if entry.state == SILENT:
+                self.change(symbol, SYNCING, "first frame arrived")
             counters = session.counters(name)
             frames = (
                 counters["updates"]
@@ -242,6 +251,12 @@ class HealthTracker:
         # stays stale until an update comes.
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns
         return now - last >= self.stale_after_ns
+
+    def _silent_reason(self, entry: _Entry, now: int) -> str:
+        return (
+            f"nothing received for {(now - entry.since_ns) / 1e9:.1f}s since subscribing on "
+            f"{entry.connection}: is the symbol listed on {self.venue}?"
+        )
 
     def _stale_reason(self, entry: _Entry, now: int) -> str:
         last = entry.last_update_ns if entry.last_update_ns is not None else entry.since_ns

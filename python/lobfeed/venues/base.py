@@ -37,8 +37,22 @@ class Subscription:
         unknown = self.channels - CHANNELS
         if unknown:
             raise ConfigError(f"unknown channels {sorted(unknown)}; known: {sorted(CHANNELS)}")
+        if not self.channels:
+            raise ConfigError(f"no channels asked for; choose from {sorted(CHANNELS)}")
         if not self.symbols:
             raise ConfigError("a subscription needs at least one symbol")
+        seen: dict[str, str] = {}
+        for symbol in self.symbols:
+            if not isinstance(symbol, str) or not symbol or symbol != symbol.strip():
+                raise ConfigError(f"symbol {symbol!r} is not a venue symbol (a non-empty string)")
+            if symbol.lower() in seen:
+                raise ConfigError(f"symbol {symbol!r} is given twice (as {seen[symbol.lower()]!r})")
+            seen[symbol.lower()] = symbol
+        depth = self.depth
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int)):
+            raise ConfigError(f"depth must be a whole number of levels, got {depth!r}")
+        if depth is not None and depth < 1:
+            raise ConfigError(f"depth must be at least 1 level a side, got {depth}")
 
     def option(self, name: str, default: str) -> str:
         """The value of venue option ``name``, or ``default`` when it was not given."""
@@ -88,6 +102,10 @@ class VenueSpec:
     #: The venue name the Rust ``Session`` knows, when the spec's own name is an alias
     #: (``bybit-spot`` is decoded by the ``bybit`` session). Empty: ``name``.
     native_venue: str = ""
+    #: Channels on which the venue sends history when subscribed (Bitfinex and Gemini trades,
+    #: Coinbase candles); those events are marked ``is_snapshot`` and skipped unless
+    #: ``Feed(history=True)``.
+    history_channels: frozenset[str] = frozenset()
     #: Venue-specific options this venue takes (``Feed(venue_options={name: value})``): each
     #: name with the values allowed, the first being the default.
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -114,6 +132,11 @@ class VenueSpec:
                 raise ConfigError(
                     f"{self.name} option {name}={value!r} is not one of {', '.join(allowed)}"
                 )
+
+    def normalize_symbol(self, symbol: str) -> str:
+        """``symbol`` as the venue spells it in its frames (``ethusdt`` -> ``ETHUSDT``), so
+        events, health and books all use one spelling whatever case the user wrote."""
+        return symbol.upper()
 
     def streams(self, sub: Subscription) -> list[str]:
         """The venue's stream (topic) names for ``sub``: one per symbol and channel."""
@@ -184,7 +207,7 @@ def pick_depth(depth: int | None, offered: tuple[int, ...], default: int) -> int
     if depth is None:
         return default
     if depth <= 0:
-        raise ValueError(f"depth must be positive, got {depth}")
+        raise ConfigError(f"depth must be at least 1 level a side, got {depth}")
     for level in sorted(offered):
         if level >= depth:
             return level
