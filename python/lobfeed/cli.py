@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
@@ -25,9 +25,45 @@ DEMO_SYMBOL = "ETHUSDT"
 def _speed(text: str) -> float:
     if text == "max":
         return float("inf")
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a speed: {text!r} (a number > 0, or 'max')"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max', got {text}")
+    return value
+
+
+def _levels(text: str) -> int:
+    """A book depth: a whole number of levels a side, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of levels: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 level a side, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"seconds must be 0 or more, got {text}")
     return value
 
 
@@ -40,17 +76,25 @@ def _fault_plan(text: str) -> FaultPlan:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lobfeed", description="Low-latency crypto market-data feed handler."
-    )
+    parser = _Parser(prog="lobfeed", description="Low-latency crypto market-data feed handler.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the feed does")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"lobfeed {_version()}")
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     p = sub.add_parser("serve", help="replay a tape as a local exchange on loopback")
     p.add_argument("tape", help="the tape (lobfeed-tape/1, .jsonl or .jsonl.gz) to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--port", type=_port, default=0, help="port to listen on; 0 picks a free one")
     p.add_argument("--speed", type=_speed, default=1.0, help="time scale, or 'max'")
     p.add_argument("--loop", action="store_true", help="start again at the end of the tape")
     p.add_argument(
@@ -91,33 +135,37 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("replay", help="run a tape through the sync code; one JSON line per update")
-    p.add_argument("tape")
-    p.add_argument("--depth", type=int, default=25, help="levels per side in each line")
+    p.add_argument("tape", help="the tape to replay (lobfeed-tape/1, .jsonl or .jsonl.gz)")
+    p.add_argument("--depth", type=_levels, default=25, help="levels a side in each line")
     p.add_argument("--out", help="output file (default: standard output)")
 
-    p = sub.add_parser("verify", help="prove a tape's books against the exchange's own truths")
-    p.add_argument("tapes", nargs="+")
+    p = sub.add_parser("verify", help="prove tapes' books against the exchange's own truths")
+    p.add_argument("tapes", nargs="+", help="the tapes to check; each is reported on its own")
     p.add_argument("--json", action="store_true", help="one JSON object per tape")
     p.add_argument("--allow-gaps", action="store_true", help="report gaps without failing")
 
     p = sub.add_parser("book", help="live book printer")
-    p.add_argument("venue")
-    p.add_argument("symbol")
-    p.add_argument("--depth", type=int, default=10)
-    p.add_argument("--ws-url")
-    p.add_argument("--rest-url")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("venue", help="a venue name (lobfeed.venues.SPECS: binance, okx, ...)")
+    p.add_argument("symbol", help="the symbol, in any case (ethusdt is ETHUSDT on Binance)")
+    p.add_argument("--depth", type=_levels, default=10, help="levels a side, subscribed and shown")
+    p.add_argument("--ws-url", help="websocket server to use instead of the venue's")
+    p.add_argument("--rest-url", help="REST server for snapshots instead of the venue's")
+    p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
     p.add_argument("--replay", metavar="TAPE", help="show a tape in-process instead of a live feed")
     p.add_argument("--speed", type=_speed, default=1.0, help="with --replay: time scale, or 'max'")
-    p.add_argument("--hold", type=float, default=0.0, help="keep the last screen this many seconds")
+    p.add_argument(
+        "--hold", type=_seconds, default=0.0, help="keep the last screen this many seconds"
+    )
 
     p = sub.add_parser("demo", help="the book printer on a real tape through the local exchange")
-    p.add_argument("--speed", type=_speed, default=10.0)
+    p.add_argument(
+        "--speed", type=_speed, default=10.0, help="how many times faster than captured, or 'max'"
+    )
     p.add_argument("--tape", help="another Binance tape to use")
-    p.add_argument("--depth", type=int, default=10)
+    p.add_argument("--depth", type=_levels, default=10, help="levels a side shown")
 
     p = sub.add_parser("soak", help="four venues with random faults for long; check books, RSS")
-    p.add_argument("--seconds", type=float, default=600.0, help="seconds of injected faults")
+    p.add_argument("--seconds", type=_seconds, default=600.0, help="seconds of injected faults")
     p.add_argument("--seed", type=int, default=1, help="seed of the random faults")
     p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument("--tapes", default="../shared/data/tapes", help="directory of the real tapes")
@@ -131,8 +179,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from lobfeed import __version__
+
+    return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; a mistake of the user's is one line on stderr and exit 2, a check
+    that failed (verify) or a feed that could not go on exits 1."""
     args = _parser().parse_args(argv)
+    from lobfeed.exceptions import ConfigError, LobfeedError, UnknownVenueError
+
+    try:
+        return _run(args, argv)
+    except (ConfigError, UnknownVenueError) as exc:
+        print(f"lobfeed {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"lobfeed {args.command}: no such file: {exc.filename}", file=sys.stderr)
+        return 2
+    except LobfeedError as exc:
+        print(f"lobfeed {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -223,12 +295,23 @@ def _replay(path: str, depth: int, out_path: str | None) -> int:
 
 
 def _verify(paths: Sequence[str], as_json: bool, allow_gaps: bool) -> int:
+    from lobfeed.exceptions import LobfeedError
     from lobfeed.replay import format_proof, verify
     from lobfeed.tape import Tape
 
     failed = False
     for path in paths:
-        proof = verify(Tape.open(path))
+        # Every tape is checked and reported, whatever happened to the ones before it.
+        try:
+            proof = verify(Tape.open(path))
+        except (LobfeedError, OSError) as exc:
+            failed = True
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if as_json:
+                sys.stdout.buffer.write(orjson.dumps({"tape": path, "error": detail}) + b"\n")
+            else:
+                print(f"{path}: FAILED: cannot be read: {detail}")
+            continue
         failed |= bool(proof.failures(allow_gaps=allow_gaps))
         if as_json:
             sys.stdout.buffer.write(orjson.dumps(proof.as_dict()) + b"\n")
@@ -256,6 +339,7 @@ async def _book(
         venue,
         [symbol],
         channels=("book",),
+        depth=depth,
         on_book=printer.on_book,
         ws_url=ws_url,
         rest_url=rest_url,

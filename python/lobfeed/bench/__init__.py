@@ -96,7 +96,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="send in back-to-back bursts (same average rate) instead of evenly spaced",
     )
-    p.add_argument("--burst-size", type=int, default=DEFAULT_BURST_SIZE)
+    p.add_argument(
+        "--burst-size",
+        type=int,
+        default=DEFAULT_BURST_SIZE,
+        help="with --burst: frames due back to back in each burst",
+    )
     p.add_argument(
         "--repeats",
         type=int,
