@@ -43,8 +43,7 @@ def test_every_argument_of_every_command_has_help() -> None:
         f"{name} {action.dest}"
         for name, sub in commands.items()
         for action in sub._actions
-        if not isinstance(action, argparse._SubParsersAction)
-        and action.help in (None, "")
+        if not isinstance(action, argparse._SubParsersAction) and action.help in (None, "")
     ]
     assert missing == []
 

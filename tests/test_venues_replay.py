@@ -125,9 +125,12 @@ def test_replay_lines_have_one_format(venue: str, tape_path: Callable[[str], Pat
     assert written == len(lines) == EXPECTED[venue].book_updates
     sent = "".join(r.data or "" for r in tape.iter_records("send"))
     by_line = {r.line: r for r in tape.records}
+    opened = {r.conn: r.url or "" for r in tape.iter_records("open")}
     for line in lines:
         assert list(line) == ["line", "venue", "symbol", "seq", "ts_ns", "bids", "asks"]
-        assert line["venue"] == venue
+        # The market of the line's connection: Bybit's tape holds linear and spot books.
+        spot = opened[by_line[line["line"]].conn].endswith("/v5/public/spot")
+        assert line["venue"] == ("bybit-spot" if spot else venue)
         # The symbol as the venue spells it: the recording client asked for it so (as a
         # string, or as the end of a Bybit topic).
         assert re.search(rf'[".]{re.escape(line["symbol"])}"', sent)
@@ -179,3 +182,22 @@ def test_verify_cli_passes_on_every_tape(name: str, tape_path: Callable[[str], P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: no truth contradicted" in result.stdout
+
+
+def test_markets_of_one_venue_are_told_apart(tape_path: Callable[[str], Path]) -> None:
+    """Bybit linear and spot BTCUSDT are two books: six markets, not four symbols."""
+    proof = verify(Tape.open(tape_path("bybit-2026.jsonl.gz")))
+    assert proof.symbols == 6
+    out = io.BytesIO()
+    replay(Tape.open(tape_path("bybit-2026.jsonl.gz")), out, depth=1)
+    markets = {
+        (line["venue"], line["symbol"]) for line in map(orjson.loads, out.getvalue().splitlines())
+    }
+    assert markets == {
+        ("bybit", "BTCUSDT"),
+        ("bybit", "ETHUSDT"),
+        ("bybit", "SOLUSDT"),
+        ("bybit", "DOGEUSDT"),
+        ("bybit-spot", "BTCUSDT"),
+        ("bybit-spot", "ETHUSDT"),
+    }

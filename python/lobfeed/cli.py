@@ -196,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UnknownVenueError) as exc:
         print(f"lobfeed {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except FileNotFoundError as exc:
         print(f"lobfeed {args.command}: no such file: {exc.filename}", file=sys.stderr)
         return 2

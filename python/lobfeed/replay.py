@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
@@ -31,13 +30,12 @@ DEFAULT_DEPTH = 25
 
 
 def snapshot_symbol(url: str) -> str | None:
-    """The symbol a recorded REST snapshot is for, if the record is a depth snapshot."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    if parts.path.endswith("/depth") and "symbol" in query:
-        return query["symbol"][0]
-    if parts.path.endswith("/market/books") and "instId" in query:
-        return query["instId"][0]
+    """The symbol a recorded REST snapshot is for, if the record is a depth snapshot of any
+    venue (each spec reads its own ``snapshot_url`` backwards)."""
+    for spec in SPECS.values():
+        symbol = spec.snapshot_symbol(url)
+        if symbol is not None:
+            return symbol
     return None
 
 
@@ -60,6 +58,12 @@ class TapeReplayer:
         self.session_venue = spec.session_venue if spec is not None else self.venue
         self.depth = depth
         self.sessions: dict[str, Session] = {}
+        # One tape may hold several markets decoded by one session type (Bybit linear and
+        # spot): each connection's market is the spec whose URL it opened.
+        self._markets = [s for s in SPECS.values() if s.session_venue == self.session_venue]
+        self.markets: dict[str, str] = {}
+        #: The market (feed name) of the record whose events ``events`` is yielding.
+        self.current_venue = self.venue
 
     def session_for(self, conn: str) -> Session:
         session = self.sessions.get(conn)
@@ -67,22 +71,37 @@ class TapeReplayer:
             session = self.sessions[conn] = Session(self.session_venue, depth=self.depth)
         return session
 
-    def _snapshot_session(self, symbol: str) -> Session:
-        for session in self.sessions.values():
+    def venue_of(self, conn: str) -> str:
+        """The market a connection of the tape carried (``bybit-spot``, ``bybit``, ...)."""
+        return self.markets.get(conn, self.venue)
+
+    def _market(self, url: str) -> str:
+        serving = [spec.name for spec in self._markets if spec.serves_url(url)]
+        if self.venue in serving or not serving:
+            return self.venue
+        return serving[0]
+
+    def _snapshot_conn(self, symbol: str) -> str:
+        for conn, session in self.sessions.items():
             if symbol in session.symbols():
-                return session
-        return self.session_for(next(iter(self.sessions), "c1"))
+                return conn
+        return next(iter(self.sessions), "c1")
 
     def events(self) -> Iterator[tuple[TapeRecord, Any]]:
         for record in self.tape.iter_records():
             if record.type == "recv" and record.data is not None and record.conn is not None:
                 session = self.session_for(record.conn)
+                self.current_venue = self.venue_of(record.conn)
                 yield from self._feed(record, session, record.data.encode())
+            elif record.type == "open" and record.conn is not None and record.url:
+                self.markets[record.conn] = self._market(record.url)
             elif record.type == "http" and record.url and record.data is not None:
                 symbol = snapshot_symbol(record.url)
                 if symbol is None:
                     continue
-                session = self._snapshot_session(symbol)
+                conn = self._snapshot_conn(symbol)
+                session = self.session_for(conn)
+                self.current_venue = self.venue_of(conn)
                 yield from self._feed(record, session, record.data.encode(), symbol)
 
     @staticmethod
@@ -103,11 +122,12 @@ class TapeReplayer:
 
 def replay(tape: Tape, out: IO[bytes], *, depth: int = DEFAULT_DEPTH) -> int:
     """Writes one JSON line per applied book update (and per sync event); returns the count."""
-    venue = tape.header.venue
     written = 0
     write = out.write
     dumps = orjson.dumps
-    for record, ev in TapeReplayer(tape).events():
+    replayer = TapeReplayer(tape)
+    for record, ev in replayer.events():
+        venue = replayer.current_venue
         line: dict[str, Any]
         if isinstance(ev, BookUpdate):
             book = ev.book
@@ -225,8 +245,8 @@ def verify(tape: Tape) -> Proof:
 
     proof = Proof(tape=str(tape.path), venue=tape.header.venue)
     replayer = TapeReplayer(tape)
-    tops: dict[tuple[str, int], Top] = {}
-    quotes: dict[tuple[str, int], Top] = {}
+    tops: dict[tuple[str, str, int], Top] = {}
+    quotes: dict[tuple[str, str, int], Top] = {}
     max_bids = max_asks = 0
     min_bids: int | None = None
     min_asks: int | None = None
@@ -242,10 +262,11 @@ def verify(tape: Tape) -> Proof:
             min_bids = bids if min_bids is None else min(min_bids, bids)
             min_asks = asks if min_asks is None else min(min_asks, asks)
             if ev.seq is not None:
-                tops[(ev.symbol, ev.seq)] = (book.best_bid_exact(), book.best_ask_exact())
+                key = (replayer.current_venue, ev.symbol, ev.seq)
+                tops[key] = (book.best_bid_exact(), book.best_ask_exact())
         elif isinstance(ev, Quote):
             if ev.seq is not None:
-                quotes[(ev.symbol, ev.seq)] = (
+                quotes[(replayer.current_venue, ev.symbol, ev.seq)] = (
                     (ev.bid_price, ev.bid_size),
                     (ev.ask_price, ev.ask_size),
                 )
@@ -266,11 +287,14 @@ def verify(tape: Tape) -> Proof:
         if top == quote:
             proof.quotes_agreed += 1
         else:
-            proof.disagreements.append(f"{key[0]} at {key[1]}: book {top} vs ticker {quote}")
-    symbols: set[str] = set()
-    for session in replayer.sessions.values():
+            proof.disagreements.append(
+                f"{key[0]} {key[1]} at {key[2]}: book {top} vs ticker {quote}"
+            )
+    # A market is a (venue, symbol): Bybit linear and spot BTCUSDT are two books.
+    symbols: set[tuple[str, str]] = set()
+    for conn, session in replayer.sessions.items():
         for symbol in session.symbols():
-            symbols.add(symbol)
+            symbols.add((replayer.venue_of(conn), symbol))
             counters = session.counters(symbol)
             proof.checksums_checked += counters["checksums_checked"]
             proof.checksum_mismatches += counters["checksum_mismatches"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from lobfeed.exceptions import ConfigError
 
@@ -196,9 +197,36 @@ class VenueSpec:
         """Where the REST depth snapshot of a symbol lives, for venues that need one."""
         return None
 
+    def snapshot_symbol(self, url: str) -> str | None:
+        """The symbol of a REST snapshot URL this spec would ask for (``snapshot_url`` read
+        backwards), or ``None``: tapes record snapshots by URL, whatever host served them."""
+        template = self.snapshot_url("", _MARKER, Subscription((_MARKER,)))
+        if template is None:
+            return None
+        want, got = urlsplit(template), urlsplit(url)
+        if want.path.rstrip("/") != got.path.rstrip("/"):
+            return None
+        query = parse_qs(got.query)
+        for name, values in parse_qs(want.query).items():
+            if values == [_MARKER]:
+                return query[name][0] if name in query else None
+        return None
+
+    def serves_url(self, url: str) -> bool:
+        """Whether a websocket URL (a tape's ``open`` record) is one this spec connects to:
+        tells ``bybit-spot`` connections from ``bybit`` (linear) ones in one tape."""
+        mine = urlsplit(self.connect_url(self.ws_url, Subscription((_MARKER,))))
+        theirs = urlsplit(url)
+        return mine.path.rstrip("/") == theirs.path.rstrip("/")
+
     def heartbeat_message(self) -> str | None:
         """The application-level ping, if the venue wants one every ``heartbeat_interval``."""
         return None
+
+
+# A symbol no venue lists, the same in any case and URL-safe: it marks where a spec's URL
+# templates put the symbol.
+_MARKER = "7319046285"
 
 
 def pick_depth(depth: int | None, offered: tuple[int, ...], default: int) -> int:
