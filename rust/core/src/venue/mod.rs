@@ -168,37 +168,42 @@ fn names(modes: &[ResyncBy]) -> String {
         .join(", ")
 }
 
-pub const VENUES: &[&str] = &[
-    "binance",
-    "binance-usdm",
-    "binance-coinm",
-    "okx",
-    "kraken",
-    "gemini",
-    "bitfinex",
-    "bybit",
-    "coinbase",
-];
+/// The one list of venues: each name and how its session is made. `VENUES` and
+/// `new_session` both come from it, so a new venue is one line here.
+macro_rules! registry {
+    ($($name:literal => $make:expr,)*) => {
+        pub const VENUES: &[&str] = &[$($name),*];
+
+        fn make_session(venue: &str, options: SessionOptions) -> Option<Box<dyn Session>> {
+            match venue {
+                $($name => Some(Box::new(($make)(options))),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+registry! {
+    "binance" => |o| binance::BinanceSession::new(binance::Market::Spot, o),
+    "binance-usdm" => |o| binance::BinanceSession::new(binance::Market::UsdM, o),
+    "binance-coinm" => |o| binance::BinanceSession::new(binance::Market::CoinM, o),
+    "okx" => okx::OkxSession::new,
+    "kraken" => kraken::KrakenSession::new,
+    "gemini" => gemini::GeminiSession::new,
+    "bitfinex" => bitfinex::BitfinexSession::new,
+    "bybit" => bybit::BybitSession::new,
+    "coinbase" => coinbase::CoinbaseSession::new,
+}
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
 pub fn new_session(venue: &str, options: SessionOptions) -> Result<Box<dyn Session>, SessionError> {
-    use binance::{BinanceSession, Market};
     let resync_option = options.resync;
-    let session: Box<dyn Session> = match venue {
-        "binance" => Box::new(BinanceSession::new(Market::Spot, options)),
-        "binance-usdm" => Box::new(BinanceSession::new(Market::UsdM, options)),
-        "binance-coinm" => Box::new(BinanceSession::new(Market::CoinM, options)),
-        "okx" => Box::new(okx::OkxSession::new(options)),
-        "kraken" => Box::new(kraken::KrakenSession::new(options)),
-        "gemini" => Box::new(gemini::GeminiSession::new(options)),
+    let session: Box<dyn Session> = match venue.strip_prefix(gemini::V1_PREFIX) {
         // Gemini v1 streams one symbol per connection: `gemini-v1:BTCUSD`.
-        v if v.len() > gemini::V1_PREFIX.len() && v.starts_with(gemini::V1_PREFIX) => Box::new(
-            gemini::GeminiV1Session::new(&v[gemini::V1_PREFIX.len()..], options),
-        ),
-        "bitfinex" => Box::new(bitfinex::BitfinexSession::new(options)),
-        "bybit" => Box::new(bybit::BybitSession::new(options)),
-        "coinbase" => Box::new(coinbase::CoinbaseSession::new(options)),
-        _ => return Err(UnknownVenue(venue.to_owned()).into()),
+        Some(symbol) if !symbol.is_empty() => {
+            Box::new(gemini::GeminiV1Session::new(symbol, options))
+        }
+        _ => make_session(venue, options).ok_or_else(|| UnknownVenue(venue.to_owned()))?,
     };
     if let Some(resync) = resync_option {
         let offered = session.resync_modes();
