@@ -8,8 +8,10 @@ name of the Rust session that decodes it (``bybit`` for every Bybit category).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from lobfeed.exceptions import UnknownVenueError
-from lobfeed.venues import binance, bitfinex, bybit, coinbase, gemini, kraken, okx
 from lobfeed.venues.base import (
     BOOK,
     CANDLES,
@@ -20,20 +22,24 @@ from lobfeed.venues.base import (
     VenueSpec,
 )
 
-SPECS: dict[str, VenueSpec] = {
-    spec.name: spec
-    for spec in (
-        binance.SPOT,
-        binance.USDM,
-        binance.COINM,
-        *bybit.SPECS,
-        okx.SPEC,
-        *kraken.SPECS,
-        coinbase.SPEC,
-        gemini.SPEC,
-        bitfinex.SPEC,
-    )
-}
+
+def _discover() -> dict[str, VenueSpec]:
+    """Every spec of every module of this package, by name: a venue's module is all it takes
+    to be known (no list to keep in step)."""
+    specs: dict[str, VenueSpec] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for value in vars(module).values():
+            found = value if isinstance(value, tuple) else (value,)
+            for spec in found:
+                if isinstance(spec, VenueSpec):
+                    specs.setdefault(spec.name, spec)
+    return specs
+
+
+SPECS: dict[str, VenueSpec] = _discover()
 
 
 def spec_for(venue: str) -> VenueSpec:
