@@ -9,6 +9,24 @@ import pytest
 
 TAPES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tapes"
 
+#: The real captures, named here rather than globbed at import time: a missing tape then fails
+#: its tests instead of quietly shrinking a parametrized list (``test_registry`` checks the
+#: directory holds exactly these).
+REAL_TAPES = (
+    "binance-coinm-10sym-2021.jsonl.gz",
+    "binance-coinm-ethusd_perp-20240808.jsonl.gz",
+    "binance-ethusdt-20240808.jsonl.gz",
+    "binance-spot-4sym-2021.jsonl.gz",
+    "binance-usdm-4sym-2021.jsonl.gz",
+    "binance-usdm-ethusdt-20240808.jsonl.gz",
+    "bitfinex-book-p0-7sym-2021.jsonl.gz",
+    "bybit-2026.jsonl.gz",
+    "coinbase-2026.jsonl.gz",
+    "gemini-v2-l2-10sym-2021.jsonl.gz",
+    "kraken-v1-book1000-10sym-2021.jsonl.gz",
+    "okx-books-3inst-2022.jsonl.gz",
+)
+
 
 @pytest.fixture(scope="session")
 def tapes_dir() -> Path:
