@@ -185,11 +185,3 @@ def record_json(record: TapeRecord) -> Any:
         return orjson.loads(record.data or "")
     except orjson.JSONDecodeError:
         return None
-
-
-def first_frame(tape: Tape, predicate: Any) -> TapeRecord | None:
-    """The first recorded ``recv`` frame whose text satisfies ``predicate``."""
-    for record in tape.iter_records("recv"):
-        if predicate(record.data or ""):
-            return record
-    return None
