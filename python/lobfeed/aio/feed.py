@@ -64,6 +64,7 @@ from lobfeed.exceptions import (
     SubscriptionRejectedError,
     VenueErrorMessage,
 )
+from lobfeed.sinks.base import Sink, feed_callbacks
 from lobfeed.tape import TapeWriter
 from lobfeed.venues import BOOK, CANDLES, TRADES, Subscription, VenueSpec, spec_for
 
@@ -625,6 +626,7 @@ class Feed:
         record: str | None = None,
         resync: str | None = None,
         venue_options: Mapping[str, str] | None = None,
+        sinks: Iterable[Sink] = (),
     ) -> None:
         overrides: dict[str, Any] = {
             name: value
@@ -674,14 +676,27 @@ class Feed:
         # Refuse a resync choice the venue cannot honour now, not at the first connection.
         self._new_session()
         self.stats = FeedStats()
-        self.dispatcher = Dispatcher(
-            venue,
+        #: Where the feed's data also goes (Parquet, ZeroMQ, NATS, ...): each gets every
+        #: object before the user's callback of its kind, is started by ``run()`` and closed
+        #: when it ends.
+        self.sinks: list[Sink] = list(sinks)
+        callbacks = feed_callbacks(
+            self.sinks,
             on_book=on_book,
             on_trade=on_trade,
             on_candle=on_candle,
             on_quote=on_quote,
             on_event=on_event,
             on_status=on_status,
+        )
+        self.dispatcher = Dispatcher(
+            venue,
+            on_book=callbacks["on_book"],
+            on_trade=callbacks["on_trade"],
+            on_candle=callbacks["on_candle"],
+            on_quote=callbacks["on_quote"],
+            on_event=callbacks["on_event"],
+            on_status=callbacks["on_status"],
             closed_candles_only=closed_candles_only,
             history=history,
             history_channels=[
@@ -789,6 +804,15 @@ class Feed:
             async with open_session(self.options.proxy, self.rest_url) as http:
                 self._http = http
                 await self.dispatcher.start()
+                sinks = contextlib.AsyncExitStack()
+                try:
+                    for sink in self.sinks:
+                        await sink.start()
+                        sinks.push_async_callback(sink.close)
+                except BaseException:
+                    await sinks.aclose()
+                    await self.dispatcher.stop()
+                    raise
                 watcher = asyncio.ensure_future(self._watch_health())
                 lives = [asyncio.ensure_future(slot.run()) for slot in self.slots]
                 try:
@@ -808,6 +832,7 @@ class Feed:
                     await asyncio.gather(watcher, return_exceptions=True)
                     self.resyncer.forget(self.subscription.symbols)
                     await self.dispatcher.stop()
+                    await sinks.aclose()
                     self._sync_stats()
                     self._http = None
 
