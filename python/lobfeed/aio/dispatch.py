@@ -71,6 +71,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from lobfeed._native import BookUpdate, Candle, Quote, Trade
+from lobfeed.exceptions import ConfigError
 
 log = logging.getLogger("lobfeed.dispatch")
 
@@ -195,9 +196,11 @@ class Dispatcher:
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         if async_queue < 1:
-            raise ValueError(f"async_queue must be at least 1, not {async_queue}")
+            raise ConfigError(f"async_queue must be at least 1, not {async_queue}")
         if lag_warning <= 0 or lag_window <= 0:
-            raise ValueError("lag_warning and lag_window must be positive")
+            raise ConfigError(
+                f"lag_warning and lag_window must be positive, got {lag_warning}, {lag_window}"
+            )
         self.venue = venue
         self.closed_candles_only = closed_candles_only
         self.history = history

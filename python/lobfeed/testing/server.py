@@ -50,7 +50,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from lobfeed.exceptions import FaultSpecError, UnknownVenueError
+from lobfeed.exceptions import ConfigError, FaultSpecError, UnknownVenueError
 from lobfeed.tape import Tape, TapeRecord
 from lobfeed.testing.faults import MALFORMED_FRAME, ConnectionFaults, FaultPlan, oversized_frame
 
@@ -290,7 +290,7 @@ class VenueProfile(abc.ABC, Generic[SubT]):
     def set_clones(self, clones: int) -> None:
         """Serve every recorded symbol also under ``clones`` aliases (see the Binance profile)."""
         if clones:
-            raise ValueError(f"the {self.venue} profile cannot serve symbol clones")
+            raise ConfigError(f"the {self.venue} profile cannot serve symbol clones")
 
     def notice_frame(self) -> str | None:
         """The venue's "this connection will soon be closed for maintenance" frame (sent by the
@@ -510,9 +510,9 @@ class ExchangeServer:
         rest_ban_s: float | None = None,
     ) -> None:
         if not speed > 0:  # also refuses NaN
-            raise ValueError(f"speed must be positive, got {speed!r}")
+            raise ConfigError(f"speed must be positive, got {speed!r}")
         if live and not math.isfinite(speed):
-            raise ValueError("live mode needs a finite speed: its clock is the tape's, scaled")
+            raise ConfigError("live mode needs a finite speed: its clock is the tape's, scaled")
         self.tape = tape if isinstance(tape, Tape) else Tape.open(tape)
         self.host = host
         self.speed = float(speed)
@@ -523,7 +523,7 @@ class ExchangeServer:
             profile if profile is not None else profile_class_for(self.tape.venue)(self.tape)
         )
         if clones < 0:
-            raise ValueError(f"clones must be 0 or more, got {clones!r}")
+            raise ConfigError(f"clones must be 0 or more, got {clones!r}")
         self.clones = clones
         self.profile.set_clones(clones)
         if self.faults.notice_after is not None and self.profile.notice_frame() is None:
