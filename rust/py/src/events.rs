@@ -35,8 +35,14 @@ impl ReprValue for bool {
 }
 
 impl ReprValue for &str {
+    /// Python's quoting for the plain text names and ids are; anything needing escapes gets
+    /// Rust's escaped form (still valid Python).
     fn repr(&self) -> String {
-        format!("{self:?}")
+        if self.contains(['\'', '\\']) || self.chars().any(char::is_control) {
+            format!("{self:?}")
+        } else {
+            format!("'{self}'")
+        }
     }
 }
 
@@ -60,7 +66,7 @@ fn quoted(py: Python<'_>, text: &Py<PyString>) -> String {
 
 /// An exact number as a repr shows it: its digits, quoted as the `str` the getter returns.
 fn digits(value: impl Display) -> String {
-    format!("{:?}", value.to_string())
+    value.to_string().as_str().repr()
 }
 
 #[pyclass(frozen, module = "lobfeed._native")]
@@ -87,6 +93,7 @@ impl BookUpdate {
     fn book(&self, py: Python<'_>) -> BookView {
         BookView::new(
             self.session.clone_ref(py),
+            self.venue.clone_ref(py),
             self.symbol_id,
             self.symbol.clone_ref(py),
             self.version,

@@ -63,10 +63,6 @@ impl Session {
         self.statuses.get(id as usize).and_then(Option::as_ref)
     }
 
-    pub fn feed_name(&self) -> &Py<PyString> {
-        &self.feed_name
-    }
-
     /// Most levels a side a view shows.
     pub fn shown_depth(&self) -> usize {
         self.depth.unwrap_or(usize::MAX)
@@ -445,7 +441,15 @@ impl Session {
         let name = this.symbol_name(py, id);
         let seq = this.sync(id).and_then(|s| s.last_seq);
         let version = this.version(id);
-        Ok(BookView::new(slf.clone().unbind(), id, name, version, seq))
+        let venue = this.feed_name.clone_ref(py);
+        Ok(BookView::new(
+            slf.clone().unbind(),
+            venue,
+            id,
+            name,
+            version,
+            seq,
+        ))
     }
 
     /// The venue's channel id of this symbol's book, where the venue has one (Bitfinex

@@ -27,6 +27,9 @@ const DEFAULT_LEVELS: usize = 10;
 #[pyclass(frozen, module = "lobfeed._native")]
 pub struct BookView {
     session: Py<Session>,
+    /// The feed's name (the session's `name`), as events carry it.
+    #[pyo3(get)]
+    venue: Py<PyString>,
     id: u32,
     #[pyo3(get)]
     symbol: Py<PyString>,
@@ -38,6 +41,7 @@ pub struct BookView {
 impl BookView {
     pub fn new(
         session: Py<Session>,
+        venue: Py<PyString>,
         id: u32,
         symbol: Py<PyString>,
         version: u64,
@@ -45,6 +49,7 @@ impl BookView {
     ) -> Self {
         BookView {
             session,
+            venue,
             id,
             symbol,
             version,
@@ -335,12 +340,6 @@ impl BookView {
         })
     }
 
-    /// The feed's name (the session's `name`), as events carry it in `venue`.
-    #[getter]
-    fn venue(&self, py: Python<'_>) -> Py<PyString> {
-        self.session.bind(py).borrow().feed_name().clone_ref(py)
-    }
-
     /// Whether best bid >= best ask (never true of a synced book).
     #[getter]
     fn crossed(&self, py: Python<'_>) -> PyResult<bool> {
@@ -397,7 +396,7 @@ impl BookView {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "BookView(venue={}, symbol={}, seq={})",
-            self.venue(py).bind(py).to_string().as_str().repr(),
+            self.venue.bind(py).to_string().as_str().repr(),
             self.symbol.bind(py).to_string().as_str().repr(),
             self.seq.repr()
         )
