@@ -222,7 +222,7 @@ def test_buffer_is_bounded_in_bytes(tape_path: Callable[[str], Path]) -> None:
 
 
 def test_session_options_are_checked() -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(exceptions.ConfigError, match="symbols"):
         Session("binance", symbols="BTCUSDT")  # type: ignore[arg-type]
     s = Session("binance", symbols=[], max_buffer_bytes=0)
     assert s.receive(b'{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[],"a":[]}', 1) == ()

@@ -222,24 +222,6 @@ impl Book {
             self.best_ask = None;
         }
     }
-
-    /// Bytes of heap the two trees hold, estimated from the standard B-tree node layout
-    /// (leaf: 11 keys + 11 values + header; internal nodes add 12 edges).
-    pub fn approx_heap_bytes(&self) -> usize {
-        const CAPACITY: usize = 11;
-        let entry = std::mem::size_of::<i64>() + std::mem::size_of::<Slot>();
-        let leaf = CAPACITY * entry + 16;
-        let per_side = |n: usize| {
-            if n == 0 {
-                return 0;
-            }
-            // A tree built by inserts keeps leaves between half and fully occupied.
-            let leaves = n.div_ceil(CAPACITY * 2 / 3);
-            let internal = leaves.div_ceil(CAPACITY);
-            leaves * leaf + internal * (leaf + (CAPACITY + 1) * 8)
-        };
-        per_side(self.bids.len()) + per_side(self.asks.len())
-    }
 }
 
 #[cfg(test)]

@@ -108,6 +108,42 @@ impl Decimal {
             .ok_or(DecimalError::Overflow)
     }
 
+    /// Both mantissas at the finer of the two scales, wide enough that no sum of them overflows.
+    fn aligned(self, other: Decimal) -> (i128, i128, u8) {
+        let scale = self.scale.max(other.scale);
+        let a = self.mantissa as i128 * pow10(scale - self.scale) as i128;
+        let b = other.mantissa as i128 * pow10(scale - other.scale) as i128;
+        (a, b, scale)
+    }
+
+    fn from_wide(mantissa: i128, scale: u8) -> Result<Self, DecimalError> {
+        if scale > MAX_SCALE {
+            return Err(DecimalError::TooPrecise);
+        }
+        let mantissa = i64::try_from(mantissa).map_err(|_| DecimalError::Overflow)?;
+        Ok(Decimal { mantissa, scale })
+    }
+
+    /// `self - other`, exact, at the finer of the two scales (`"0.10" - "0.09"` is `"0.01"`).
+    pub fn checked_sub(self, other: Decimal) -> Result<Self, DecimalError> {
+        let (a, b, scale) = self.aligned(other);
+        Self::from_wide(a - b, scale)
+    }
+
+    /// `(self + other) / 2`, exact: at the finer of the two scales when the sum is even, one
+    /// digit finer when it is odd (the mid of `"0.01"` and `"0.02"` is `"0.015"`). Fails only
+    /// when that needs more than `MAX_SCALE` digits or 64 bits.
+    pub fn midpoint(self, other: Decimal) -> Result<Self, DecimalError> {
+        let (a, b, scale) = self.aligned(other);
+        let sum = a + b;
+        if sum % 2 == 0 {
+            Self::from_wide(sum / 2, scale)
+        } else {
+            // sum / 2 == sum * 5 / 10: one more digit after the point holds the half exactly.
+            Self::from_wide(sum * 5, scale + 1)
+        }
+    }
+
     pub fn to_f64(self) -> f64 {
         self.mantissa as f64 / pow10(self.scale) as f64
     }
@@ -280,9 +316,7 @@ fn parse_exponent(bytes: &[u8]) -> Result<i32, DecimalError> {
 
 impl Ord for Decimal {
     fn cmp(&self, other: &Self) -> Ordering {
-        let scale = self.scale.max(other.scale);
-        let a = self.mantissa as i128 * pow10(scale - self.scale) as i128;
-        let b = other.mantissa as i128 * pow10(scale - other.scale) as i128;
+        let (a, b, _) = self.aligned(*other);
         a.cmp(&b)
     }
 }
@@ -364,6 +398,41 @@ mod tests {
         assert_eq!(Decimal::parse("1e999"), Err(DecimalError::Overflow));
         assert_eq!(Decimal::parse("1e+"), Err(DecimalError::InvalidChar));
         assert_eq!(Decimal::parse("1e30"), Err(DecimalError::Overflow));
+    }
+
+    #[test]
+    fn subtracts_exactly_across_scales() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        assert_eq!(
+            d("100.02").checked_sub(d("100.01")).unwrap().to_string(),
+            "0.01"
+        );
+        assert_eq!(d("5").checked_sub(d("4.5")).unwrap().to_string(), "0.5");
+        assert_eq!(d("1.0").checked_sub(d("2")).unwrap().to_string(), "-1.0");
+        assert_eq!(
+            d("-9223372036854775807").checked_sub(d("9223372036854775807")),
+            Err(DecimalError::Overflow)
+        );
+    }
+
+    #[test]
+    fn halves_exactly() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        assert_eq!(d("0.01").midpoint(d("0.02")).unwrap().to_string(), "0.015");
+        assert_eq!(
+            d("100.00").midpoint(d("100.02")).unwrap().to_string(),
+            "100.01"
+        );
+        assert_eq!(d("1").midpoint(d("2.5")).unwrap().to_string(), "1.75");
+        // Both near the top of the range: the sum overflows 64 bits, its half does not.
+        let max = Decimal::new(i64::MAX - 1, 0).unwrap();
+        assert_eq!(max.midpoint(max).unwrap(), max);
+        // An odd sum at the finest scale has no 19th digit to hold the half.
+        let finest = d("0.000000000000000001");
+        assert_eq!(
+            finest.midpoint(Decimal::ZERO),
+            Err(DecimalError::TooPrecise)
+        );
     }
 
     #[test]

@@ -39,3 +39,8 @@ pub fn raise(py: Python<'_>, class: &str, message: String) -> PyErr {
         Err(e) => e,
     }
 }
+
+/// A user's argument that is out of range or of the wrong kind: `lobfeed.exceptions.ConfigError`.
+pub fn config_error(py: Python<'_>, message: String) -> PyErr {
+    raise(py, "ConfigError", message)
+}

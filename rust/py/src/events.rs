@@ -1,5 +1,8 @@
 //! Event objects handed to Python: small frozen classes whose exact numbers become strings only
-//! when read.
+//! when read. Every one names its feed (`venue`: the name the Session was given, so
+//! `bybit-spot` and `bybit` differ though one decoder reads both) and its `symbol`.
+
+use std::fmt::Display;
 
 use lobfeed_core::{Decimal, TradeSide};
 use pyo3::prelude::*;
@@ -8,8 +11,68 @@ use pyo3::types::PyString;
 use crate::session::Session;
 use crate::view::BookView;
 
+/// How a field reads in a repr: Python's spelling (`None`, quoted text), never Rust's `Some(..)`.
+pub trait ReprValue {
+    fn repr(&self) -> String;
+}
+
+impl ReprValue for u64 {
+    fn repr(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ReprValue for u32 {
+    fn repr(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl ReprValue for bool {
+    fn repr(&self) -> String {
+        if *self { "True" } else { "False" }.to_owned()
+    }
+}
+
+impl ReprValue for &str {
+    /// Python's quoting for the plain text names and ids are; anything needing escapes gets
+    /// Rust's escaped form (still valid Python).
+    fn repr(&self) -> String {
+        if self.contains(['\'', '\\']) || self.chars().any(char::is_control) {
+            format!("{self:?}")
+        } else {
+            format!("'{self}'")
+        }
+    }
+}
+
+impl ReprValue for String {
+    fn repr(&self) -> String {
+        self.as_str().repr()
+    }
+}
+
+impl<T: ReprValue> ReprValue for Option<T> {
+    fn repr(&self) -> String {
+        self.as_ref()
+            .map_or_else(|| "None".to_owned(), ReprValue::repr)
+    }
+}
+
+/// A Python string field as a repr shows it.
+fn quoted(py: Python<'_>, text: &Py<PyString>) -> String {
+    text.bind(py).to_string().as_str().repr()
+}
+
+/// An exact number as a repr shows it: its digits, quoted as the `str` the getter returns.
+fn digits(value: impl Display) -> String {
+    value.to_string().as_str().repr()
+}
+
 #[pyclass(frozen, module = "lobfeed._native")]
 pub struct BookUpdate {
+    #[pyo3(get)]
+    pub venue: Py<PyString>,
     #[pyo3(get)]
     pub symbol: Py<PyString>,
     #[pyo3(get)]
@@ -30,6 +93,7 @@ impl BookUpdate {
     fn book(&self, py: Python<'_>) -> BookView {
         BookView::new(
             self.session.clone_ref(py),
+            self.venue.clone_ref(py),
             self.symbol_id,
             self.symbol.clone_ref(py),
             self.version,
@@ -39,9 +103,10 @@ impl BookUpdate {
 
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "BookUpdate(symbol={:?}, seq={:?}, ts_ns={})",
-            self.symbol.bind(py).to_string(),
-            self.seq,
+            "BookUpdate(venue={}, symbol={}, seq={}, ts_ns={})",
+            quoted(py, &self.venue),
+            quoted(py, &self.symbol),
+            self.seq.repr(),
             self.ts_ns
         )
     }
@@ -52,6 +117,8 @@ macro_rules! symbol_event {
         #[pyclass(frozen, module = "lobfeed._native")]
         pub struct $name {
             #[pyo3(get)]
+            pub venue: Py<PyString>,
+            #[pyo3(get)]
             pub symbol: Py<PyString>,
             $(#[pyo3(get)] pub $field: $ty,)*
         }
@@ -60,11 +127,12 @@ macro_rules! symbol_event {
         impl $name {
             fn __repr__(&self, py: Python<'_>) -> String {
                 let mut text = format!(
-                    "{}(symbol={:?}",
+                    "{}(venue={}, symbol={}",
                     stringify!($name),
-                    self.symbol.bind(py).to_string()
+                    quoted(py, &self.venue),
+                    quoted(py, &self.symbol)
                 );
-                $(text.push_str(&format!(", {}={:?}", stringify!($field), self.$field));)*
+                $(text.push_str(&format!(", {}={}", stringify!($field), self.$field.repr()));)*
                 text.push(')');
                 text
             }
@@ -101,7 +169,7 @@ fn side_name(side: Option<TradeSide>) -> Option<&'static str> {
 #[pyclass(frozen, module = "lobfeed._native")]
 pub struct Trade {
     #[pyo3(get)]
-    pub venue: &'static str,
+    pub venue: Py<PyString>,
     #[pyo3(get)]
     pub symbol: Py<PyString>,
     pub price: Decimal,
@@ -113,6 +181,9 @@ pub struct Trade {
     pub exchange_ts_ns: u64,
     #[pyo3(get)]
     pub ts_ns: u64,
+    /// Part of the history a venue sends on subscribe (Bitfinex, Gemini), not a live trade.
+    #[pyo3(get)]
+    pub is_snapshot: bool,
 }
 
 #[pymethods]
@@ -140,13 +211,14 @@ impl Trade {
     }
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Trade(venue={:?}, symbol={:?}, price={:?}, size={:?}, side={:?}, trade_id={:?})",
-            self.venue,
-            self.symbol.bind(py).to_string(),
-            self.price.to_string(),
-            self.size.to_string(),
-            side_name(self.side),
-            self.trade_id
+            "Trade(venue={}, symbol={}, price={}, size={}, side={}, trade_id={}, is_snapshot={})",
+            quoted(py, &self.venue),
+            quoted(py, &self.symbol),
+            digits(self.price),
+            digits(self.size),
+            side_name(self.side).repr(),
+            self.trade_id.repr(),
+            self.is_snapshot.repr()
         )
     }
 }
@@ -155,7 +227,7 @@ impl Trade {
 #[pyclass(frozen, module = "lobfeed._native")]
 pub struct Candle {
     #[pyo3(get)]
-    pub venue: &'static str,
+    pub venue: Py<PyString>,
     #[pyo3(get)]
     pub symbol: Py<PyString>,
     #[pyo3(get)]
@@ -177,6 +249,9 @@ pub struct Candle {
     pub exchange_ts_ns: u64,
     #[pyo3(get)]
     pub ts_ns: u64,
+    /// Part of the history a venue sends on subscribe (Coinbase), not a live candle.
+    #[pyo3(get)]
+    pub is_snapshot: bool,
 }
 
 #[pymethods]
@@ -203,17 +278,19 @@ impl Candle {
     }
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Candle(venue={:?}, symbol={:?}, interval={:?}, open_ts_ns={}, o={} h={} l={} c={} v={}, closed={})",
-            self.venue,
-            self.symbol.bind(py).to_string(),
-            self.interval,
+            "Candle(venue={}, symbol={}, interval={}, open_ts_ns={}, o={} h={} l={} c={} v={}, \
+             closed={}, is_snapshot={})",
+            quoted(py, &self.venue),
+            quoted(py, &self.symbol),
+            self.interval.repr(),
             self.open_ts_ns,
             self.open,
             self.high,
             self.low,
             self.close,
             self.volume,
-            self.closed
+            self.closed.repr(),
+            self.is_snapshot.repr()
         )
     }
 }
@@ -221,6 +298,8 @@ impl Candle {
 /// The venue's own best bid/ask at an update id (Binance `bookTicker`).
 #[pyclass(frozen, module = "lobfeed._native")]
 pub struct Quote {
+    #[pyo3(get)]
+    pub venue: Py<PyString>,
     #[pyo3(get)]
     pub symbol: Py<PyString>,
     #[pyo3(get)]
@@ -255,9 +334,10 @@ impl Quote {
     }
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Quote(symbol={:?}, seq={:?}, bid={}x{}, ask={}x{})",
-            self.symbol.bind(py).to_string(),
-            self.seq,
+            "Quote(venue={}, symbol={}, seq={}, bid={}x{}, ask={}x{})",
+            quoted(py, &self.venue),
+            quoted(py, &self.symbol),
+            self.seq.repr(),
             self.bid_price,
             self.bid_size,
             self.ask_price,

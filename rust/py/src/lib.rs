@@ -1,5 +1,6 @@
 //! Python bindings of lobfeed-core: thin wrappers, one call per received frame.
 
+mod args;
 mod errors;
 mod events;
 mod session;

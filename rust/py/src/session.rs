@@ -6,7 +6,8 @@ use lobfeed_core::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use crate::errors::{raise, receive_error};
+use crate::args;
+use crate::errors::{config_error, raise, receive_error};
 use crate::events;
 use crate::view::BookView;
 
@@ -14,6 +15,11 @@ use crate::view::BookView;
 pub struct Session {
     inner: Box<dyn lobfeed_core::Session>,
     venue: &'static str,
+    /// The feed's name stamped on every event (`bybit-spot` where the decoder is `bybit`).
+    feed_name: Py<PyString>,
+    /// Levels a side the views show (`None`: all). Venues whose checksum covers a fixed depth
+    /// also keep only that many; the others stream whole books, which must be kept whole.
+    depth: Option<usize>,
     /// The way to resync the session was made with (`None`: the venue's default).
     resync_by: Option<ResyncBy>,
     events: Vec<Event>,
@@ -57,7 +63,12 @@ impl Session {
         self.statuses.get(id as usize).and_then(Option::as_ref)
     }
 
-    fn name(&mut self, py: Python<'_>, id: u32) -> Py<PyString> {
+    /// Most levels a side a view shows.
+    pub fn shown_depth(&self) -> usize {
+        self.depth.unwrap_or(usize::MAX)
+    }
+
+    fn symbol_name(&mut self, py: Python<'_>, id: u32) -> Py<PyString> {
         let symbols = self.inner.symbols();
         while self.names.len() < symbols.len() {
             let next = self.names.len() as u32;
@@ -81,14 +92,14 @@ impl Session {
         for ev in &events {
             if !matches!(ev, Event::Trade(_) | Event::Candle(_) | Event::Quote(_)) {
                 let id = ev.symbol();
-                this.name(py, id);
+                this.symbol_name(py, id);
                 this.versions[id as usize] += 1;
             }
         }
-        let venue = this.venue;
         let mut objects: Vec<Bound<'py, PyAny>> = Vec::with_capacity(events.len());
         for ev in &events {
-            let symbol = this.name(py, ev.symbol());
+            let symbol = this.symbol_name(py, ev.symbol());
+            let venue = this.feed_name.clone_ref(py);
             let obj = match ev {
                 Event::BookUpdated {
                     symbol: id,
@@ -98,6 +109,7 @@ impl Session {
                 } => Bound::new(
                     py,
                     events::BookUpdate {
+                        venue,
                         symbol,
                         seq: *seq,
                         exchange_ts_ns: *exchange_ts_ns,
@@ -109,16 +121,17 @@ impl Session {
                 )?
                 .into_any(),
                 Event::NeedSnapshot { .. } => {
-                    Bound::new(py, events::NeedSnapshot { symbol })?.into_any()
+                    Bound::new(py, events::NeedSnapshot { venue, symbol })?.into_any()
                 }
                 Event::NeedResubscribe { .. } => {
-                    Bound::new(py, events::NeedResubscribe { symbol })?.into_any()
+                    Bound::new(py, events::NeedResubscribe { venue, symbol })?.into_any()
                 }
                 Event::GapDetected {
                     expected, received, ..
                 } => Bound::new(
                     py,
                     events::GapDetected {
+                        venue,
                         symbol,
                         expected: *expected,
                         received: *received,
@@ -130,18 +143,26 @@ impl Session {
                 } => Bound::new(
                     py,
                     events::ChecksumMismatch {
+                        venue,
                         symbol,
                         expected: *expected,
                         computed: *computed,
                     },
                 )?
                 .into_any(),
-                Event::Resynced { seq, .. } => {
-                    Bound::new(py, events::Resynced { symbol, seq: *seq })?.into_any()
-                }
+                Event::Resynced { seq, .. } => Bound::new(
+                    py,
+                    events::Resynced {
+                        venue,
+                        symbol,
+                        seq: *seq,
+                    },
+                )?
+                .into_any(),
                 Event::SyncLost { reason, .. } => Bound::new(
                     py,
                     events::SyncLost {
+                        venue,
                         symbol,
                         reason: reason.name(),
                         detail: reason.to_string(),
@@ -159,6 +180,7 @@ impl Session {
                         trade_id: t.trade_id.clone(),
                         exchange_ts_ns: t.exchange_ts_ns,
                         ts_ns: t.ts_ns,
+                        is_snapshot: t.is_snapshot,
                     },
                 )?
                 .into_any(),
@@ -179,12 +201,14 @@ impl Session {
                         closed: c.closed,
                         exchange_ts_ns: c.exchange_ts_ns,
                         ts_ns: c.ts_ns,
+                        is_snapshot: c.is_snapshot,
                     },
                 )?
                 .into_any(),
                 Event::Quote(q) => Bound::new(
                     py,
                     events::Quote {
+                        venue,
                         symbol,
                         seq: q.seq,
                         bid_price: q.bid_price,
@@ -221,55 +245,90 @@ impl Session {
 #[pymethods]
 impl Session {
     #[new]
-    // Keep the default equal to lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES (a literal, so that
-    // Python sees it in the signature).
+    // Arguments with a default arrive as Option so that a bad one becomes a ConfigError naming
+    // it (see args.rs); `text_signature` shows Python the real defaults.
+    // `name`: the feed's name stamped on every event as `venue` (default: the venue's).
+    // `depth`: levels a side the views show (None: all).
+    // `max_frame_bytes` is lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES and `max_buffer_bytes`
+    // lobfeed_core::sync::DEFAULT_MAX_BUFFER_BYTES, spelled out for the signature Python shows.
     // `resync`: None (the venue's own way), "snapshot" or "resubscribe".
     // `symbols`: the subscribed symbols (any ASCII case); frames for others are dropped and
-    // counted in `stats()["unsubscribed"]`. `max_buffer_bytes` is
-    // lobfeed_core::sync::DEFAULT_MAX_BUFFER_BYTES, a literal for the same reason.
-    #[pyo3(signature = (
-        venue,
-        *,
-        depth=None,
-        max_frame_bytes=8388608,
-        resync=None,
-        symbols=None,
-        max_buffer_bytes=4194304
-    ))]
+    // counted in `stats()["unsubscribed"]`.
+    #[pyo3(
+        signature = (
+            venue,
+            *,
+            name=None,
+            depth=None,
+            max_frame_bytes=None,
+            resync=None,
+            symbols=None,
+            max_buffer_bytes=None
+        ),
+        text_signature = "(venue, *, name=None, depth=None, max_frame_bytes=8388608, resync=None, symbols=None, max_buffer_bytes=4194304)"
+    )]
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
-        venue: &str,
-        depth: Option<usize>,
-        max_frame_bytes: usize,
-        resync: Option<&str>,
-        symbols: Option<Vec<String>>,
-        max_buffer_bytes: usize,
+        venue: &Bound<'_, PyAny>,
+        name: Option<&Bound<'_, PyAny>>,
+        depth: Option<&Bound<'_, PyAny>>,
+        max_frame_bytes: Option<&Bound<'_, PyAny>>,
+        resync: Option<&Bound<'_, PyAny>>,
+        symbols: Option<&Bound<'_, PyAny>>,
+        max_buffer_bytes: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let resync = match resync {
+        let venue = args::text(Some(venue), "venue")?
+            .ok_or_else(|| config_error(py, "venue must be a str, not None".to_owned()))?;
+        let name = args::text(name, "name")?;
+        if name.as_deref() == Some("") {
+            return Err(config_error(py, "name must not be empty".to_owned()));
+        }
+        let depth = args::optional_size(depth, "depth", 1)?;
+        let max_frame_bytes = args::size_or(
+            max_frame_bytes,
+            "max_frame_bytes",
+            1,
+            lobfeed_core::venue::DEFAULT_MAX_FRAME_BYTES,
+        )?;
+        let max_buffer_bytes = args::size_or(
+            max_buffer_bytes,
+            "max_buffer_bytes",
+            0,
+            lobfeed_core::sync::DEFAULT_MAX_BUFFER_BYTES,
+        )?;
+        let resync = match resync.filter(|r| !r.is_none()) {
             None => None,
-            Some("snapshot") => Some(ResyncBy::Snapshot),
-            Some("resubscribe") => Some(ResyncBy::Resubscribe),
-            Some(other) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "resync must be None, \"snapshot\" or \"resubscribe\", not {other:?}"
-                )))
-            }
+            Some(value) => match value.extract::<String>().ok().as_deref() {
+                Some("snapshot") => Some(ResyncBy::Snapshot),
+                Some("resubscribe") => Some(ResyncBy::Resubscribe),
+                _ => {
+                    return Err(args::refuse(
+                        value,
+                        "resync",
+                        "None, 'snapshot' or 'resubscribe'",
+                    ))
+                }
+            },
         };
         let options = SessionOptions {
             max_frame_bytes,
             depth,
             resync,
-            symbols,
+            symbols: args::text_list(symbols, "symbols")?,
             max_buffer_bytes,
         };
-        let inner = new_session(venue, options).map_err(|e| match e {
+        let inner = new_session(&venue, options).map_err(|e| match e {
             SessionError::UnknownVenue(_) => raise(py, "UnknownVenueError", e.to_string()),
             SessionError::UnsupportedResync { .. } => {
                 raise(py, "UnsupportedOptionError", e.to_string())
             }
         })?;
+        let feed_name = PyString::new(py, name.as_deref().unwrap_or(inner.venue())).unbind();
         Ok(Session {
             venue: inner.venue(),
+            feed_name,
+            depth,
             resync_by: resync,
             inner,
             events: Vec::with_capacity(16),
@@ -277,6 +336,18 @@ impl Session {
             versions: Vec::new(),
             statuses: Vec::new(),
         })
+    }
+
+    /// The feed's name, stamped on every event as `venue`: the `name` given, else the venue's.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> Py<PyString> {
+        self.feed_name.clone_ref(py)
+    }
+
+    /// Levels a side the book views show (None: every level kept).
+    #[getter]
+    fn depth(&self) -> Option<usize> {
+        self.depth
     }
 
     #[getter]
@@ -297,9 +368,10 @@ impl Session {
     fn py_receive<'py>(
         slf: &Bound<'py, Self>,
         frame: &Bound<'py, PyAny>,
-        ts_ns: u64,
+        ts_ns: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bytes = frame_bytes(frame)?;
+        let ts_ns = args::ts_ns(ts_ns)?;
         // One borrow for the whole call: decoding and turning events into objects.
         let mut guard = slf.borrow_mut();
         let this = &mut *guard;
@@ -311,7 +383,12 @@ impl Session {
     /// Python object per frame. Returns how many book updates were applied. Frames that fail
     /// are counted in `stats()["errors"]` (and resync their symbol) instead of raising.
     #[pyo3(name = "receive_batch")]
-    fn py_receive_batch(&mut self, frames: Vec<Bound<'_, PyBytes>>, ts_ns: u64) -> u64 {
+    fn py_receive_batch(
+        &mut self,
+        frames: Vec<Bound<'_, PyBytes>>,
+        ts_ns: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let ts_ns = args::ts_ns(ts_ns)?;
         let mut updates = 0;
         for frame in &frames {
             self.events.clear();
@@ -331,7 +408,7 @@ impl Session {
             *v += 1;
         }
         self.events.clear();
-        updates
+        Ok(updates)
     }
 
     /// A REST depth snapshot body for `symbol`, received at `ts_ns`.
@@ -340,9 +417,10 @@ impl Session {
         slf: &Bound<'py, Self>,
         symbol: &str,
         body: &Bound<'py, PyAny>,
-        ts_ns: u64,
+        ts_ns: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bytes = frame_bytes(body)?;
+        let ts_ns = args::ts_ns(ts_ns)?;
         let mut guard = slf.borrow_mut();
         let this = &mut *guard;
         let result = this
@@ -360,10 +438,18 @@ impl Session {
             .symbols()
             .id(symbol)
             .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(symbol.to_owned()))?;
-        let name = this.name(py, id);
+        let name = this.symbol_name(py, id);
         let seq = this.sync(id).and_then(|s| s.last_seq);
         let version = this.version(id);
-        Ok(BookView::new(slf.clone().unbind(), id, name, version, seq))
+        let venue = this.feed_name.clone_ref(py);
+        Ok(BookView::new(
+            slf.clone().unbind(),
+            venue,
+            id,
+            name,
+            version,
+            seq,
+        ))
     }
 
     /// The venue's channel id of this symbol's book, where the venue has one (Bitfinex
