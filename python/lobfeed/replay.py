@@ -68,7 +68,9 @@ class TapeReplayer:
     def session_for(self, conn: str) -> Session:
         session = self.sessions.get(conn)
         if session is None:
-            session = self.sessions[conn] = Session(self.session_venue, depth=self.depth)
+            session = self.sessions[conn] = Session(
+                self.session_venue, name=self.venue_of(conn), depth=self.depth
+            )
         return session
 
     def venue_of(self, conn: str) -> str:

@@ -841,6 +841,7 @@ class Feed:
     def _new_session(self, symbols: Iterable[str] | None = None) -> Session:
         return Session(
             self.spec.session_venue,
+            name=self.spec.name,
             depth=self.subscription.depth,
             max_frame_bytes=self.options.max_frame_bytes,
             resync=self.resync,
