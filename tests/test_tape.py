@@ -182,13 +182,22 @@ def test_format_errors_name_file_and_line(
 def test_format_error_types_and_damaged_gzip(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl.gz"
     path.write_bytes(gzip.compress(HEADER + RECV)[:-12])  # truncated member
-    tape = Tape.open(path)  # the header is whole: only reading the records meets the cut
+    # The header is whole: only reading the records meets the cut, which strict reading refuses.
+    tape = Tape.open(path, strict=True)
     with pytest.raises(TapeFormatError) as info:
         _ = tape.records
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, LobfeedError)
     assert str(path) in str(info.value)
     assert "damaged gzip data after line 1" in str(info.value)
+    # By default the reader keeps what is whole (the header) and says what it dropped.
+    tape = Tape.open(path)
+    assert tape.damage is None
+    assert tape.records == []
+    assert tape.damage is not None
+    assert tape.damage.last_line == 1
+    assert "cut short" in tape.damage.reason
+    assert 0 < tape.dropped_bytes < len(RECV)
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
@@ -546,10 +555,14 @@ def test_cut_gzip_yields_what_it_could_read(
     path.write_bytes(raw[: len(raw) // 2])
     read: list[TapeRecord] = []
     with pytest.raises(TapeFormatError) as info:
-        read.extend(Tape.open(path).iter_records())
+        read.extend(Tape.open(path, strict=True).iter_records())
     assert 0 < len(read) < len(whole)
     assert read == whole[: len(read)]
     assert str(info.value).startswith(f"{path}: damaged gzip data after line {read[-1].line} ")
+    # Forgiving (the default): the same records, then the end, and the cut is reported.
+    tape = Tape.open(path)
+    assert list(tape.iter_records()) == read
+    assert tape.damage is not None and tape.damage.last_line == read[-1].line
     # Cut inside the header: open() reports it.
     path.write_bytes(raw[:40])
     with pytest.raises(TapeFormatError, match="damaged gzip data in line 1"):
