@@ -197,6 +197,9 @@ class MemberReader(io.RawIOBase):
             else:
                 self._stop()
             return
+        if len(self._input) < 2 and GZIP_MAGIC.startswith(self._input):
+            self._stop(f"gzip member {self._members + 1} is cut short")
+            return
         if self._input[:2] != GZIP_MAGIC:
             rest = self._unread_rest()
             what = "zero bytes" if not self._input.strip(b"\x00") else "bytes that are not gzip"

@@ -34,6 +34,9 @@ from lobfeed.venues import CHANNELS, SPECS
 
 __all__ = ["Runner", "add_parser"]
 
+# The source of a run described by `lobfeed record`'s arguments rather than by a file.
+RECORD = "lobfeed record"
+
 
 @dataclass
 class Running:
@@ -370,7 +373,7 @@ def _record_config(args: argparse.Namespace) -> RunConfig:
             "in the file name (e.g. rec-{venue}.jsonl.gz)"
         )
     tape = SinkConfig(TAPE, options, None, "--tape")
-    return RunConfig(tuple(feeds), (tape,), None, "lobfeed record")
+    return RunConfig(tuple(feeds), (tape,), None, RECORD)
 
 
 def _record_command(args: argparse.Namespace) -> int:
@@ -395,9 +398,15 @@ def _start(
 ) -> int:
     try:
         config = configure()
-        runner = Runner(config)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        runner = Runner(config)
+    except ConfigError as exc:
+        # What only building the feeds and sinks finds is named in the file, as the rest is.
+        where = f"{config.source}: " if config.source != RECORD else ""
+        print(f"{prog}: {where}{exc}", file=sys.stderr)
         return 2
     if check_only:
         for running, feed_config in zip(runner.feeds, config.feeds, strict=True):

@@ -644,9 +644,9 @@ class TapeWriter:
 
     With ``rotate_bytes`` or ``rotate_seconds`` the recording goes to numbered files, each a
     whole tape with its own header: ``NAME.00001.20240808T120000Z.jsonl.gz`` (the number, then
-    the UTC time the file was started) for ``path="NAME.jsonl.gz"``.  A file is closed and the
-    next one started at the first flush after it reached ``rotate_bytes`` (as written,
-    compressed) or ``rotate_seconds`` of age; :attr:`paths` lists the files so far.
+    the UTC time the file was started) for ``path="NAME.jsonl.gz"``.  A file is closed by the
+    flush that takes it to ``rotate_bytes`` (as written, compressed) or past ``rotate_seconds``
+    of age, and the next one is started by the next records; :attr:`paths` lists the files.
     """
 
     def __init__(
@@ -859,15 +859,23 @@ class TapeWriter:
         with self._io_lock:
             with self._lock:
                 chunk, self._buffer = self._buffer, bytearray()
-                # The file ends here if it is due: records from now on are numbered in the next.
-                rotate = not final and self._rotation_due()
-                if rotate:
-                    self._line = 1
             if chunk:
-                self._write(member(chunk, level=self._level) if self.compressed else chunk)
-            if rotate:
-                self._close_file(mark=True)
-                self._open_file()
+                if self._file is None:
+                    self._open_file()  # the first records after a rotation
+                self._write(self._encode(chunk))
+            if final or self._file is None or not self._rotation_due():
+                return
+            # The file is full: it ends here. What came in meanwhile still goes in it, and the
+            # next file (opened when records come) numbers its lines from here on.
+            with self._lock:
+                rest, self._buffer = self._buffer, bytearray()
+                self._line = 1
+            if rest:
+                self._write(self._encode(rest))
+            self._close_file(mark=True)
+
+    def _encode(self, chunk: bytearray) -> bytes | bytearray:
+        return member(chunk, level=self._level) if self.compressed else chunk
 
     def _rotation_due(self) -> bool:
         if self.rotate_bytes is not None and self._written >= self.rotate_bytes:
