@@ -444,3 +444,38 @@ def test_record_usage_errors_are_one_line_and_exit_2(
     assert done.stderr.startswith("lobfeed record: ")
     assert words in done.stderr
     assert not list(tmp_path.iterdir())  # nothing was created
+
+
+@pytest.mark.parametrize(
+    ("record", "words"),
+    [
+        ("missing/t.jsonl.gz", "the directory '.*missing' does not exist"),
+        ("file/t.jsonl.gz", "is not a directory"),
+        (".", "is a directory"),
+    ],
+)
+def test_a_bad_record_path_is_refused_by_the_feed_constructor(
+    tmp_path: Path, record: str, words: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(lobfeed.ConfigError, match=words):
+        Feed("binance", ["BTCUSDT"], record=str(tmp_path / record))
+
+
+def test_duration_ends_the_recording_with_a_whole_tape(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "timed.jsonl.gz"
+    with serve(tape_path(USDM_4SYM), "--speed", "1", "--loop") as server:
+        done = subprocess.run(
+            record_args(server, "binance-usdm", "SUSHIUSDT", tape=out, extra=("--duration", "2")),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=lobfeed_env(),
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    tape = Tape.open(out, strict=True)
+    assert [r.type for r in tape.records][:1] == ["open"]
+    assert tape.damage is None

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from lobfeed.config import (
     TAPE,
@@ -32,6 +32,11 @@ from lobfeed.config import (
 from lobfeed.exceptions import ConfigError, LobfeedError
 from lobfeed.venues import CHANNELS, SPECS
 
+if TYPE_CHECKING:
+    from lobfeed.aio.feed import Feed
+    from lobfeed.sinks.base import Sink
+    from lobfeed.tape import Recording
+
 __all__ = ["Runner", "add_parser"]
 
 # The source of a run described by `lobfeed record`'s arguments rather than by a file.
@@ -43,8 +48,8 @@ class Running:
     """One feed of a run, with the sinks it feeds."""
 
     name: str
-    feed: Any
-    sinks: list[Any] = field(default_factory=list)
+    feed: Feed
+    sinks: list[Sink] = field(default_factory=list)
 
 
 class Runner:
@@ -52,15 +57,15 @@ class Runner:
     when it is made, run together by :meth:`run`."""
 
     def __init__(self, config: RunConfig) -> None:
+        # Imported here: `lobfeed --help` and the other commands need none of it.
         from lobfeed.aio.feed import Feed
         from lobfeed.sinks.base import feed_callbacks
-        from lobfeed.tape import Recording
 
         self.config = config
         self.feeds: list[Running] = []
         for feed_config in config.feeds:
             recording: Recording | None = None
-            sinks: list[Any] = []
+            sinks: list[Sink] = []
             for sink_config in config.sinks_of(feed_config):
                 if sink_config.type == TAPE:
                     recording = _recording(config, sink_config, feed_config)
@@ -88,7 +93,7 @@ class Runner:
                 loop.add_signal_handler(signum, self.stop)
                 handled.append(signum)
         sinks = [sink for running in self.feeds for sink in running.sinks]
-        started: list[Any] = []
+        started: list[Sink] = []
         try:
             for sink in sinks:
                 try:
@@ -145,7 +150,7 @@ class Runner:
         return lines
 
 
-def _recording(config: RunConfig, sink: SinkConfig, feed: FeedConfig) -> Any:
+def _recording(config: RunConfig, sink: SinkConfig, feed: FeedConfig) -> Recording:
     from lobfeed.tape import DEFAULT_FLUSH_INTERVAL, Recording
 
     options = sink.options
@@ -161,13 +166,14 @@ def _recording(config: RunConfig, sink: SinkConfig, feed: FeedConfig) -> Any:
     return recording
 
 
-def _sink(sink: SinkConfig, feed: FeedConfig) -> Any:
+def _sink(sink: SinkConfig, feed: FeedConfig) -> Sink:
     factory = resolve_sink(sink.type, sink.where)
     arguments = sink_arguments(factory, sink.options, feed.venue, sink.where)
     try:
-        return factory(**arguments)
+        made: Sink = factory(**arguments)
     except (LobfeedError, ValueError, TypeError) as exc:
         raise ConfigError(f"{sink.where}: {exc}") from None
+    return made
 
 
 # -- command line -----------------------------------------------------------------------------
