@@ -479,3 +479,38 @@ def test_duration_ends_the_recording_with_a_whole_tape(
     tape = Tape.open(out, strict=True)
     assert [r.type for r in tape.records][:1] == ["open"]
     assert tape.damage is None
+
+
+def test_several_venues_record_in_one_process_one_tape_each(tmp_path: Path) -> None:
+    from lobfeed.cli import _parser
+    from lobfeed.record import Runner, _record_config
+
+    args = _parser().parse_args(
+        [
+            "record",
+            "--feed",
+            "binance:BTCUSDT,ETHUSDT",
+            "--feed",
+            "binance-usdm:BTCUSDT",
+            "--feed",
+            "binance-coinm:BTCUSD_PERP",
+            "--tape",
+            str(tmp_path / "rec-{venue}.jsonl.gz"),
+            "--rotate-bytes",
+            "1M",
+        ]
+    )
+    config = _record_config(args)
+    runner = Runner(config)
+    assert [(r.name, r.feed.subscription.symbols) for r in runner.feeds] == [
+        ("binance", ("BTCUSDT", "ETHUSDT")),
+        ("binance-usdm", ("BTCUSDT",)),
+        ("binance-coinm", ("BTCUSD_PERP",)),
+    ]
+    recordings = [r.feed._record for r in runner.feeds]
+    assert [Path(r.path).name for r in recordings if r is not None] == [
+        "rec-binance.jsonl.gz",
+        "rec-binance-usdm.jsonl.gz",
+        "rec-binance-coinm.jsonl.gz",
+    ]
+    assert {r.rotate_bytes for r in recordings if r is not None} == {1 << 20}

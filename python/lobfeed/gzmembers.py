@@ -193,7 +193,10 @@ class MemberReader(io.RawIOBase):
             pass
         if not self._input:
             if self.expects_end_mark and not self.ended_with_mark:
-                self._stop("the file has no end mark: its writer did not close it", 0)
+                self._stop(
+                    "the file has no end mark: its writer did not close it (killed, or still writing)",
+                    0,
+                )
             else:
                 self._stop()
             return

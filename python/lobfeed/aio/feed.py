@@ -583,9 +583,9 @@ class Feed:
 
     ``ws_url``/``rest_url`` point the feed at another server (the local exchange server in
     tests). ``record`` (a path, or a :class:`~lobfeed.tape.Recording` for rotation and
-    flushing choices) writes every frame sent and received, snapshot and connection opened to
-    a lobfeed-tape/1 file that a crash cuts only at its last second; a path that cannot be
-    written raises ``ConfigError`` here. ``resync`` picks how a book
+    flushing choices) writes every frame sent and received, every snapshot and every connection
+    opened to a lobfeed-tape/1 file, which a crash cuts only at its last second; a path that
+    cannot be written raises ``ConfigError`` here. ``resync`` picks how a book
     that lost sync is rebuilt where the venue offers a choice (``"snapshot"``, ``"resubscribe"``;
     ``None``: the venue's way). ``options`` (a :class:`ConnectOptions`) holds every timeout,
     limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
