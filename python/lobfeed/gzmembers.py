@@ -193,10 +193,7 @@ class MemberReader(io.RawIOBase):
             pass
         if not self._input:
             if self.expects_end_mark and not self.ended_with_mark:
-                self._stop(
-                    "the file has no end mark: its writer did not close it (killed, or still writing)",
-                    0,
-                )
+                self._stop("no end mark: the writer did not close the file (killed, or writing)")
             else:
                 self._stop()
             return
