@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,11 +18,12 @@ import orjson
 import pytest
 
 import lobfeed
-from lobfeed.exceptions import LobfeedError, TapeFormatError
+from lobfeed.exceptions import ConfigError, LobfeedError, TapeFormatError
 from lobfeed.tape import (
     DEFAULT_LOAD_BYTES,
     DEFAULT_MAX_LINE_BYTES,
     FORMAT,
+    Recording,
     Tape,
     TapeHeader,
     TapeRecord,
@@ -182,13 +185,22 @@ def test_format_errors_name_file_and_line(
 def test_format_error_types_and_damaged_gzip(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl.gz"
     path.write_bytes(gzip.compress(HEADER + RECV)[:-12])  # truncated member
-    tape = Tape.open(path)  # the header is whole: only reading the records meets the cut
+    # The header is whole: only reading the records meets the cut, which strict reading refuses.
+    tape = Tape.open(path, strict=True)
     with pytest.raises(TapeFormatError) as info:
         _ = tape.records
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, LobfeedError)
     assert str(path) in str(info.value)
     assert "damaged gzip data after line 1" in str(info.value)
+    # By default the reader keeps what is whole (the header) and says what it dropped.
+    tape = Tape.open(path)
+    assert tape.damage is None
+    assert tape.records == []
+    assert tape.damage is not None
+    assert tape.damage.last_line == 1
+    assert "cut short" in tape.damage.reason
+    assert 0 < tape.dropped_bytes < len(RECV)
 
 
 def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
@@ -546,11 +558,306 @@ def test_cut_gzip_yields_what_it_could_read(
     path.write_bytes(raw[: len(raw) // 2])
     read: list[TapeRecord] = []
     with pytest.raises(TapeFormatError) as info:
-        read.extend(Tape.open(path).iter_records())
+        read.extend(Tape.open(path, strict=True).iter_records())
     assert 0 < len(read) < len(whole)
     assert read == whole[: len(read)]
     assert str(info.value).startswith(f"{path}: damaged gzip data after line {read[-1].line} ")
+    # Forgiving (the default): the same records, then the end, and the cut is reported.
+    tape = Tape.open(path)
+    assert list(tape.iter_records()) == read
+    assert tape.damage is not None and tape.damage.last_line == read[-1].line
     # Cut inside the header: open() reports it.
     path.write_bytes(raw[:40])
     with pytest.raises(TapeFormatError, match="damaged gzip data in line 1"):
         Tape.open(path)
+
+
+# -- crash-safe writing and reading cut tapes -----------------------------------------------------
+
+
+def flushed_tape(path: Path, flushes: int = 3, per_flush: int = 20) -> list[list[TapeRecord]]:
+    """A tape written in ``flushes`` members, left unfinished (as a killed writer leaves it);
+    the records of each flush."""
+    writer = TapeWriter(path, "binance", flush_interval=None, fsync=False)
+    batches = []
+    for batch in range(flushes):
+        batches.append(
+            [
+                writer.recv("c1", f'{{"batch":{batch},"i":{i},"pad":"{"x" * 40}"}}', i + 1)
+                for i in range(per_flush)
+            ]
+        )
+        writer.flush()
+    # What a SIGKILL leaves: the members written so far, no end mark (the writer is dropped).
+    raw = path.read_bytes()
+    writer.finish()
+    path.write_bytes(raw)
+    return batches
+
+
+def test_each_flush_is_a_whole_gzip_member_and_finish_adds_the_end_mark(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    with TapeWriter(path, "binance", flush_interval=None) as writer:
+        written = [writer.recv("c1", "a", 1)]
+        writer.flush()
+        written.append(writer.recv("c1", "b", 2))
+    raw = path.read_bytes()
+    # header, flush 1, finish's flush, end mark: every gzip reader reads them as one stream.
+    assert raw.count(b"\x1f\x8b\x08") == 4
+    assert gzip.decompress(raw).count(b"\n") == 3
+    tape = Tape.open(path, strict=True)
+    assert tape.records == written
+    assert tape.damage is None and tape.dropped_bytes == 0
+
+
+def test_a_tape_without_its_end_mark_reads_whole_and_says_it_was_not_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    batches = flushed_tape(path)
+    tape = Tape.open(path)
+    assert tape.records == [r for batch in batches for r in batch]
+    assert tape.damage is not None
+    assert "no end mark" in tape.damage.reason
+    assert tape.damage.last_line == 61
+    assert tape.dropped_bytes == 0
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert str(tape.damage) in caplog.text
+    with pytest.raises(TapeFormatError, match=r"after line 61 .*no end mark"):
+        list(Tape.open(path, strict=True).iter_records())
+
+
+def test_a_member_cut_anywhere_loses_nothing_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    batches = flushed_tape(path)
+    raw = path.read_bytes()
+    last_member = raw.rindex(b"\x1f\x8b\x08")
+    before = [r for batch in batches[:-1] for r in batch]
+    for end in range(last_member + 1, len(raw)):
+        path.write_bytes(raw[:end])
+        tape = Tape.open(path)
+        records = list(tape.iter_records())
+        # Everything flushed before the cut member is there; of the cut member, whole lines.
+        assert records[: len(before)] == before, end
+        assert records == [r for batch in batches for r in batch][: len(records)]
+        assert tape.damage is not None and tape.damage.last_line == 1 + len(records)
+        assert "cut short" in tape.damage.reason or "no end mark" in tape.damage.reason
+
+
+def test_a_plain_tape_cut_inside_a_line_drops_only_that_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with TapeWriter(path, "binance", flush_interval=None) as writer:
+        written = [writer.recv("c1", str(i), i) for i in range(5)]
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-10])
+    tape = Tape.open(path)
+    assert tape.records == written[:4]
+    assert tape.damage is not None
+    assert tape.damage.last_line == 5
+    assert tape.damage.partial_line_bytes == len(raw.splitlines()[-1]) + 1 - 10
+    with pytest.raises(TapeFormatError, match="line 6: not valid JSON"):
+        _ = Tape.open(path, strict=True).records
+
+
+def test_damage_in_the_middle_stops_there_and_counts_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    batches = flushed_tape(path, flushes=4)
+    raw = bytearray(path.read_bytes())
+    starts = [i for i in range(len(raw)) if raw[i : i + 3] == b"\x1f\x8b\x08"]
+    third = starts[3]  # header, then the flushes: this is flush 3
+    raw[third + 30] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    tape = Tape.open(path)
+    records = list(tape.iter_records())
+    assert records[:40] == batches[0] + batches[1]
+    assert len(records) < 80
+    assert tape.damage is not None
+    assert "damaged data in gzip member 4" in tape.damage.reason
+    assert 0 < tape.damage.unreadable_bytes <= len(raw) - third
+
+
+def test_zero_bytes_after_the_last_member_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    batches = flushed_tape(path, flushes=2)
+    path.write_bytes(path.read_bytes() + b"\x00" * 4096)
+    tape = Tape.open(path)
+    assert tape.records == batches[0] + batches[1]
+    assert tape.damage is not None and "zero bytes" in tape.damage.reason
+    assert tape.damage.unreadable_bytes == 4096
+
+
+def test_a_single_member_tape_flushed_as_it_went_is_read_up_to_its_cut(tmp_path: Path) -> None:
+    """What the writer before crash-safe tapes left when killed: one gzip member, sync-flushed
+    now and then, never closed. Every line it flushed is read."""
+    path = tmp_path / "old.jsonl.gz"
+    with path.open("wb") as out:
+        stream = gzip.GzipFile(fileobj=out, mode="wb", mtime=0)
+        stream.write(HEADER)
+        for i in range(476):
+            stream.write(b'{"type":"recv","ts_ns":%d,"conn":"c1","data":"{}"}\n' % i)
+            if i % 50 == 49 or i == 475:
+                stream.flush()
+        out.flush()
+        size = out.tell()
+        stream.write(b'{"type":"recv","ts_ns":9,"conn":"c1","da')  # never flushed
+    path.write_bytes(path.read_bytes()[:size])
+    with pytest.raises(TapeFormatError, match="damaged gzip data after line 477"):
+        list(Tape.open(path, strict=True).iter_records())
+    tape = Tape.open(path)
+    assert [r.ts_ns for r in tape.iter_records()] == list(range(476))
+    assert tape.damage is not None and tape.damage.last_line == 477
+
+
+def test_binary_frames_round_trip_byte_for_byte(tmp_path: Path) -> None:
+    frames = [bytes(range(256)), gzip.compress(b'{"ping":1}'), b"\xff\xfe", b""]
+    path = tmp_path / "t.jsonl.gz"
+    with TapeWriter(path, "htx-swap") as writer:
+        written = [writer.recv("c1", frame, i + 1) for i, frame in enumerate(frames)]
+        writer.recv_frame("c1", b"\xc3\x28 not utf-8", 10)
+        writer.recv_frame("c1", '{"text":"é"}'.encode(), 11)
+        sent = writer.send("c1", b"\x01\x02", 12)
+    records = Tape.open(path, strict=True).records
+    assert records[:4] == written
+    assert [r.payload for r in records] == [
+        *frames,
+        b"\xc3\x28 not utf-8",
+        '{"text":"é"}'.encode(),
+        b"\x01\x02",
+    ]
+    assert [r.encoding for r in records] == ["base64"] * 5 + [None, "base64"]
+    assert records[-1] == sent
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    assert orjson.loads(lines[1]) == {
+        "type": "recv",
+        "ts_ns": 1,
+        "conn": "c1",
+        "data": base64.b64encode(frames[0]).decode(),
+        "encoding": "base64",
+    }
+    assert list(orjson.loads(lines[1])) == ["type", "ts_ns", "conn", "data", "encoding"]
+    assert records[5].data == '{"text":"é"}'
+
+
+def test_binary_frames_of_a_real_tape_round_trip(tapes_dir: Path, tmp_path: Path) -> None:
+    source = Tape.open(tapes_dir.parent / "tapes-more" / "htx-swap-depth150-10sym-2022.jsonl.gz")
+    copy = tmp_path / "copy.jsonl.gz"
+    binary = 0
+    with TapeWriter(copy, source.venue, flush_bytes=1 << 16) as writer:
+        for record in source.iter_records():
+            if record.type == "recv":
+                assert record.conn is not None
+                binary += record.encoding == "base64"
+                payload = record.payload if record.encoding else record.data or ""
+                writer.recv(record.conn, payload, record.ts_ns)
+            elif record.type == "open":
+                assert record.conn is not None and record.url is not None
+                writer.open(record.conn, record.url, record.ts_ns)
+    assert binary > 1000
+    originals = [(r.type, r.ts_ns, r.data, r.encoding) for r in source.iter_records("recv", "open")]
+    copies = [(r.type, r.ts_ns, r.data, r.encoding) for r in Tape.open(copy).iter_records()]
+    assert copies == originals
+    first = next(r for r in Tape.open(copy).iter_records("recv") if r.encoding)
+    assert gzip.decompress(first.payload).startswith(b"{")
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        (b'{"type":"recv","ts_ns":1,"conn":"c1","data":"AA==","encoding":"hex"}', "encoding"),
+        (b'{"type":"recv","ts_ns":1,"conn":"c1","data":"A?==","encoding":"base64"}', "base64"),
+    ],
+)
+def test_bad_encodings_are_refused(tmp_path: Path, line: bytes, words: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(HEADER + line + b"\n")
+    with pytest.raises(TapeFormatError, match=f"line 2: .*{words}"):
+        list(Tape.open(path).iter_records())
+
+
+def test_rotation_writes_whole_tapes_that_read_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl.gz"
+    writer = TapeWriter(path, "binance", flush_interval=None, rotate_bytes=1, note="n")
+    written = []
+    for batch in range(4):
+        written.append([writer.recv("c1", f"{batch}-{i}", batch * 10 + i) for i in range(3)])
+        writer.flush()
+    writer.finish()
+    assert len(writer.paths) == 4
+    assert writer.paths == sorted(tmp_path.glob("rec.*.jsonl.gz"))
+    assert [p.name.split(".")[1] for p in writer.paths] == ["00001", "00002", "00003", "00004"]
+    for number, (segment, records) in enumerate(zip(writer.paths, written, strict=True), 1):
+        tape = Tape.open(segment, strict=True)
+        assert tape.records == records  # the line numbers given when writing are the file's
+        assert tape.header.note == "n"
+        assert tape.header.extra["segment"] == number
+        if number > 1:
+            assert tape.header.extra["continues"] == writer.paths[number - 2].name
+    sequence = Tape.open_sequence(writer.paths, strict=True)
+    assert list(sequence.iter_records()) == [r for batch in written for r in batch]
+    assert sequence.dropped_bytes == 0
+
+
+def test_rotation_by_time_and_the_flushing_thread(tmp_path: Path) -> None:
+    path = tmp_path / "rec.jsonl.gz"
+    writer = TapeWriter(path, "binance", flush_interval=0.05, rotate_seconds=0.2)
+    written: list[TapeRecord] = []
+    try:
+        # Nobody calls flush(): the writer's thread flushes, and rotates as the files age.
+        record = writer.recv("c1", "first", 1)
+        deadline = time.monotonic() + 60
+        while record not in Tape.open(writer.path).records:
+            assert time.monotonic() < deadline, "the writer thread did not flush"
+            time.sleep(0.01)
+        written.append(record)
+        while len(writer.paths) < 3:
+            assert time.monotonic() < deadline, "the writer thread did not rotate"
+            written.append(writer.recv("c1", str(len(written)), len(written) + 1))
+            time.sleep(0.01)  # a record every 10 ms, as a feed would send them
+    finally:
+        writer.finish()
+    for segment in writer.paths:
+        assert Tape.open(segment, strict=True).records
+    assert list(Tape.open_sequence(writer.paths, strict=True).iter_records()) == written
+
+
+def test_writer_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="rotate_bytes must be a positive integer, got 0"):
+        TapeWriter(tmp_path / "t.jsonl", "x", rotate_bytes=0)
+    with pytest.raises(ConfigError, match="flush_interval"):
+        TapeWriter(tmp_path / "t.jsonl", "x", flush_interval=0)
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_a_failed_write_in_the_thread_reaches_the_caller(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    writer = TapeWriter(path, "binance", flush_interval=0.01)
+    assert writer._file is not None
+    os.close(writer._file.fileno())  # the disk goes away under the writer
+    writer.recv("c1", "x", 1)
+    deadline = time.monotonic() + 60
+    with pytest.raises(OSError, match="writing the tape failed"):
+        while True:
+            assert time.monotonic() < deadline
+            writer.recv("c1", "x", 1)
+            time.sleep(0.01)
+    with pytest.raises(OSError):
+        writer.finish()
+    assert writer.closed
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ("missing/t.jsonl.gz", "the directory .*missing' does not exist"),
+        ("file/t.jsonl.gz", "is not a directory"),
+        ("dir", "is a directory"),
+    ],
+)
+def test_recording_paths_are_checked_before_anything_runs(
+    tmp_path: Path, bad: str, words: str
+) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(ConfigError, match=words):
+        Recording.of(str(tmp_path / bad))
+    Recording.of(tmp_path / "fine.jsonl.gz")

@@ -231,9 +231,10 @@ async def test_feed_over_loopback_equals_in_process_replay(
         0,
         0,
     )
-    # What the Feed recorded replays to the same books, under the session's venue name.
+    # What the Feed recorded replays to the same books, under the feed's name (a bybit-spot
+    # recording says bybit-spot).
     recorded = Tape.open(recording)
-    assert recorded.venue == feed.spec.session_venue
+    assert recorded.venue == case.venue
     proof = verify(recorded)
     assert proof.failures() == []
     assert proof.book_updates == case.books

@@ -176,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     from lobfeed.bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
+    from lobfeed.record import add_parser as add_record_parser
+
+    add_record_parser(sub)
     return parser
 
 

@@ -94,7 +94,7 @@ class TapeReplayer:
             if record.type == "recv" and record.data is not None and record.conn is not None:
                 session = self.session_for(record.conn)
                 self.current_venue = self.venue_of(record.conn)
-                yield from self._feed(record, session, record.data.encode())
+                yield from self._feed(record, session, record.payload)
             elif record.type == "open" and record.conn is not None and record.url:
                 self.markets[record.conn] = self._market(record.url)
             elif record.type == "http" and record.url and record.data is not None:
@@ -104,7 +104,7 @@ class TapeReplayer:
                 conn = self._snapshot_conn(symbol)
                 session = self.session_for(conn)
                 self.current_venue = self.venue_of(conn)
-                yield from self._feed(record, session, record.data.encode(), symbol)
+                yield from self._feed(record, session, record.payload, symbol)
 
     @staticmethod
     def _feed(
@@ -193,6 +193,8 @@ class Proof:
     min_depth: tuple[int, int] = (0, 0)
     """Fewest bid and ask levels over all applied book updates (each side on its own)."""
     disagreements: list[str] = field(default_factory=list)
+    cut: str | None = None
+    """What the tape's cut dropped, for a tape whose writer was killed (None: a whole tape)."""
 
     def failures(self, *, allow_gaps: bool = False) -> list[str]:
         problems: list[str] = []
@@ -235,6 +237,7 @@ class Proof:
             "max_depth": list(self.max_depth),
             "min_depth": list(self.min_depth),
             "disagreements": self.disagreements[:20],
+            "cut": self.cut,
         }
 
 
@@ -305,6 +308,7 @@ def verify(tape: Tape) -> Proof:
             proof.crossed += counters["crossed"]
             proof.ids_backwards += counters["ids_backwards"]
     proof.symbols = len(symbols)
+    proof.cut = None if tape.damage is None else str(tape.damage)
     proof.max_depth = (max_bids, max_asks)
     proof.min_depth = (min_bids or 0, min_asks or 0)
     return proof
@@ -331,6 +335,8 @@ def format_proof(proof: Proof, *, allow_gaps: bool = False) -> str:
     lines.append(f"  trades, candles         {proof.trades}, {proof.candles}")
     lines.append(f"  deepest book (bid/ask)  {proof.max_depth[0]}/{proof.max_depth[1]}")
     lines.append(f"  shallowest (bid/ask)    {proof.min_depth[0]}/{proof.min_depth[1]}")
+    if proof.cut is not None:
+        lines.append(f"  cut tape                {proof.cut}")
     for text in proof.disagreements[:10]:
         lines.append(f"  ! {text}")
     problems = proof.failures(allow_gaps=allow_gaps)

@@ -23,10 +23,12 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -65,7 +67,7 @@ from lobfeed.exceptions import (
     VenueErrorMessage,
 )
 from lobfeed.sinks.base import Sink, feed_callbacks
-from lobfeed.tape import TapeWriter
+from lobfeed.tape import Recording, TapeWriter
 from lobfeed.venues import BOOK, CANDLES, TRADES, Subscription, VenueSpec, spec_for
 
 log = logging.getLogger("lobfeed.feed")
@@ -161,7 +163,7 @@ class Connection:
             return functools.partial(feed._on_frame, session)
 
         def recorded(raw: bytes, ts_ns: int) -> None:
-            tape.recv(self.name, raw.decode("utf-8", "replace"), ts_ns)
+            tape.recv_frame(self.name, raw, ts_ns)
             feed._on_frame(session, raw, ts_ns)
 
         return recorded
@@ -172,7 +174,7 @@ class Connection:
 
         def handle(raw: bytes, ts_ns: int) -> None:
             if feed._tape is not None:
-                feed._tape.recv(self.name, raw.decode("utf-8", "replace"), ts_ns)
+                feed._tape.recv_frame(self.name, raw, ts_ns)
             events = feed._receive(session, raw, ts_ns)
             if events:
                 self.deliver(events)
@@ -583,7 +585,10 @@ class Feed:
     behind.
 
     ``ws_url``/``rest_url`` point the feed at another server (the local exchange server in
-    tests). ``record`` writes every frame to a lobfeed-tape/1 file. ``resync`` picks how a book
+    tests). ``record`` (a path, or a :class:`~lobfeed.tape.Recording` for rotation and
+    flushing choices) writes every frame sent and received, every snapshot and every connection
+    opened to a lobfeed-tape/1 file, which a crash cuts only at its last second; a path that
+    cannot be written raises ``ConfigError`` here. ``resync`` picks how a book
     that lost sync is rebuilt where the venue offers a choice (``"snapshot"``, ``"resubscribe"``;
     ``None``: the venue's way). ``options`` (a :class:`ConnectOptions`) holds every timeout,
     limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
@@ -623,7 +628,7 @@ class Feed:
         conflate: bool = False,
         async_queue: int = 10_000,
         lag_warning: float = 5.0,
-        record: str | None = None,
+        record: str | os.PathLike[str] | Recording | None = None,
         resync: str | None = None,
         venue_options: Mapping[str, str] | None = None,
         sinks: Iterable[Sink] = (),
@@ -731,8 +736,11 @@ class Feed:
         self._slot_of = {
             symbol.lower(): slot for slot in self.slots for symbol in slot.subscription.symbols
         }
-        self._record_path = record
+        # A tape that cannot be created is refused now, not when run() starts.
+        self._record = Recording.of(record) if record is not None else None
         self._tape: TapeWriter | None = None
+        #: The files the recording wrote, in order (more than one when it rotates).
+        self.tape_paths: list[Path] = []
         self._http: aiohttp.ClientSession | None = None
         self._number = 0
         self._fatal: LobfeedError | None = None
@@ -1046,14 +1054,15 @@ class Feed:
 
     @contextlib.contextmanager
     def _recording(self) -> Iterator[None]:
-        if self._record_path is None:
+        if self._record is None:
             yield
             return
         # The header names the decoding session's venue (``bybit`` for ``bybit-spot``): the
         # connection URLs in the tape keep what differs, and replay needs the session's name.
         note = f"recorded by lobfeed Feed ({self.venue})"
-        with TapeWriter(self._record_path, self.spec.session_venue, note=note) as tape:
+        with self._record.writer(self.spec.name, note=note) as tape:
             self._tape = tape
+            self.tape_paths = tape.paths
             try:
                 yield
             finally:
