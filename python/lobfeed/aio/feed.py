@@ -1057,8 +1057,8 @@ class Feed:
         if self._record is None:
             yield
             return
-        # The header names the decoding session's venue (``bybit`` for ``bybit-spot``): the
-        # connection URLs in the tape keep what differs, and replay needs the session's name.
+        # The header names the feed (``bybit-spot``), so replay and serve know the market;
+        # its spec names the session that decodes it.
         note = f"recorded by lobfeed Feed ({self.venue})"
         with self._record.writer(self.spec.name, note=note) as tape:
             self._tape = tape

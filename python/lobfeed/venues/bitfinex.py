@@ -37,6 +37,16 @@ class BitfinexSpec(VenueSpec):
     # "You can subscribe to 25 channels at the same time on the same connection"
     # (docs.bitfinex.com/docs/ws-public); each symbol's book, trades and ticker are a channel.
     max_streams_per_connection = 25
+    # Trades are preceded by a snapshot of recent ones on subscribe.
+    history_channels = frozenset({TRADES})
+
+    def normalize_symbol(self, symbol: str) -> str:
+        # Trading pairs are ``t`` + upper case (``tBTCUSD``, ``tTESTBTC:TESTUSD``), funding
+        # currencies ``f`` + upper case; a bare pair is a trading pair.
+        if len(symbol) > 1 and symbol[0] in "tTfF" and symbol[1:].isupper():
+            return symbol[0].lower() + symbol[1:]
+        body = symbol[1:] if len(symbol) > 4 and symbol[0] in "tf" else symbol
+        return "t" + body.upper()
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/ws/2"

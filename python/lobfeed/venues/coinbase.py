@@ -34,6 +34,8 @@ class CoinbaseSpec(VenueSpec):
     ws_url = "wss://advanced-trade-ws.coinbase.com"
     rest_url = "https://api.coinbase.com"
     channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
+    # Candles start with the last 99 (up to hours old) on subscribe.
+    history_channels = frozenset({CANDLES})
 
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         products = list(sub.symbols)

@@ -24,6 +24,8 @@ class GeminiSpec(VenueSpec):
     ws_url = "wss://api.gemini.com"
     rest_url = "https://api.gemini.com"
     channels = frozenset({BOOK, TRADES})
+    # Recent trades come as a batch on subscribe, before the live ones.
+    history_channels = frozenset({TRADES})
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v2/marketdata"
