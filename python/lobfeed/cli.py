@@ -126,8 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     from lobfeed.bench import add_parser as add_bench_parser
+    from lobfeed.export import add_parser as add_export_parser
 
     add_bench_parser(sub)
+    add_export_parser(sub)
     return parser
 
 
