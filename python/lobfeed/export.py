@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def _channels(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def _at_least(minimum: int) -> type[int] | object:
+def _at_least(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -189,6 +189,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=100_000,
         help="rows of one partition per row group (default 100000)",
     )
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="write into a directory that already holds files (another tape's, say)",
+    )
     p.set_defaults(run=run)
 
 
@@ -202,11 +207,19 @@ def run(args: argparse.Namespace) -> int:
     tape = Path(args.tape)
     if not tape.is_file():
         return _usage(f"no such tape: {args.tape}")
+    if out.is_dir() and any(out.iterdir()) and not args.append:
+        return _usage(
+            f"{out} is not empty: the export would add to what is there; give a new "
+            "directory, or --append"
+        )
     try:
         sink = _make_sink(fmt, out, channels, args)
         result = export_tape(tape, sink)
     except LobfeedError as exc:
         return _usage(str(exc))
+    except OSError as exc:
+        print(f"lobfeed export: cannot write {out}: {exc}", file=sys.stderr)
+        return 1
     written = ", ".join(
         f"{key[5:]} {value}"
         for key, value in sorted(result.stats.items())

@@ -211,9 +211,7 @@ class RowMaker:
                 return
             state.top = top
             batch = self._batch(self.snapshot_table, venue, symbol, ts_ns)
-            batch.records.append(
-                (update.seq, update.exchange_ts_ns or None, ts_ns, top[0], top[1])
-            )
+            batch.records.append((update.seq, update.exchange_ts_ns or None, ts_ns, top[0], top[1]))
             self._grew(batch, 1)
 
     def _levels(
@@ -471,6 +469,8 @@ class RowSink(Sink):
         self._ticker: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._finished = False
+        # Between open() and finish(): events are taken.
+        self._taking = False
         self.batches_dropped = 0
         self.rows_dropped = 0
         # Counted by the writer thread: rows of batches that came after a write error.
@@ -490,6 +490,7 @@ class RowSink(Sink):
         if self._thread is not None:
             return
         self._writer = self._make_writer()
+        self._taking = True
         self._thread = threading.Thread(
             target=self._write_loop, args=(self._writer,), name=f"lobfeed-{self.name}", daemon=True
         )
@@ -503,41 +504,54 @@ class RowSink(Sink):
 
     def flush(self) -> None:
         """Hands every batch with rows to the writer thread (one row group each)."""
+        if not self._taking:
+            return
         for batch in self._maker.take_all():
             self._put(_WRITE, batch)
 
     def finish(self) -> None:
         """Writes what is left, closes every file, stops the thread; raises a write error."""
-        if self._finished:
-            return
-        self._finished = True
-        if self._thread is not None:
-            self.flush()
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+        self.flush()
+        self._stop_writer()
 
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
-        await asyncio.to_thread(self.finish)
+        # The rows are taken here, on the loop that makes them; the thread is waited for off it.
+        self.flush()
+        await asyncio.to_thread(self._stop_writer)
+
+    def _stop_writer(self) -> None:
+        self._taking = False
+        if not self._finished:
+            self._finished = True
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+        if self._error is not None:
+            raise self._error
 
     # -- Sink ---------------------------------------------------------------------------------
 
     def on_book(self, update: Any) -> None:
+        if not self._taking:
+            self._refuse()
         self._maker.book(update)
         if self._maker.ready:
             self._hand_ready()
 
     def on_trade(self, trade: Any) -> None:
+        if not self._taking:
+            self._refuse()
         self._maker.trade(trade)
         if self._maker.ready:
             self._hand_ready()
 
     def on_candle(self, candle: Any) -> None:
+        if not self._taking:
+            self._refuse()
         self._maker.candle(candle)
         if self._maker.ready:
             self._hand_ready()
@@ -569,14 +583,19 @@ class RowSink(Sink):
     def _now(self) -> int:
         return self._maker.last_ts_ns if self._data_clock else time.time_ns()
 
+    def _refuse(self) -> None:
+        state = "finished" if self._finished else "not started"
+        raise ConfigError(
+            f"{type(self).__name__} is {state}: await start() (or call open()) before handing "
+            "it events, and hand it none after close()"
+        )
+
     def _hand_ready(self) -> None:
         ready, self._maker.ready = self._maker.ready, []
         for batch in ready:
             self._put(_WRITE, batch)
 
     def _put(self, kind: str, batch: Batch | None) -> None:
-        if self._thread is None:
-            raise RuntimeError(f"{type(self).__name__} is not open: call open() or start()")
         job = (kind, batch, self._now())
         if self._wait_when_full:
             self._queue.put(job)
@@ -599,7 +618,7 @@ class RowSink(Sink):
             job = self._queue.get()
             if job is None:
                 break
-            kind, batch, now_ns = job
+            _kind, batch, now_ns = job
             if self._error is not None:
                 if batch is not None:
                     self._rows_unwritten += batch.rows
