@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,39 +94,64 @@ def export_tape(tape_path: str | Path, sink: RowSink) -> ExportResult:
 # -- command line ---------------------------------------------------------------------------
 
 
+class _Usage(Exception):
+    """A bad option value: one line for stderr."""
+
+
 def _channels(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
     for channel in chosen:
         if channel not in CHANNELS:
-            raise argparse.ArgumentTypeError(
-                f"unknown channel {channel!r}; choose from {','.join(CHANNELS)}"
+            raise _Usage(
+                f"--channels: unknown channel {channel!r}; choose from {','.join(CHANNELS)}"
             )
     if not chosen:
-        raise argparse.ArgumentTypeError(f"no channel given; choose from {','.join(CHANNELS)}")
+        raise _Usage(f"--channels: none given; choose from {','.join(CHANNELS)}")
     return chosen
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
+def _integer(option: str, text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _Usage(f"{option}: not an integer: {text!r}") from None
+    if value < minimum:
+        raise _Usage(f"{option}: must be >= {minimum}, got {value}")
+    return value
 
 
-def _seconds(text: str) -> float:
+def _seconds(option: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise _Usage(f"{option}: not a number: {text!r}") from None
     if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text}")
+        raise _Usage(f"{option}: must be a number of seconds > 0, got {text}")
     return value
+
+
+@dataclass(frozen=True)
+class _Options:
+    channels: tuple[str, ...] | None
+    depth: int | None
+    snapshot_depth: int
+    snapshot_every_ms: int
+    roll_bytes: int
+    roll_seconds: float
+    flush_rows: int
+
+
+def _options(args: argparse.Namespace) -> _Options:
+    # Checked here rather than by argparse, so that a bad value is one line, not a usage dump.
+    return _Options(
+        channels=_channels(args.channels) if args.channels is not None else None,
+        depth=_integer("--depth", args.depth, 1) if args.depth is not None else None,
+        snapshot_depth=_integer("--snapshot-depth", args.snapshot_depth, 1),
+        snapshot_every_ms=_integer("--snapshot-every-ms", args.snapshot_every_ms, 0),
+        roll_bytes=_integer("--roll-bytes", args.roll_bytes, 1),
+        roll_seconds=_seconds("--roll-seconds", args.roll_seconds),
+        flush_rows=_integer("--flush-rows", args.flush_rows, 1),
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,44 +174,37 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--channels",
-        type=_channels,
         help=f"comma-separated tables of {','.join(CHANNELS)} (default: all for parquet; "
         "book,book_snapshot,trades for tardis-csv)",
     )
     p.add_argument(
         "--depth",
-        type=_at_least(1),
         help="levels a side the incremental book follows (default: the whole book)",
     )
     p.add_argument(
         "--snapshot-depth",
-        type=_at_least(1),
-        default=25,
+        default="25",
         help="levels a side of the book snapshot table (default 25)",
     )
     p.add_argument(
         "--snapshot-every-ms",
-        type=_at_least(0),
-        default=0,
+        default="0",
         help="one book snapshot row per this many ms of tape time; 0 (default): whenever "
         "the top levels change",
     )
     p.add_argument(
         "--roll-bytes",
-        type=_at_least(1),
-        default=128 * 1024 * 1024,
+        default=str(128 * 1024 * 1024),
         help="parquet: start a new file once one reaches this size (default 128 MiB)",
     )
     p.add_argument(
         "--roll-seconds",
-        type=_seconds,
-        default=3600.0,
+        default="3600",
         help="parquet: start a new file after this many seconds of tape time (default 3600)",
     )
     p.add_argument(
         "--flush-rows",
-        type=_at_least(1),
-        default=100_000,
+        default="100000",
         help="rows of one partition per row group (default 100000)",
     )
     p.add_argument(
@@ -201,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
     fmt, out = _format_and_dir(args)
     if fmt is None or out is None:
         return 2
-    channels: Sequence[str] = args.channels or DEFAULT_CHANNELS[fmt]
+    try:
+        options = _options(args)
+    except _Usage as exc:
+        return _usage(str(exc))
+    channels: Sequence[str] = options.channels or DEFAULT_CHANNELS[fmt]
     if fmt == TARDIS_CSV and CANDLES in channels:
         return _usage("--channels candles: tardis-csv has no candle layout; use --parquet")
     tape = Path(args.tape)
@@ -213,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
             "directory, or --append"
         )
     try:
-        sink = _make_sink(fmt, out, channels, args)
+        sink = _make_sink(fmt, out, channels, options, args.tape)
         result = export_tape(tape, sink)
     except LobfeedError as exc:
         return _usage(str(exc))
@@ -233,30 +255,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _make_sink(fmt: str, out: Path, channels: Sequence[str], args: argparse.Namespace) -> RowSink:
+def _make_sink(
+    fmt: str, out: Path, channels: Sequence[str], options: _Options, tape: str
+) -> RowSink:
     from lobfeed.tape import Tape
 
-    venue = Tape.open(args.tape).header.venue
-    common = {
-        "venue": venue,
-        "channels": channels,
-        "depth": args.depth,
-        "snapshot_depth": args.snapshot_depth,
-        "book_snapshot_every_ms": args.snapshot_every_ms,
-        "flush_rows": args.flush_rows,
-        "flush_seconds": None,
-        "when_full": "wait",
-        "clock": "data",
-    }
+    venue = Tape.open(tape).header.venue
     if fmt == PARQUET:
         from lobfeed.sinks.parquet import ParquetSink
 
         return ParquetSink(
-            out, roll_bytes=args.roll_bytes, roll_seconds=args.roll_seconds, **common
+            out,
+            venue=venue,
+            channels=channels,
+            depth=options.depth,
+            snapshot_depth=options.snapshot_depth,
+            book_snapshot_every_ms=options.snapshot_every_ms,
+            roll_bytes=options.roll_bytes,
+            roll_seconds=options.roll_seconds,
+            flush_rows=options.flush_rows,
+            flush_seconds=None,
+            when_full="wait",
+            clock="data",
         )
     from lobfeed.sinks.tardis import TardisCsvSink
 
-    return TardisCsvSink(out, **common)
+    return TardisCsvSink(
+        out,
+        venue=venue,
+        channels=channels,
+        depth=options.depth,
+        snapshot_depth=options.snapshot_depth,
+        book_snapshot_every_ms=options.snapshot_every_ms,
+        flush_rows=options.flush_rows,
+        flush_seconds=None,
+        when_full="wait",
+        clock="data",
+    )
 
 
 def _format_and_dir(args: argparse.Namespace) -> tuple[str | None, Path | None]:
