@@ -398,6 +398,21 @@ def test_a_depth_limit_writes_the_top_levels_exactly(
     assert 1000 < updates_with_rows < len(lines)
 
 
+def test_timed_book_snapshots_take_the_first_update_of_each_period(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    tape = tape_path(ETH_TAPE)
+    export(tape, tmp_path, "--channels", "book_snapshot", "--snapshot-every-ms", "1000")
+    rows = read_table(tmp_path, "book_snapshot_25").to_pylist()
+    seconds = [row["ts"].value // 1_000_000_000 for row in rows]
+    assert seconds == sorted(set(seconds))  # one row a second at most
+    # ... and in every second with an update, the row of its first update.
+    firsts: dict[int, int] = {}
+    for line in replay_lines(tape, 25):
+        firsts.setdefault(line["ts_ns"] // 1_000_000_000, line["seq"])
+    assert [row["seq"] for row in rows] == [firsts[s] for s in sorted(firsts)]
+
+
 # -- files ----------------------------------------------------------------------------------
 
 
@@ -509,6 +524,7 @@ async def test_a_live_feed_writes_what_export_writes(
 ) -> None:
     sink = ParquetSink(tmp_path, venue="binance")
     await sink.start()
+    callbacks = feed_callbacks([sink])
     async with ExchangeServer(Tape.open(tape_path(ETH_TAPE)), speed=float("inf")) as server:
         feed = Feed(
             "binance",
@@ -517,7 +533,10 @@ async def test_a_live_feed_writes_what_export_writes(
             ws_url=server.ws_url,
             rest_url=server.rest_url,
             reconnect=False,
-            **feed_callbacks([sink]),
+            on_book=callbacks["on_book"],
+            on_trade=callbacks["on_trade"],
+            on_event=callbacks["on_event"],
+            on_status=callbacks["on_status"],
         )
         await asyncio.wait_for(feed.run(), TIMEOUT)
     await sink.close()
