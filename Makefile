@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-PYDEPS  := websockets orjson numpy aiohttp python-socks aiohttp-socks rich pytest pytest-asyncio pytest-benchmark mypy ruff maturin
+PYDEPS  := websockets orjson numpy aiohttp python-socks aiohttp-socks rich pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 

@@ -174,11 +174,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     from lobfeed.bench import add_parser as add_bench_parser
-
-    add_bench_parser(sub)
+    from lobfeed.export import add_parser as add_export_parser
     from lobfeed.record import add_parser as add_record_parser
 
+    add_bench_parser(sub)
     add_record_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

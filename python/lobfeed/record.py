@@ -200,10 +200,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--tape",
-        required=True,
         metavar="FILE",
         help="the tape to write (.jsonl.gz, or .jsonl uncompressed); with several feeds it "
         "must contain {venue}, which each feed fills in",
+    )
+    p.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help="also (or instead) write Parquet datasets under DIR: candles, trades, books "
+        "(docs/parquet.md)",
     )
     p.add_argument(
         "--channels",
@@ -363,23 +368,30 @@ def _record_config(args: argparse.Namespace) -> RunConfig:
             )
         )
 
-    options: dict[str, Any] = {
-        "path": args.tape,
-        "flush_interval": args.flush_interval,
-        "fsync": not args.no_fsync,
-    }
-    if args.rotate_bytes is not None:
-        options["rotate_bytes"] = args.rotate_bytes
-    if args.rotate_seconds is not None:
-        options["rotate_seconds"] = args.rotate_seconds
-    check_tape_options(options, "--tape")
-    if len(feeds) > 1 and "{venue}" not in args.tape and "{feed}" not in args.tape:
-        raise ConfigError(
-            f"--tape {args.tape!r}: several venues are recorded, one tape each: put {{venue}} "
-            "in the file name (e.g. rec-{venue}.jsonl.gz)"
-        )
-    tape = SinkConfig(TAPE, options, None, "--tape")
-    return RunConfig(tuple(feeds), (tape,), None, RECORD)
+    if args.tape is None and args.parquet is None:
+        raise ConfigError("say where to record: --tape FILE, --parquet DIR, or both")
+    sinks: list[SinkConfig] = []
+    if args.tape is not None:
+        options: dict[str, Any] = {
+            "path": args.tape,
+            "flush_interval": args.flush_interval,
+            "fsync": not args.no_fsync,
+        }
+        if args.rotate_bytes is not None:
+            options["rotate_bytes"] = args.rotate_bytes
+        if args.rotate_seconds is not None:
+            options["rotate_seconds"] = args.rotate_seconds
+        check_tape_options(options, "--tape")
+        if len(feeds) > 1 and "{venue}" not in args.tape and "{feed}" not in args.tape:
+            raise ConfigError(
+                f"--tape {args.tape!r}: several venues are recorded, one tape each: put "
+                "{venue} in the file name (e.g. rec-{venue}.jsonl.gz)"
+            )
+        sinks.append(SinkConfig(TAPE, options, None, "--tape"))
+    if args.parquet is not None:
+        # One dataset for every feed: its partitions are per venue and symbol.
+        sinks.append(SinkConfig("parquet", {"directory": args.parquet}, None, "--parquet"))
+    return RunConfig(tuple(feeds), tuple(sinks), None, RECORD)
 
 
 def _record_command(args: argparse.Namespace) -> int:
