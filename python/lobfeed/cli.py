@@ -128,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     from lobfeed.bench import add_parser as add_bench_parser
 
     add_bench_parser(sub)
+    from lobfeed.fanout import add_parser as add_fanout_parser
+    add_fanout_parser(sub)
     return parser
 
 
