@@ -45,6 +45,8 @@ QUOTE = "quote"
 EVENT = "event"
 STATUS = "status"
 MESSAGE_TYPES = (BOOK, DELTA, TRADE, CANDLE, QUOTE, EVENT, STATUS)
+#: A transport's own message on a stream (ZeroMQ: its count so far); readers keep it.
+BEAT = "beat"
 #: The Feed's channel names (``--channels``) accepted where a message type is meant.
 ALIASES = {
     "trades": TRADE,
@@ -94,12 +96,16 @@ def untoken(text: str) -> str:
 
 def zmq_topic(channel: str, venue: str, symbol: str | None) -> bytes:
     """``book.binance.BTCUSDT.``: every part ends with the separator, so prefixes are exact."""
-    return f"{channel}.{token(venue)}.{token(symbol or NO_SYMBOL)}.".encode()
+    return f"{channel}.{token(venue)}.{_symbol_token(symbol)}.".encode()
 
 
 def nats_subject(prefix: str, channel: str, venue: str, symbol: str | None) -> str:
     """``lobfeed.book.binance.BTCUSDT``."""
-    return f"{prefix}.{channel}.{token(venue)}.{token(symbol or NO_SYMBOL)}"
+    return f"{prefix}.{channel}.{token(venue)}.{_symbol_token(symbol)}"
+
+
+def _symbol_token(symbol: str | None) -> str:
+    return NO_SYMBOL if symbol is None else token(symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +263,8 @@ class Stream:
     last: bytes | None = None
     #: Deltas: whether ``levels`` is the venue's book now (not since a ``SyncLost``).
     live: bool = False
+    #: Deltas: ``seq, exchange_ts_ns, ts_ns`` of the update that made ``levels``.
+    stamp: tuple[int | None, int | None, int] = (None, None, 0)
 
 
 class WireSink(Sink):
@@ -365,13 +373,14 @@ class WireSink(Sink):
             self._publish(dstream, delta, msg_id and f"delta:{msg_id}")
             dstream.levels = (bids, asks)
             dstream.live = True
+            dstream.stamp = (seq, exchange_ts, update.ts_ns)
 
     def delta_snapshot(self, stream: Stream) -> bytes | None:
         """A ``reset`` delta of a delta stream's current levels, numbered like its last
         message, for a late joiner (``None`` while the stream has no book)."""
         if stream.levels is None or not stream.live:
             return None
-        message = self._head(DELTA, stream.venue, stream.symbol, None, None, time.time_ns())
+        message = self._head(DELTA, stream.venue, stream.symbol, *stream.stamp)
         message.update(reset=True, bids=stream.levels[0], asks=stream.levels[1], n=stream.n)
         return _pack(message)
 

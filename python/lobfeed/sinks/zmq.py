@@ -10,6 +10,10 @@
 - ``PORT + 1``: a ROUTER socket answering snapshot requests with the newest book message of
   every book (and delta) stream under the asked prefixes, then an ``END``.
 
+Every ``heartbeat`` seconds each stream also gets a ``beat`` message carrying its count so far:
+a reader that lost the last messages of a stream learns it then (not only with the stream's
+next message), and a quiet publisher is told from a dead one. Readers never hand beats out.
+
 A reader joins in three steps so that no update falls between the snapshot and the stream:
 it subscribes to its topics and to a topic of its own, ``hello.<token>.``; the publisher,
 which sees subscriptions on its XPUB socket in the order the reader sent them, answers that
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -80,8 +85,13 @@ class ZmqSink(wire.WireSink):
         deltas: bool = False,
         hwm: int = DEFAULT_HWM,
         linger: float = 2.0,
+        heartbeat: float = 1.0,
     ) -> None:
         super().__init__(venue=venue, depth=depth, deltas=deltas)
+        if heartbeat <= 0:
+            raise ConfigError(f"heartbeat {heartbeat}: seconds between beats, > 0")
+        self.heartbeat_interval = heartbeat
+        self._beat_timer: asyncio.TimerHandle | None = None
         self.host, self.port = parse_url(url)
         if hwm < 1:
             raise ConfigError(f"hwm {hwm}: a subscriber queue holds at least 1 message")
@@ -116,6 +126,7 @@ class ZmqSink(wire.WireSink):
         # Events that came before the readers were added raise no new edge on the FDs.
         self._read_subscriptions()
         self._read_requests()
+        self._beat_timer = self._loop.call_later(self.heartbeat_interval, self._beat)
         log.info("publishing on %s (snapshots on port %d)", self.url, self.port + 1)
 
     def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], ...]:
@@ -170,6 +181,26 @@ class ZmqSink(wire.WireSink):
     def _name(self, channel: str, venue: str, symbol: str | None) -> bytes:
         return wire.zmq_topic(channel, venue, symbol)
 
+    def heartbeat(self) -> None:
+        """Sends every stream's ``beat`` now (the timer does it every ``heartbeat`` s)."""
+        pub = self._pub
+        if pub is None:
+            return
+        for stream in self._streams.values():
+            beat = self._head(wire.BEAT, stream.venue, stream.symbol, None, None, time.time_ns())
+            beat["n"] = stream.n
+            try:
+                pub.send(stream.name, zmq.SNDMORE | zmq.NOBLOCK)
+                pub.send(wire.encode(beat), zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+        self._read_subscriptions()
+
+    def _beat(self) -> None:
+        self.heartbeat()
+        if self._loop is not None and self._pub is not None:
+            self._beat_timer = self._loop.call_later(self.heartbeat_interval, self._beat)
+
     # -- joins and snapshots ----------------------------------------------------------
 
     def _read_subscriptions(self) -> None:
@@ -221,6 +252,8 @@ class ZmqSink(wire.WireSink):
             log.info("snapshot to a reader not sent: %s", exc.strerror)
 
     async def close(self) -> None:
+        if self._beat_timer is not None:
+            self._beat_timer.cancel()
         if self._loop is not None:
             for sock in (self._pub, self._snap):
                 if sock is not None and not sock.closed:
@@ -409,8 +442,9 @@ class Subscriber:
             self.unreadable += 1
             return
         topic, payload = frames
-        if topic == self._hello:
-            self._on_hello(payload)
+        if topic.startswith(HELLO):
+            if topic == self._hello:  # (a '*' reader also gets the others' hellos)
+                self._on_hello(payload)
             return
         if not self._joined:
             return  # sent before this reader's subscriptions were all in place
@@ -463,6 +497,14 @@ class Subscriber:
         last = self._last_n.get(topic)
         if message["pub"] != self._pub:
             last = None  # a message of another publisher run: no count to go on from
+        if message["type"] == wire.BEAT:
+            if last is not None and n > last:
+                self.missed += n - last
+                if topic in self._books:
+                    del self._books[topic]
+                    self._resync(topic)
+            self._last_n[topic] = max(n, last or 0)
+            return
         elif last is not None and not from_snapshot:
             if n <= last:
                 return  # the snapshot already held it
