@@ -23,6 +23,7 @@ the ZeroMQ snapshot), or only ``new`` ones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -67,17 +68,49 @@ def check_url(url: str) -> str:
     return url
 
 
-async def connect(url: str, *, name: str) -> Client:
+async def connect(url: str, *, name: str, timeout: float = 10.0) -> Client:
+    """A connection that reconnects for ever once made; ``ConnectError`` when the server
+    cannot be reached within ``timeout`` seconds at first."""
+
+    async def quiet(exc: Exception) -> None:
+        log.info("NATS %s: %s", url, exc)
+
     try:
-        return await nats.connect(
-            check_url(url),
-            name=name,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            allow_reconnect=True,
+        return await asyncio.wait_for(
+            nats.connect(
+                check_url(url),
+                name=name,
+                connect_timeout=min(5.0, timeout),
+                max_reconnect_attempts=-1,
+                allow_reconnect=True,
+                error_cb=quiet,
+            ),
+            timeout,
         )
-    except (OSError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:
-        raise ConnectError(f"cannot reach NATS at {url}: {exc}", url=url) from None
+    except (OSError, TimeoutError, nats.errors.NoServersError, nats.errors.TimeoutError) as exc:
+        raise ConnectError(
+            f"cannot reach NATS at {url} within {timeout:g} s: {exc or type(exc).__name__}",
+            url=url,
+        ) from None
+
+
+def stream_config(
+    name: str,
+    max_age: float = DEFAULT_MAX_AGE,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    dedup_window: float = DEFAULT_DEDUP_WINDOW,
+) -> api.StreamConfig:
+    """The JetStream stream of every ``lobfeed.>`` subject, on disk, oldest dropped first."""
+    return api.StreamConfig(
+        name=name,
+        subjects=[f"{SUBJECT_PREFIX}.>"],
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        discard=api.DiscardPolicy.OLD,
+        max_age=max_age,
+        max_bytes=max_bytes,
+        duplicate_window=dedup_window,
+    )
 
 
 class NatsSink(wire.WireSink):
@@ -98,6 +131,7 @@ class NatsSink(wire.WireSink):
         dedup_window: float = DEFAULT_DEDUP_WINDOW,
         queue: int = DEFAULT_QUEUE,
         policy: str = "drop-oldest",
+        connect_timeout: float = 10.0,
     ) -> None:
         super().__init__(venue=venue, depth=depth, deltas=deltas)
         self.url = check_url(url)
@@ -115,6 +149,7 @@ class NatsSink(wire.WireSink):
                 f"dedup_window {dedup_window} s is longer than max_age {max_age} s: NATS "
                 "refuses a duplicate window longer than the messages live"
             )
+        self.connect_timeout = connect_timeout
         self.stream_name = stream
         self.max_age = max_age
         self.max_bytes = max_bytes
@@ -123,6 +158,9 @@ class NatsSink(wire.WireSink):
         self.drop_oldest = policy == "drop-oldest"
         self._queue: deque[tuple[str, bytes, str | None]] = deque()
         self._wake = asyncio.Event()
+        #: Set while everything queued has been handed to JetStream.
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._closing = False
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -134,22 +172,13 @@ class NatsSink(wire.WireSink):
         self.failed = 0
 
     async def start(self) -> None:
-        self._nc = await connect(self.url, name="lobfeed-publish")
+        self._nc = await connect(self.url, name="lobfeed-publish", timeout=self.connect_timeout)
         self._js = self._nc.jetstream()
         await self._ensure_stream(self._js)
         self._sender = asyncio.create_task(self._send_loop(), name="lobfeed-nats-send")
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
-        config = api.StreamConfig(
-            name=self.stream_name,
-            subjects=[f"{SUBJECT_PREFIX}.>"],
-            storage=api.StorageType.FILE,
-            retention=api.RetentionPolicy.LIMITS,
-            discard=api.DiscardPolicy.OLD,
-            max_age=self.max_age,
-            max_bytes=self.max_bytes,
-            duplicate_window=self.dedup_window,
-        )
+        config = stream_config(self.stream_name, self.max_age, self.max_bytes, self.dedup_window)
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
@@ -169,6 +198,7 @@ class NatsSink(wire.WireSink):
         queue.append((stream.name, payload, msg_id))
         self.queued += 1
         if len(queue) == 1:
+            self._drained.clear()
             self._wake.set()
 
     async def _send_loop(self) -> None:
@@ -177,6 +207,7 @@ class NatsSink(wire.WireSink):
         queue = self._queue
         while True:
             if not queue:
+                self._drained.set()
                 if self._closing:
                     return
                 self._wake.clear()
@@ -201,6 +232,16 @@ class NatsSink(wire.WireSink):
         else:
             self.acked += 1
 
+    async def flush(self) -> None:
+        """Waits until everything queued so far is published and acknowledged."""
+        if self._sender is None or self._js is None:
+            return
+        if self._sender.done():
+            await self._sender  # raises what ended it, if anything did
+        else:
+            await self._drained.wait()
+        await self._js.publish_async_completed()
+
     async def close(self, timeout: float = 30.0) -> None:
         """Publishes what is queued and waits for JetStream's acknowledgements (at most
         ``timeout`` seconds), then closes the connection."""
@@ -208,25 +249,18 @@ class NatsSink(wire.WireSink):
         self._wake.set()
         if self._sender is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._sender), timeout)
-                if self._js is not None:
-                    await asyncio.wait_for(self._js.publish_async_completed(), timeout)
+                await asyncio.wait_for(self.flush(), timeout)
             except TimeoutError:
-                log.warning("NATS: %d messages unacknowledged at close", self.unacked)
+                pending = len(self._queue)
+                if self._js is not None:
+                    pending += self._js.publish_async_pending()
+                log.warning("NATS: %d messages unacknowledged at close", pending)
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
+            self._sender = None
         if self._nc is not None:
             await self._nc.close()
             self._nc = None
-
-    @property
-    def unacked(self) -> int:
-        return self.queued - self.acked - self.duplicates - self.failed - self._dropped_queued
-
-    @property
-    def _dropped_queued(self) -> int:
-        # With drop-oldest, a dropped message had been counted as queued.
-        return self.dropped if self.drop_oldest else 0
 
     def stats(self) -> dict[str, int]:
         return {
@@ -264,6 +298,7 @@ class Subscriber:
         deliver: str = "last",
         stream: str = DEFAULT_STREAM,
         batch: int = 256,
+        connect_timeout: float = 10.0,
     ) -> None:
         self.url = check_url(url)
         self.filters = [wire.Filter.parse(t) for t in topics] or [wire.Filter(None)]
@@ -277,6 +312,7 @@ class Subscriber:
         self.deliver = deliver
         self.stream_name = stream
         self.batch = batch
+        self.connect_timeout = connect_timeout
         self._nc: Client | None = None
         self._psub: JetStreamContext.PullSubscription | None = None
         self._consumer: str | None = None
@@ -295,7 +331,7 @@ class Subscriber:
         await self.close()
 
     async def start(self) -> None:
-        self._nc = await connect(self.url, name="lobfeed-sub")
+        self._nc = await connect(self.url, name="lobfeed-sub", timeout=self.connect_timeout)
         js = self._nc.jetstream()
         subjects = [f.nats_subject(SUBJECT_PREFIX) for f in self.filters]
         config = api.ConsumerConfig(
@@ -306,15 +342,15 @@ class Subscriber:
             max_ack_pending=-1,
         )
         try:
-            self._psub = await js.pull_subscribe(
-                subjects[0], durable=self.durable, stream=self.stream_name, config=config
-            )
+            await js.stream_info(self.stream_name)
         except nats.js.errors.NotFoundError:
-            await self._nc.close()
-            raise ConfigError(
-                f"no JetStream stream {self.stream_name!r} on {self.url}: start a publisher "
-                "first (lobfeed publish ... --to nats://...)"
-            ) from None
+            # A reader may start before any publisher: it makes the stream (with the default
+            # limits, which the first publisher then sets to its own).
+            with contextlib.suppress(nats.js.errors.BadRequestError):
+                await js.add_stream(stream_config(self.stream_name))
+        self._psub = await js.pull_subscribe(
+            subjects[0], durable=self.durable, stream=self.stream_name, config=config
+        )
 
     def stats(self) -> dict[str, int]:
         return {"received": self.received, "missed": self.missed, "unreadable": self.unreadable}
