@@ -363,8 +363,13 @@ async def test_publish_a_live_feed_and_sub_joining_late_prints_replay_lines(
             assert found is not None
             sub = await asyncio.create_subprocess_exec(
                 *lobfeed_command(
-                    "sub", found.group(1), "--topic", "book.binance.ETHUSDT", "--json",
-                    "--count", str(count),
+                    "sub",
+                    found.group(1),
+                    "--topic",
+                    "book.binance.ETHUSDT",
+                    "--json",
+                    "--count",
+                    str(count),
                 ),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -400,7 +405,7 @@ async def test_usage_errors_are_one_line_and_exit_2(args: list[str], message: st
     proc = await asyncio.create_subprocess_exec(
         *lobfeed_command(*args), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     assert proc.returncode == 2
     assert message in err.decode()
     assert len(err.decode().strip().splitlines()) == 1

@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub)
     from lobfeed.fanout import add_parser as add_fanout_parser
+
     add_fanout_parser(sub)
     return parser
 

@@ -285,6 +285,7 @@ async def _publish(
         else:
             from lobfeed.aio.feed import Feed
 
+            callbacks: dict[str, Any] = feed_callbacks([sink])
             feed = Feed(
                 args.venue,
                 symbols,
@@ -292,7 +293,7 @@ async def _publish(
                 ws_url=args.ws_url,
                 rest_url=args.rest_url,
                 reconnect=not args.no_reconnect,
-                **feed_callbacks([sink]),
+                **callbacks,
             )
             run = asyncio.ensure_future(feed.run())
             await _until(run, stop, on_stop=feed.stop)
@@ -311,9 +312,7 @@ async def _publish(
     return code
 
 
-async def _until(
-    work: asyncio.Future[Any], stop: asyncio.Event, on_stop: Any = None
-) -> None:
+async def _until(work: asyncio.Future[Any], stop: asyncio.Event, on_stop: Any = None) -> None:
     """Waits for ``work`` or ``stop``; on ``stop``, ends the work and waits for it."""
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -340,6 +339,8 @@ async def replay_to_sinks(
     from lobfeed._native import BookUpdate, Candle, NeedResubscribe, NeedSnapshot, Quote, Trade
     from lobfeed.replay import Rejected, TapeReplayer
 
+    # What a live feed keeps for itself or hands to other callbacks (when asked for).
+    not_events = (Rejected, NeedSnapshot, NeedResubscribe, Trade, Quote, BookUpdate)
     wanted = None if symbols is None else set(symbols)
     channels = set(channels)
     calls = feed_callbacks(sinks)
@@ -379,9 +380,8 @@ async def replay_to_sinks(
         elif kind is Candle:
             if on_candle is not None and event.closed:
                 on_candle(event)
-        elif kind not in (Rejected, NeedSnapshot, NeedResubscribe, Trade, Quote, BookUpdate):
-            if on_event is not None:
-                on_event(event)
+        elif on_event is not None and kind not in not_events:
+            on_event(event)
     return books
 
 

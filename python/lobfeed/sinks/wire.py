@@ -28,6 +28,7 @@ import os
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -138,7 +139,9 @@ class Filter:
         venue = parts[1] if len(parts) > 1 else None
         symbol = parts[2] if len(parts) > 2 else None
         if venue == "" or symbol == "":
-            raise ConfigError(f"topic {text!r}: an empty venue or symbol; write CHANNEL.VENUE.SYMBOL")
+            raise ConfigError(
+                f"topic {text!r}: an empty venue or symbol; write CHANNEL.VENUE.SYMBOL"
+            )
         return cls(channel, venue, symbol)
 
     def zmq_prefix(self) -> bytes:
@@ -165,7 +168,7 @@ class Filter:
 
 # -- encoding ---------------------------------------------------------------------------
 
-_pack = msgpack.Packer(use_bin_type=True).pack
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -313,9 +316,7 @@ class WireSink(Sink):
             )
         return str(venue)
 
-    def _publish(
-        self, stream: Stream, message: dict[str, Any], msg_id: str | None
-    ) -> bytes:
+    def _publish(self, stream: Stream, message: dict[str, Any], msg_id: str | None) -> bytes:
         stream.n += 1
         message["n"] = stream.n
         payload = _pack(message)
@@ -387,12 +388,8 @@ class WireSink(Sink):
     def on_trade(self, trade: Any) -> None:
         venue = self._venue_of(trade)
         symbol = trade.symbol
-        message = self._head(
-            TRADE, venue, symbol, None, trade.exchange_ts_ns or None, trade.ts_ns
-        )
-        message.update(
-            trade_id=trade.trade_id, side=trade.side, price=trade.price, size=trade.size
-        )
+        message = self._head(TRADE, venue, symbol, None, trade.exchange_ts_ns or None, trade.ts_ns)
+        message.update(trade_id=trade.trade_id, side=trade.side, price=trade.price, size=trade.size)
         self._publish(
             self.stream(TRADE, venue, symbol),
             message,
@@ -434,9 +431,7 @@ class WireSink(Sink):
             ask_price=quote.ask_price,
             ask_size=quote.ask_size,
         )
-        msg_id = (
-            None if seq is None else f"quote:{venue}:{symbol}:{seq}:{quote.exchange_ts_ns}"
-        )
+        msg_id = None if seq is None else f"quote:{venue}:{symbol}:{seq}:{quote.exchange_ts_ns}"
         self._publish(self.stream(QUOTE, venue, symbol), message, msg_id)
 
     def on_event(self, event: Any) -> None:
@@ -457,10 +452,13 @@ class WireSink(Sink):
         elif isinstance(event, Resynced):
             name, fields = "resynced", {}
         elif isinstance(event, ChecksumMismatch):
-            name, fields = "checksum_mismatch", {
-                "expected": event.expected,
-                "computed": event.computed,
-            }
+            name, fields = (
+                "checksum_mismatch",
+                {
+                    "expected": event.expected,
+                    "computed": event.computed,
+                },
+            )
         elif isinstance(event, SyncLost):
             name, fields = "sync_lost", {"reason": event.reason, "detail": event.detail}
             # The last book is no longer the venue's: a late joiner must wait for the next.

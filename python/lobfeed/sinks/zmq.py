@@ -27,12 +27,13 @@ answers with a new ``pub`` id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import zmq
@@ -48,6 +49,11 @@ DEFAULT_HWM = 100_000
 HELLO = b"hello."
 SNAP = b"SNAP"
 END = b"END"
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    """Whether a message waits (reading EVENTS also re-arms the socket's FD)."""
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -208,7 +214,7 @@ class ZmqSink(wire.WireSink):
         pub = self._pub
         if pub is None:
             return
-        while pub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while _readable(pub):
             frame = pub.recv(zmq.NOBLOCK)
             if frame[:1] == b"\x01" and frame[1:].startswith(HELLO):
                 # The reader's earlier subscriptions are in place: tell it so.
@@ -221,7 +227,7 @@ class ZmqSink(wire.WireSink):
         snap = self._snap
         if snap is None:
             return
-        while snap.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while _readable(snap):
             frames = snap.recv_multipart(zmq.NOBLOCK)
             if len(frames) < 3 or frames[1] != SNAP:
                 continue
@@ -403,10 +409,10 @@ class Subscriber:
         while not done():
             # Reading EVENTS until it says "nothing" re-arms each socket's FD, so the wait
             # below cannot sleep through a message that is already there.
-            while req.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while _readable(req):
                 self._on_reply(req.recv_multipart(zmq.NOBLOCK))
             taken = 0
-            while taken < 1024 and sub.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while taken < 1024 and _readable(sub):
                 self._on_update(sub.recv_multipart(zmq.NOBLOCK))
                 taken += 1
             now = loop.time()
@@ -415,17 +421,15 @@ class Subscriber:
                     del self._pending[rid]
                     log.info("snapshot request unanswered; asking again")
                     self._request(prefixes)
-            if done() or taken or req.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if done() or taken or _readable(req):
                 continue
             self._wake.clear()
             timeout = None
             if self._pending:
                 oldest = min(sent for sent, _ in self._pending.values())
                 timeout = max(0.0, oldest + self.request_timeout - loop.time())
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     def _request(self, prefixes: list[bytes]) -> None:
         assert self._req is not None and self._loop is not None
