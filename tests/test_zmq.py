@@ -26,6 +26,7 @@ from fanout_support import (
 from lobfeed._native import BookUpdate, Session
 from lobfeed.events import StatusChanged
 from lobfeed.exceptions import ConfigError, WireFormatError
+from lobfeed.replay import TapeReplayer
 from lobfeed.sinks import wire
 from lobfeed.sinks.zmq import Subscriber, ZmqSink
 from lobfeed.tape import Tape
@@ -106,6 +107,61 @@ async def test_a_late_joiner_gets_the_current_books_then_every_update(
         assert lines[len(current) :] == want[half:]
     assert late_books.stats()["snapshot_messages"] == len(current)
     assert late_books.stats()["missed"] == 0
+
+
+async def test_a_reader_is_made_whole_again_when_the_publisher_restarts(
+    tape_path: Callable[[str], Path],
+) -> None:
+    path = tape_path(TEN_SYMBOLS)
+    want = replay_book_lines(path)
+    half = len(want) // 2
+    first = ZmqSink("zmq://127.0.0.1:0", venue="binance-coinm")
+    await first.start()
+    reader = Subscriber(first.url, ["book"])
+    try:
+        await reader.start()
+        await asyncio.wait_for(reader.joined(), TIMEOUT)
+        updates = (e for _, e in TapeReplayer(Tape.open(path)).events())
+        books = (e for e in updates if isinstance(e, BookUpdate))
+        for sent, update in enumerate(books, 1):
+            first.on_book(update)
+            if sent == half:
+                break
+            if sent % 32 == 0:
+                await asyncio.sleep(0)
+        before = await asyncio.wait_for(_read(reader, half), TIMEOUT)
+        await first.close()
+        # The same address, a new process: the reader's subscriptions (its hello among them)
+        # reach it by themselves.
+        second = ZmqSink(first.url, venue="binance-coinm")
+        await second.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT
+        reading = asyncio.ensure_future(reader.recv())
+        while second.joins == 0:
+            assert loop.time() < deadline, "the reader never came back"
+            await asyncio.wait({reading}, timeout=0.05)
+        # The same tape goes on where the first publisher stopped.
+        for sent, update in enumerate(books, half + 1):
+            second.on_book(update)
+            if sent % 32 == 0:
+                await asyncio.sleep(0)
+        after = [as_line(await asyncio.wait_for(reading, TIMEOUT))]
+        while after[-1] != want[-1]:
+            after.append(as_line(await asyncio.wait_for(reader.recv(), TIMEOUT)))
+        await second.close()
+    finally:
+        await reader.close()
+    assert before == want[:half]
+    snapshot_count = reader.stats()["snapshot_messages"]
+    rest = after[snapshot_count:]
+    assert rest == want[len(want) - len(rest) :]
+    # The books the new publisher had sent before the reader came back arrive as its
+    # snapshot: each the latest of its symbol at that point.
+    skipped = want[half : len(want) - len(rest)]
+    latest = {orjson.loads(line)["symbol"]: line for line in skipped}
+    assert sorted(after[:snapshot_count]) == sorted(latest.values())
+    assert reader.stats()["resyncs"] == 1
 
 
 async def test_a_stalled_subscriber_does_not_slow_the_feed_and_its_losses_are_counted(
