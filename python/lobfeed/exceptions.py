@@ -24,6 +24,7 @@ Every error lobfeed raises on purpose derives from :class:`LobfeedError`::
     ├── UnknownVenueError (ValueError) a venue name this build does not know
     ├── UnsupportedOptionError (ValueError) a session option the venue cannot honour
     ├── TapeFormatError (ValueError)   a file that is not lobfeed-tape/1
+    ├── WireFormatError (ValueError)   a fan-out message (ZeroMQ, NATS) this version cannot read
     └── FaultSpecError (ValueError)    a test server fault spec that does not parse
 
 A ``FrameError`` concerns one frame: ``symbol`` names the symbol when the frame got far enough
@@ -171,6 +172,11 @@ class UnsupportedOptionError(LobfeedError, ValueError):
 
 class TapeFormatError(LobfeedError, ValueError):
     """A tape file does not follow the lobfeed-tape/1 format."""
+
+
+class WireFormatError(LobfeedError, ValueError):
+    """A fan-out message (``lobfeed.sinks.wire``) that is not one, or of a format version this
+    lobfeed does not read; the message names the version found and the one expected."""
 
 
 class FaultSpecError(LobfeedError, ValueError):
