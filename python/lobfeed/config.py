@@ -309,7 +309,7 @@ def resolve_sink(type_name: str, where: str) -> Callable[..., Any]:
 
 
 def sink_arguments(
-    factory: Callable[..., Any], options: Mapping[str, Any], venue: str, where: str
+    factory: Callable[..., Any], options: Mapping[str, Any], venue: str | None, where: str
 ) -> dict[str, Any]:
     """The keyword arguments to call ``factory`` with; a key it does not take is refused."""
     name = getattr(factory, "__name__", repr(factory))

@@ -63,14 +63,21 @@ class Runner:
 
         self.config = config
         self.feeds: list[Running] = []
+        # One instance per [[sinks]] entry, shared by the feeds it serves: events name their
+        # venue, and a ZeroMQ port or a Parquet directory is opened once.
+        made: dict[int, Sink] = {}
         for feed_config in config.feeds:
             recording: Recording | None = None
             sinks: list[Sink] = []
             for sink_config in config.sinks_of(feed_config):
                 if sink_config.type == TAPE:
                     recording = _recording(config, sink_config, feed_config)
-                else:
-                    sinks.append(_sink(sink_config, feed_config))
+                    continue
+                if id(sink_config) not in made:
+                    served = [f for f in config.feeds if sink_config in config.sinks_of(f)]
+                    venue = feed_config.venue if len(served) == 1 else None
+                    made[id(sink_config)] = _sink(sink_config, venue)
+                sinks.append(made[id(sink_config)])
             kwargs: dict[str, Any] = {**feed_config.feed_kwargs(), **feed_callbacks(sinks)}
             try:
                 feed = Feed(feed_config.venue, feed_config.symbols, record=recording, **kwargs)
@@ -92,7 +99,7 @@ class Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
                 handled.append(signum)
-        sinks = [sink for running in self.feeds for sink in running.sinks]
+        sinks = list({id(s): s for running in self.feeds for s in running.sinks}.values())
         started: list[Sink] = []
         try:
             for sink in sinks:
@@ -166,9 +173,11 @@ def _recording(config: RunConfig, sink: SinkConfig, feed: FeedConfig) -> Recordi
     return recording
 
 
-def _sink(sink: SinkConfig, feed: FeedConfig) -> Sink:
+def _sink(sink: SinkConfig, venue: str | None) -> Sink:
+    """The sink of a ``[[sinks]]`` entry; ``venue`` is its one feed's, ``None`` when it serves
+    several (each event then names its own)."""
     factory = resolve_sink(sink.type, sink.where)
-    arguments = sink_arguments(factory, sink.options, feed.venue, sink.where)
+    arguments = sink_arguments(factory, sink.options, venue, sink.where)
     try:
         made: Sink = factory(**arguments)
     except (LobfeedError, ValueError, TypeError) as exc:
