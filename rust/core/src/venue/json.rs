@@ -170,11 +170,14 @@ pub struct FrameFault(Option<FrameError>);
 
 impl FrameFault {
     /// `text` as a decimal; a bad one is noted as `BadNumber` in `field`.
+    #[inline]
     pub fn number<E: de::Error>(&mut self, field: &'static str, text: &str) -> Result<Decimal, E> {
         Decimal::parse(text).map_err(|error| self.bad_number(field, error))
     }
 
-    /// Notes a number that parsed but cannot be used (an overflow when negated, say).
+    /// Notes a number that does not parse, or that parsed but cannot be used (an overflow
+    /// when negated, say).
+    #[cold]
     pub fn bad_number<E: de::Error>(&mut self, field: &'static str, error: DecimalError) -> E {
         self.note(FrameError::BadNumber { field, error })
     }
@@ -185,6 +188,7 @@ impl FrameFault {
     }
 
     /// Notes `error` (unless an earlier one is noted) and gives serde's error for it.
+    #[cold]
     pub fn note<E: de::Error>(&mut self, error: FrameError) -> E {
         let e = E::custom(&error);
         self.0.get_or_insert(error);
