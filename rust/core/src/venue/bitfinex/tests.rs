@@ -596,3 +596,25 @@ fn symbols_match_in_any_case() {
         assert_eq!(s.book_channel("tETHUSD"), None);
     }
 }
+
+/// Bitfinex keeps the book at the subscribed `len` itself and checksums its top 25 levels: a
+/// smaller depth asked for does not cut the session's book (views show that depth).
+#[test]
+fn depth_does_not_cut_the_book_the_checksum_covers() {
+    let options = SessionOptions {
+        depth: Some(1),
+        ..SessionOptions::default()
+    };
+    let mut s = new_session("bitfinex", options).unwrap();
+    for frame in [
+        r#"{"event":"conf","status":"OK","flags":196608}"#,
+        r#"{"event":"subscribed","channel":"book","chanId":17,"symbol":"tBTCUSD","prec":"P0","len":"25"}"#,
+        SNAPSHOT,
+    ] {
+        feed(s.as_mut(), frame);
+    }
+    let book = &s.symbols().sync(0).unwrap().book;
+    assert_eq!((book.len(Side::Bid), book.len(Side::Ask)), (3, 3));
+    assert!(feed(s.as_mut(), &format!(r#"[17,"cs",{},2]"#, expected_crc())).is_empty());
+    assert_eq!(s.symbols().sync(0).unwrap().counters.checksum_mismatches, 0);
+}
