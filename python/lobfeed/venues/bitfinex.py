@@ -7,13 +7,34 @@ and unsubscribes only by ``chanId``, which the Rust session keeps (``Session.cha
 book is resynced by ``{"event":"unsubscribe","chanId":N}`` then the book's subscribe again,
 whose answer is a fresh snapshot. A gap in the connection's sequence resyncs every book of the
 connection that way.
-``quotes`` subscribes ``ticker``, which the Rust core does not turn into ``Quote`` events yet.
+
+``depth`` picks the book length Bitfinex serves (``len``): the shortest that holds it.
+
+==============  ==========
+``depth``       ``len``
+==============  ==========
+None            25
+1               1
+2 to 25         25
+26 to 100       100
+101 to 250      250
+==============  ==========
+
+Bitfinex keeps the book at that length itself (a level leaving it is deleted) and checksums its
+top 25 levels, so the session keeps all of it and views show ``depth`` levels. Deeper than 250
+is refused.
+
+``trades`` subscribes ``trades``, whose first message is recent history (marked
+``is_snapshot``). ``quotes`` subscribes ``ticker``, which becomes ``Quote`` events: ``seq`` is
+the frame's connection sequence number, and the sizes are Bitfinex's sums of the 25 best levels
+of a side. The ticker runs on its own schedule and can lag the book.
 """
 
 from __future__ import annotations
 
 import orjson
 
+from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, pick_depth
 
 FLAG_SEQ_ALL = 65536
@@ -47,6 +68,19 @@ class BitfinexSpec(VenueSpec):
             return symbol[0].lower() + symbol[1:]
         body = symbol[1:] if len(symbol) > 4 and symbol[0] in "tf" else symbol
         return "t" + body.upper()
+
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        depth = sub.depth
+        if depth is None:
+            return
+        deepest = max(LENGTHS)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= deepest:
+            lengths = ", ".join(map(str, LENGTHS))
+            raise ConfigError(
+                f"bitfinex depth must be a whole number from 1 to {deepest} (book lengths "
+                f"{lengths}), not {depth!r}"
+            )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/ws/2"

@@ -2,14 +2,21 @@
 
 ``l2`` carries both the book (the first ``l2_updates`` of a symbol is its full book) and the
 trades, so either channel subscribes it. There are no sequence numbers; a resync is an
-unsubscribe and a subscribe of the symbol's ``l2``, whose answer is a fresh full book. The v1
-per-symbol protocol (Rust session ``gemini-v1:SYMBOL``) has no spec here.
+unsubscribe and a subscribe of the symbol's ``l2``, whose answer is a fresh full book. The first
+frame's recent trades are history (marked ``is_snapshot``). The v1 per-symbol protocol (Rust
+session ``gemini-v1:SYMBOL``) has no spec here.
+
+Gemini streams whole books, with no depth to choose: any ``depth`` of 1 or more is served by
+the same ``l2`` stream, the session keeps the whole book (cutting a diff stream would lose levels
+that come back into view) and views show ``depth`` levels. ``quotes`` is not offered: ``l2``
+has no best bid/ask message.
 """
 
 from __future__ import annotations
 
 import orjson
 
+from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, TRADES, Subscription, VenueSpec
 
 
@@ -26,6 +33,17 @@ class GeminiSpec(VenueSpec):
     channels = frozenset({BOOK, TRADES})
     # Recent trades come as a batch on subscribe, before the live ones.
     history_channels = frozenset({TRADES})
+
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        depth = sub.depth
+        if depth is None:
+            return
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ConfigError(
+                f"gemini depth must be a whole number of levels, 1 or more (Gemini streams "
+                f"whole books), not {depth!r}"
+            )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v2/marketdata"

@@ -8,6 +8,8 @@
 //! The cargo-fuzz targets in `fuzz/` check the same property without bounds.
 
 mod common;
+#[path = "common/gemini_v1.rs"]
+mod gemini_v1;
 #[path = "common/invariants.rs"]
 mod invariants;
 
@@ -22,6 +24,8 @@ use proptest::sample::Index;
 const CASES: u32 = 512;
 /// Longest run of frames a case takes from a tape.
 const MAX_WINDOW: usize = 40;
+/// The Gemini v1 session (one symbol a connection; v1 frames never name it).
+const GEMINI_V1: &str = "gemini-v1:BTCUSD";
 
 #[derive(Debug, Clone)]
 enum Record {
@@ -92,8 +96,42 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
                 .or_default()
                 .extend(conns.into_iter().map(|(_, r)| r).filter(|r| !r.is_empty()));
         }
+        let v1 = gemini_v1_streams(&by_venue["gemini"]);
+        by_venue.insert(GEMINI_V1.to_owned(), v1);
         by_venue
     })
+}
+
+/// Gemini v1 has no recording: each symbol of each v2 connection, rewritten as a v1 connection.
+fn gemini_v1_streams(v2: &[Vec<Record>]) -> Vec<Vec<Record>> {
+    let mut streams = Vec::new();
+    for records in v2 {
+        let frames: Vec<&str> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Frame(bytes) => std::str::from_utf8(bytes).ok(),
+                Record::Snapshot { .. } => None,
+            })
+            .collect();
+        let mut symbols: Vec<String> = Vec::new();
+        for frame in &frames {
+            let value: serde_json::Value = serde_json::from_str(frame).unwrap_or_default();
+            if let Some(symbol) = value["symbol"].as_str() {
+                if !symbols.iter().any(|s| s == symbol) {
+                    symbols.push(symbol.to_owned());
+                }
+            }
+        }
+        for symbol in symbols {
+            let v1 = gemini_v1::from_v2(&frames, &symbol);
+            streams.push(
+                v1.into_iter()
+                    .map(|f| Record::Frame(f.into_bytes()))
+                    .collect(),
+            );
+        }
+    }
+    streams
 }
 
 #[test]
@@ -112,7 +150,7 @@ fn every_venue_has_a_tape() {
 /// makes live books, so the invariants are checked on real books, not only on empty ones.
 #[test]
 fn undamaged_runs_reach_live_books() {
-    for venue in VENUES {
+    for venue in VENUES.iter().chain(&[GEMINI_V1]) {
         let records = &streams()[*venue][0];
         let mut session = new_session(venue, SessionOptions::default()).unwrap();
         let mut out = Vec::new();
@@ -620,6 +658,7 @@ venue_fuzz! {
     okx => "okx",
     kraken => "kraken",
     gemini => "gemini",
+    gemini_v1 => GEMINI_V1,
     bitfinex => "bitfinex",
     bybit => "bybit",
     coinbase => "coinbase",

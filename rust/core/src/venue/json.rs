@@ -157,3 +157,46 @@ pub fn venue_error(
     };
     ReceiveError::new(symbol.map(str::to_owned), FrameError::VenueError(text))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bitfinex and Gemini group: the typed fault of decoders that meet more than bad numbers.
+// ---------------------------------------------------------------------------------------------
+
+/// The first typed problem met while decoding a frame. Serde's own errors are strings, so a
+/// decoder notes here what went wrong (a bad number, a value no venue sends) and the session
+/// reports that instead of the string. Wider than `NumberFault`, which knows numbers only.
+#[derive(Debug, Default)]
+pub struct FrameFault(Option<FrameError>);
+
+impl FrameFault {
+    /// `text` as a decimal; a bad one is noted as `BadNumber` in `field`.
+    #[inline]
+    pub fn number<E: de::Error>(&mut self, field: &'static str, text: &str) -> Result<Decimal, E> {
+        Decimal::parse(text).map_err(|error| self.bad_number(field, error))
+    }
+
+    /// Notes a number that does not parse, or that parsed but cannot be used (an overflow
+    /// when negated, say).
+    #[cold]
+    pub fn bad_number<E: de::Error>(&mut self, field: &'static str, error: DecimalError) -> E {
+        self.note(FrameError::BadNumber { field, error })
+    }
+
+    /// Notes a value the venue does not send (an unknown side, a level without one).
+    pub fn invalid<E: de::Error>(&mut self, message: String) -> E {
+        self.note(FrameError::Invalid(message))
+    }
+
+    /// Notes `error` (unless an earlier one is noted) and gives serde's error for it.
+    #[cold]
+    pub fn note<E: de::Error>(&mut self, error: FrameError) -> E {
+        let e = E::custom(&error);
+        self.0.get_or_insert(error);
+        e
+    }
+
+    /// What the frame's decoding failed with: the noted problem, else serde's message.
+    pub fn into_error(self, e: serde_json::Error) -> FrameError {
+        self.0.unwrap_or_else(|| FrameError::Json(e.to_string()))
+    }
+}

@@ -11,6 +11,7 @@ pub mod okx;
 pub mod scan;
 pub mod session_core;
 pub mod time;
+pub mod trades;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
