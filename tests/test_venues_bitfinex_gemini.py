@@ -74,7 +74,8 @@ def test_bitfinex_refuses_depths_it_cannot_serve(depth: Any) -> None:
         spec_for("bitfinex").check(sub("tBTCUSD", depth=depth))
     message = str(refused.value)
     assert repr(depth) in message
-    assert "1 to 250" in message and "1, 25, 100, 250" in message
+    if type(depth) is int and depth > 0:  # a number of levels, but more than Bitfinex sends
+        assert "1 to 250" in message and "1, 25, 100, 250" in message
 
 
 def test_bitfinex_feed_refuses_a_depth_at_construction() -> None:
@@ -97,8 +98,8 @@ def test_gemini_serves_any_depth_from_the_whole_book(depth: int | None) -> None:
 def test_gemini_refuses_depths_that_are_no_number_of_levels(depth: Any) -> None:
     with pytest.raises(ConfigError) as refused:
         spec_for("gemini").check(sub("BTCUSD", depth=depth))
-    assert repr(depth) in str(refused.value) and "1 or more" in str(refused.value)
-    with pytest.raises(ConfigError, match="gemini depth"):
+    assert repr(depth) in str(refused.value)
+    with pytest.raises(ConfigError, match="depth"):
         Feed("gemini", ["BTCUSD"], depth=depth)
 
 

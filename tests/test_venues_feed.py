@@ -26,8 +26,8 @@ TIMEOUT = 60
 FAST = Backoff(initial=0.01, maximum=0.05)
 
 BookRow = tuple[str, int | None, list[tuple[str, str]], list[tuple[str, str]]]
-TradeRow = tuple[str, str, str, str | None, str]
-CandleRow = tuple[str, str, int, int, str, str, str, str, str, bool]
+TradeRow = tuple[str, str, str, str | None, str, bool]
+CandleRow = tuple[str, str, int, int, str, str, str, str, str, bool, bool]
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Got:
             book = ev.book
             self.books.append((ev.symbol, ev.seq, book.bids(10), book.asks(10)))
         elif isinstance(ev, Trade):
-            self.trades.append((ev.symbol, ev.price, ev.size, ev.side, ev.trade_id))
+            self.trades.append((ev.symbol, ev.price, ev.size, ev.side, ev.trade_id, ev.is_snapshot))
         elif isinstance(ev, Candle):
             self.candles.append(
                 (
@@ -56,6 +56,7 @@ class Got:
                     ev.close,
                     ev.volume,
                     ev.closed,
+                    ev.is_snapshot,
                 )
             )
         else:
@@ -161,7 +162,7 @@ CASES = [
         ),
         ("book", "trades"),
         books=655,
-        trades=516,
+        trades=16,  # and 500 sent as history on subscribe
     ),
     Case(
         "bitfinex",
@@ -171,16 +172,19 @@ CASES = [
         ("book", "trades", "quotes"),
         depth=100,
         books=1600,
-        trades=210,
+        trades=0,  # all 210 are the history sent on subscribe
     ),
 ]
 
 
-def in_process(tape: Tape, conns: frozenset[str]) -> Got:
-    """What replaying the tape's records of ``conns`` in-process gives."""
+def in_process(tape: Tape, conns: frozenset[str], *, history: bool = False) -> Got:
+    """What replaying the tape's records of ``conns`` in-process gives; without ``history``,
+    as a Feed delivers it: the trades and candles a venue sends on subscribe left out."""
     records = [r for r in tape.records if r.conn in conns]
     got = Got()
     for _record, ev in TapeReplayer(Tape(tape.path, tape.header, records)).events():
+        if isinstance(ev, (Trade, Candle)) and ev.is_snapshot and not history:
+            continue
         got.add(ev)
     return got
 
@@ -238,6 +242,28 @@ async def test_feed_over_loopback_equals_in_process_replay(
     proof = verify(recorded)
     assert proof.failures() == []
     assert proof.book_updates == case.books
+
+
+@pytest.mark.parametrize(
+    ("venue", "history_trades", "history_candles"),
+    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 0, 198)],
+)
+async def test_history_sent_on_subscribe_is_marked_and_delivered_only_when_asked(
+    venue: str, history_trades: int, history_candles: int, tape_path: Callable[[str], Path]
+) -> None:
+    case = next(c for c in CASES if c.venue == venue)
+    tape = Tape.open(tape_path(case.tape))
+    expected = in_process(tape, case.conns, history=True)
+    got = Got()
+    async with ExchangeServer(tape, speed=float("inf")) as server:
+        feed = make_feed(case, server, got, history=True)
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert got.trades == expected.trades
+    assert got.candles == expected.candles
+    assert sum(t[-1] for t in got.trades) == history_trades
+    assert len(got.trades) == case.trades + history_trades
+    assert sum(c[-1] for c in got.candles) == history_candles
+    assert feed.dispatcher.stats.history_skipped == 0
 
 
 SUBSETS = [
