@@ -17,6 +17,9 @@
 //! Python spec subscribes), else Kraken's default of 10. Fewer levels than that would break the
 //! checksum; a smaller wanted depth is the view's business.
 //!
+//! Trades: v1 `trade` rows and v2 `trade` items; the v2 `snapshot` sent on subscribe (the
+//! latest trades) is marked `is_snapshot`, being history.
+//!
 //! Tickers become `Quote` events (no `seq`: Kraken has none): v1 `ticker` from `b`/`a`
 //! (`[price, wholeLotVolume, lotVolume]`: the lot volume is the size), no exchange time; v2
 //! `ticker` from `bid`, `bid_qty`, `ask`, `ask_qty` and `timestamp` (an item missing a side gives
@@ -409,7 +412,11 @@ impl KrakenSession {
                     Err(fault) => Err(self.lost_update(fault.book_symbol, true, fault.error, out)),
                 }
             }
-            ("trade", Some(Data::Raw(data))) => self.on_v2_trades(data, ts_ns, out),
+            ("trade", Some(Data::Raw(data))) => {
+                // The trades sent on subscribe are history, not live.
+                let history = msg.kind == Some("snapshot");
+                self.on_v2_trades(data, history, ts_ns, out)
+            }
             ("ticker", Some(Data::Raw(data))) => self.on_v2_tickers(data, ts_ns, out),
             ("book" | "trade" | "ticker", _) => Err(FrameError::MissingField("data").into()),
             _ => {
@@ -535,6 +542,7 @@ impl KrakenSession {
     fn on_v2_trades(
         &mut self,
         data: &serde_json::value::RawValue,
+        history: bool,
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
@@ -565,7 +573,7 @@ impl KrakenSession {
                 trade_id: item.trade_id.unwrap_or_default().into_owned(),
                 exchange_ts_ns,
                 ts_ns,
-                is_snapshot: false,
+                is_snapshot: history,
             }));
         }
         Ok(())

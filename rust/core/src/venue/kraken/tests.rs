@@ -489,6 +489,17 @@ fn v2_trades() {
         t.exchange_ts_ns,
         parse_iso8601_ns("2023-09-25T07:49:37.708706Z").unwrap()
     );
+    assert!(!t.is_snapshot);
+    // The trades sent on subscribe are history.
+    let out = feed(
+        &mut s,
+        r#"{"channel":"trade","type":"snapshot","data":[{"symbol":"MATIC/USD","side":"buy","price":0.5147,"qty":6423.46326,"ord_type":"limit","trade_id":4665846,"timestamp":"2023-09-25T07:48:36.925533Z"}]}"#,
+    );
+    let [Event::Trade(t)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert!(t.is_snapshot);
+    assert_eq!(t.side, Some(TradeSide::Buy));
 }
 
 #[test]
