@@ -153,22 +153,22 @@ impl KrakenSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
+        // The channel is looked up once, as soon as its id is read: a book's levels are then
+        // read in the same pass.
         let channels = &self.channels;
-        let announced_book = |id: u64| {
-            channels
-                .get(&id)
-                .is_some_and(|c| matches!(c.kind, ChannelKind::Book { .. }))
+        let mut channel = None;
+        let announce = |id: u64| {
+            channel = channels.get(&id);
+            channel.is_some_and(|c| matches!(c.kind, ChannelKind::Book { .. }))
         };
-        let v1 = match wire::read_v1_frame(frame, announced_book, &mut self.levels) {
+        let v1 = match wire::read_v1_frame(frame, announce, &mut self.levels) {
             Ok(v1) => v1,
-            Err(fault) => {
-                let channel = fault.channel_id.and_then(|c| self.channels.get(&c));
+            Err(error) => {
                 let is_book = channel.is_some_and(|c| matches!(c.kind, ChannelKind::Book { .. }));
                 let pair = channel.map(|c| c.pair.clone());
-                return Err(self.lost_update(pair.as_deref(), is_book, fault.error, out));
+                return Err(self.lost_update(pair.as_deref(), is_book, error, out));
             }
         };
-        let channel = self.channels.get(&v1.channel_id);
         let kind = match (v1.name, channel) {
             (Some(name), _) if name.starts_with("book") => ChannelKind::Book {
                 depth: match channel {
@@ -379,10 +379,10 @@ impl KrakenSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        let msg = match wire::read_message(frame, &mut self.levels) {
-            Ok(msg) => msg,
-            Err(fault) => return Err(self.lost_update(fault.book_symbol, true, fault.error, out)),
-        };
+        let mut msg = Message::default();
+        if let Err(fault) = wire::read_message(frame, &mut msg, &mut self.levels) {
+            return Err(self.lost_update(fault.book_symbol, true, fault.error, out));
+        }
         if let Some(event) = msg.event {
             if event == "error" || (event == "subscriptionStatus" && msg.status == Some("error")) {
                 // A refused request: reported, and no book changes.
@@ -402,13 +402,15 @@ impl KrakenSession {
             self.core.stats.ignored += 1;
             return Ok(());
         };
-        match (channel, msg.data) {
-            ("book", Some(Data::Book(items))) => self.on_v2_book(msg.kind, &items, ts_ns, out),
+        match (channel, &msg.data) {
+            ("book", Some(Data::Book(items))) => {
+                self.on_v2_book(msg.kind, items.as_slice(), ts_ns, out)
+            }
             ("book", Some(Data::Raw(data))) => {
                 // `data` came before `channel`: read again now that the channel is known.
                 self.levels.clear();
                 match wire::read_v2_book(data, &mut self.levels) {
-                    Ok(items) => self.on_v2_book(msg.kind, &items, ts_ns, out),
+                    Ok(items) => self.on_v2_book(msg.kind, items.as_slice(), ts_ns, out),
                     Err(fault) => Err(self.lost_update(fault.book_symbol, true, fault.error, out)),
                 }
             }

@@ -48,39 +48,32 @@ pub struct V1Book<'a> {
     pub newest_ns: u64,
 }
 
-/// A v1 array that could not be read, with its channel id when that came before the fault.
-pub struct V1Fault {
-    pub channel_id: Option<u64>,
-    pub error: FrameError,
-}
-
-/// Reads a v1 array. The payloads of a channel `is_book` says is a book are read as one in
-/// the same pass, their levels appended to `levels`; any other payload is kept raw.
+/// Reads a v1 array. `announce` is told the channel id as soon as it is read, and answers
+/// whether the channel is a book: its payloads are then read as one in the same pass, their
+/// levels appended to `levels`; any other payload is kept raw.
 pub fn read_v1_frame<'a>(
     frame: &'a [u8],
-    is_book: impl Fn(u64) -> bool,
+    mut announce: impl FnMut(u64) -> bool,
     levels: &mut Vec<LevelChange>,
-) -> Result<V1Frame<'a>, V1Fault> {
+) -> Result<V1Frame<'a>, FrameError> {
     let mut read = V1Read::new(levels);
     let mut de = serde_json::Deserializer::from_slice(frame);
     let result = V1FrameSeed {
         read: &mut read,
-        is_book: &is_book,
+        announce: &mut announce,
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
-    let channel_id = read.channel_id;
-    let fault = |error| V1Fault { channel_id, error };
     if let Err(e) = result {
-        return Err(fault(read.error(e)));
+        return Err(read.error(e));
     }
     let book = if read.as_book {
-        Some(read.finish_book().map_err(fault)?)
+        Some(read.finish_book()?)
     } else {
         None
     };
     Ok(V1Frame {
-        channel_id: channel_id.unwrap_or_default(),
+        channel_id: read.channel_id.unwrap_or_default(),
         book,
         ..read.frame
     })
@@ -176,17 +169,17 @@ impl<'a, 'l> V1Read<'a, 'l> {
 // more instructions on the whole Kraken tape than this one pass (valgrind, 2 builds).
 struct V1FrameSeed<'r, 'a, 'l, F> {
     read: &'r mut V1Read<'a, 'l>,
-    is_book: &'r F,
+    announce: &'r mut F,
 }
 
-impl<'de, F: Fn(u64) -> bool> DeserializeSeed<'de> for V1FrameSeed<'_, 'de, '_, F> {
+impl<'de, F: FnMut(u64) -> bool> DeserializeSeed<'de> for V1FrameSeed<'_, 'de, '_, F> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, F: Fn(u64) -> bool> Visitor<'de> for V1FrameSeed<'_, 'de, '_, F> {
+impl<'de, F: FnMut(u64) -> bool> Visitor<'de> for V1FrameSeed<'_, 'de, '_, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -199,7 +192,7 @@ impl<'de, F: Fn(u64) -> bool> Visitor<'de> for V1FrameSeed<'_, 'de, '_, F> {
             .next_element()?
             .ok_or_else(|| de::Error::invalid_length(0, &"[channelID, payload.., name, pair]"))?;
         read.channel_id = Some(channel_id);
-        if (self.is_book)(channel_id) {
+        if (self.announce)(channel_id) {
             read.as_book = true;
             while seq
                 .next_element_seed(BookElementSeed(&mut *read))?
@@ -388,7 +381,35 @@ pub enum Data<'a> {
     Raw(&'a RawValue),
     /// A book's items, read as the frame was (`channel` came first), their levels appended to
     /// the caller's buffer.
-    Book(Vec<V2BookItem<'a>>),
+    Book(BookItems<'a>),
+}
+
+/// The items of a v2 book message: one in practice, kept without allocating.
+pub enum BookItems<'a> {
+    None,
+    One(V2BookItem<'a>),
+    Many(Vec<V2BookItem<'a>>),
+}
+
+impl<'a> BookItems<'a> {
+    fn push(&mut self, item: V2BookItem<'a>) {
+        *self = match std::mem::replace(self, BookItems::None) {
+            BookItems::None => BookItems::One(item),
+            BookItems::One(first) => BookItems::Many(vec![first, item]),
+            BookItems::Many(mut items) => {
+                items.push(item);
+                BookItems::Many(items)
+            }
+        };
+    }
+
+    pub fn as_slice(&self) -> &[V2BookItem<'a>] {
+        match self {
+            BookItems::None => &[],
+            BookItems::One(item) => std::slice::from_ref(item),
+            BookItems::Many(items) => items,
+        }
+    }
 }
 
 /// v1 `subscription` of a `subscriptionStatus`.
@@ -423,35 +444,33 @@ pub struct MessageFault<'a> {
     pub error: FrameError,
 }
 
-/// Reads a v1 event or a v2 message; a v2 book's levels are appended to `levels`.
+/// Reads a v1 event or a v2 message into `message` (a default one: filled in place, as it is
+/// large); a v2 book's levels are appended to `levels`.
 pub fn read_message<'a>(
     frame: &'a [u8],
+    message: &mut Message<'a>,
     levels: &mut Vec<LevelChange>,
-) -> Result<Message<'a>, MessageFault<'a>> {
+) -> Result<(), MessageFault<'a>> {
     let mut read = V2Read {
         levels,
         fault: NumberFault::default(),
         book_symbol: None,
     };
-    let mut message = Message::default();
     let mut de = serde_json::Deserializer::from_slice(frame);
-    let result = MessageSeed {
-        message: &mut message,
+    MessageSeed {
+        message,
         read: &mut read,
     }
     .deserialize(&mut de)
-    .and_then(|()| de.end());
-    match result {
-        Ok(()) => Ok(message),
-        Err(e) => Err(read.fault(e)),
-    }
+    .and_then(|()| de.end())
+    .map_err(|e| read.fault(e))
 }
 
 /// Reads the items of a v2 book `data` that came before its `channel` (never, from Kraken).
 pub fn read_v2_book<'a>(
     data: &'a RawValue,
     levels: &mut Vec<LevelChange>,
-) -> Result<Vec<V2BookItem<'a>>, MessageFault<'a>> {
+) -> Result<BookItems<'a>, MessageFault<'a>> {
     let mut read = V2Read {
         levels,
         fault: NumberFault::default(),
@@ -538,14 +557,14 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_, 'de, '_> {
 struct BookItemsSeed<'r, 'a, 'l>(&'r mut V2Read<'a, 'l>);
 
 impl<'de> DeserializeSeed<'de> for BookItemsSeed<'_, 'de, '_> {
-    type Value = Vec<V2BookItem<'de>>;
+    type Value = BookItems<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for BookItemsSeed<'_, 'de, '_> {
-    type Value = Vec<V2BookItem<'de>>;
+    type Value = BookItems<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of book items")
@@ -553,7 +572,7 @@ impl<'de> Visitor<'de> for BookItemsSeed<'_, 'de, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let read = self.0;
-        let mut items = Vec::with_capacity(1);
+        let mut items = BookItems::None;
         while let Some(item) = seq.next_element_seed(BookItemSeed(&mut *read))? {
             items.push(item);
         }
