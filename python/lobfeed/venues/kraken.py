@@ -2,10 +2,17 @@
 
 Both are decoded by the Rust ``kraken`` session, which tells them apart by shape. Pairs are
 spelled the way each version wants them (v1 ``XBT/USD``, v2 ``BTC/USD``). Books come in-band
-with a CRC32 of the top 10 levels on every update; the book is kept at the subscribed depth,
-so a resync is an unsubscribe and a subscribe of the symbol's book. ``quotes`` subscribes
-``ticker``, which the Rust core does not turn into ``Quote`` events yet; candles (``ohlc``)
-are not decoded and not offered.
+with a CRC32 of the top 10 levels on every update; a resync is an unsubscribe and a subscribe
+of the symbol's book. ``quotes`` subscribes ``ticker``, whose best bid and ask (price and lot
+volume) the Rust core turns into ``Quote`` events (no ``seq``; v1 tickers carry no exchange
+time, v2 ones do); candles (``ohlc``) are not decoded and not offered.
+
+``depth`` is the number of levels a side keeps and shows. Kraken serves books of 10, 25, 100,
+500 or 1000 levels (v1 and v2 alike), and the smallest that is at least ``depth`` is subscribed:
+1 to 10 -> 10, 11 to 25 -> 25, 26 to 100 -> 100, 101 to 500 -> 500, 501 to 1000 -> 1000, None ->
+10. The book is kept at the subscribed depth (Kraken deletes nothing past it, and its checksum
+needs it whole) and views show ``depth`` levels. A ``depth`` that is not an int from 1 to 1000
+is refused (``ConfigError``).
 """
 
 from __future__ import annotations
@@ -14,11 +21,25 @@ from typing import Any
 
 import orjson
 
+from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, pick_depth
 
+#: The book depths Kraken serves (the Rust session's ``kraken::DEPTHS``).
 DEPTHS = (10, 25, 100, 500, 1000)
 DEFAULT_DEPTH = 10
 HEARTBEAT_INTERVAL = 30.0
+
+
+def check_depth(venue: str, depth: int | None) -> None:
+    """Refuses a ``depth`` no Kraken book serves (``ConfigError`` naming it and the range)."""
+    if depth is None:
+        return
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= DEPTHS[-1]:
+        served = ", ".join(map(str, DEPTHS))
+        raise ConfigError(
+            f"{venue} depth {depth!r} is not an int from 1 to {DEPTHS[-1]} "
+            f"(Kraken books are {served} levels; the smallest at least as deep is subscribed)"
+        )
 
 
 def _dumps(obj: object) -> str:
@@ -32,6 +53,10 @@ class KrakenV1Spec(VenueSpec):
     ws_url = "wss://ws.kraken.com"
     heartbeat_interval = HEARTBEAT_INTERVAL
     channels = frozenset({BOOK, TRADES, QUOTES})
+
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        check_depth(self.name, sub.depth)
 
     @staticmethod
     def book_subscription(sub: Subscription) -> dict[str, Any]:
@@ -72,6 +97,10 @@ class KrakenV2Spec(VenueSpec):
     ws_url = "wss://ws.kraken.com"
     heartbeat_interval = HEARTBEAT_INTERVAL
     channels = frozenset({BOOK, TRADES, QUOTES})
+
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        check_depth(self.name, sub.depth)
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v2"

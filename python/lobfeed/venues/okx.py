@@ -1,4 +1,4 @@
-"""OKX v5 public websocket: ``books`` (400 levels) or ``books5``, ``trades``, ``tickers``.
+"""OKX v5 public websocket: ``books5`` or ``books``, ``trades``, ``tickers``.
 
 The book comes in-band on subscribe (a resync is an unsubscribe and a subscribe); the REST
 book (``GET /api/v5/market/books``) is there for sessions that ask for a snapshot instead
@@ -7,6 +7,21 @@ The connection wants the text ``ping`` within 30 s of silence: one is sent every
 ``quotes`` subscribes ``tickers``, whose best bid/ask the Rust core turns into ``Quote`` events
 (no ``seq``).
 Candles live on OKX's ``/ws/v5/business`` endpoint and are not offered here.
+
+``depth`` is the number of levels a side keeps and shows; the public book channel that
+serves it is subscribed, the smallest that is deep enough:
+
+==============  ============  ======================================================
+``depth``       channel       what OKX sends
+==============  ============  ======================================================
+1 to 5          ``books5``    the top 5 levels a side, whole, in every message
+6 to 400, None  ``books``     400 levels: a snapshot, then updates with a CRC32 of 25
+==============  ============  ======================================================
+
+The book is kept as the channel sends it (5 or 400 levels; truncating ``books`` would corrupt
+it) and views show ``depth`` levels. A ``depth`` that is not an int from 1 to 400 is refused
+(``ConfigError``). ``bbo-tbt`` (the top level alone) is not used for ``depth=1``: ``books5``
+serves it, and the tick-by-tick ``books-l2-tbt``/``books50-l2-tbt`` need a login.
 """
 
 from __future__ import annotations
@@ -15,10 +30,12 @@ from urllib.parse import urlencode
 
 import orjson
 
+from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, WeightLimit
 
 #: ``books`` carries 400 levels a side, ``books5`` the top 5 in full every message.
 BOOK_CHANNELS = ((5, "books5"), (400, "books"))
+MAX_DEPTH = BOOK_CHANNELS[-1][0]
 SNAPSHOT_SIZE = 400
 
 
@@ -33,8 +50,20 @@ class OkxSpec(VenueSpec):
     heartbeat_interval = 25.0
     channels = frozenset({BOOK, TRADES, QUOTES})
 
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        depth = sub.depth
+        if depth is None:
+            return
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+            raise ConfigError(
+                f"okx depth {depth!r} is not an int from 1 to {MAX_DEPTH} "
+                "(books5 serves 1 to 5, books 6 to 400)"
+            )
+
     @staticmethod
     def book_channel(sub: Subscription) -> str:
+        """The book channel serving ``sub.depth`` (``check`` refused what none serves)."""
         if sub.depth is not None:
             for levels, channel in BOOK_CHANNELS:
                 if sub.depth <= levels:

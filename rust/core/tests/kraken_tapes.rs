@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{mutations, read_tape, Record};
-use lobfeed_core::{new_session, Event, Session, SessionOptions};
+use lobfeed_core::{new_session, Decimal, Event, Quote, Session, SessionOptions};
 
 const TAPE: &str = "kraken-v1-book1000-10sym-2021.jsonl.gz";
 
@@ -26,6 +26,11 @@ struct Proof {
     errors: u64,
     trades: u64,
     book_symbols: usize,
+    /// `ticker` frames as `Quote` events, the first of them, and those whose bid was not
+    /// below the ask.
+    quotes: u64,
+    first_quote: Option<(String, Quote)>,
+    crossed_quotes: u64,
 }
 
 fn replay(tape: &[Record]) -> Proof {
@@ -61,6 +66,18 @@ fn replay(tape: &[Record]) -> Proof {
                     }
                 }
                 Event::GapDetected { .. } => proof.gaps += 1,
+                Event::Quote(q) => {
+                    // Kraken has no ids, and v1 tickers no time.
+                    assert_eq!((q.seq, q.exchange_ts_ns), (None, 0));
+                    proof.quotes += 1;
+                    if q.bid_price >= q.ask_price {
+                        proof.crossed_quotes += 1;
+                    }
+                    if proof.first_quote.is_none() {
+                        let name = session.symbols().name(q.symbol).to_owned();
+                        proof.first_quote = Some((name, *q));
+                    }
+                }
                 Event::Trade(t) => {
                     assert!(t.price.mantissa() > 0 && t.size.mantissa() > 0);
                     assert!(t.side.is_some());
@@ -112,8 +129,31 @@ fn kraken_v1_book1000_10sym_2021() {
     assert_eq!(proof.resyncs, 0);
     assert_eq!(proof.errors, 0, "frame errors");
     assert_eq!(proof.trades, 10);
-    // 92 heartbeats, 3 systemStatus, 18 ticker frames; the 30 subscriptionStatus are used.
-    assert_eq!(proof.ignored, 92 + 3 + 18);
+    // Every one of the 18 ticker frames is a quote, none crossed.
+    assert_eq!((proof.quotes, proof.crossed_quotes), (18, 0));
+    let (pair, quote) = proof.first_quote.expect("a quote");
+    let dec = |text: &str| Decimal::parse(text).unwrap();
+    // [1668,{"a":["13.253900",35,"35.72892241"],"b":["13.232900",185,"185.18432037"],..},
+    //  "ticker","WAVES/EUR"]: the lot volume (third) is the size, digits kept.
+    assert_eq!(pair, "WAVES/EUR");
+    assert_eq!(
+        (
+            quote.bid_price,
+            quote.bid_size,
+            quote.ask_price,
+            quote.ask_size
+        ),
+        (
+            dec("13.232900"),
+            dec("185.18432037"),
+            dec("13.253900"),
+            dec("35.72892241")
+        )
+    );
+    assert_eq!(quote.bid_size.to_string(), "185.18432037");
+    assert_eq!(quote.ts_ns, 1_618_678_132_949_649_800);
+    // 92 heartbeats, 3 systemStatus; the 30 subscriptionStatus are used.
+    assert_eq!(proof.ignored, 92 + 3);
 }
 
 /// Truncated and bit-flipped real frames never panic: every one is `Ok` or a typed error, and

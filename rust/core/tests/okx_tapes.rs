@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{mutations, query_param, read_tape, Record};
-use lobfeed_core::{new_session, Event, Session, SessionOptions};
+use lobfeed_core::{new_session, Decimal, Event, Quote, Session, SessionOptions};
 
 const TAPE: &str = "okx-books-3inst-2022.jsonl.gz";
 
@@ -24,6 +24,7 @@ struct Proof {
     /// `tickers` as `Quote` events, and those whose bid was not below the ask.
     quotes: u64,
     crossed_quotes: u64,
+    first_quote: Option<(String, Quote)>,
     symbols: usize,
 }
 
@@ -43,6 +44,10 @@ fn check_events(session: &dyn Session, out: &[Event], proof: &mut Proof) {
                 proof.quotes += 1;
                 if q.bid_price >= q.ask_price {
                     proof.crossed_quotes += 1;
+                }
+                if proof.first_quote.is_none() {
+                    let name = session.symbols().name(q.symbol).to_owned();
+                    proof.first_quote = Some((name, *q));
                 }
             }
             Event::Trade(t) => {
@@ -120,7 +125,22 @@ fn okx_books_3inst_2022() {
     assert_eq!(proof.errors, 0, "frame errors");
     assert_eq!(proof.trades, 74);
     assert_eq!(proof.symbols, 3);
+    // Every one of the 28 tickers (one item each) is a quote, none crossed.
     assert_eq!((proof.quotes, proof.crossed_quotes), (28, 0));
+    let (inst, quote) = proof.first_quote.expect("a quote");
+    let dec = |text: &str| Decimal::parse(text).unwrap();
+    assert_eq!(inst, "BTC-USD-220527");
+    assert_eq!(
+        (
+            quote.bid_price,
+            quote.bid_size,
+            quote.ask_price,
+            quote.ask_size
+        ),
+        (dec("30210.4"), dec("4"), dec("30220.1"), dec("3"))
+    );
+    assert_eq!(quote.exchange_ts_ns, 1_652_459_223_003_000_000);
+    assert_eq!(quote.ts_ns, 1_652_459_225_506_608_500);
     // 18 subscribe acks.
     assert_eq!(proof.ignored, 18);
 }

@@ -48,8 +48,8 @@ fn check(tape: &str, venue_spelling: &str, wanted: &str) {
                 book_text(session.as_ref(), venue_spelling),
                 book_text(full, venue_spelling)
             );
-            assert!(!book_text(full, venue_spelling).is_empty());
-            seen = true;
+            // A connection of quotes or trades holds the symbol without a book.
+            seen |= !book_text(full, venue_spelling).is_empty();
         }
     }
     assert!(seen, "{tape}: {venue_spelling} never seen");

@@ -8,6 +8,7 @@ pub mod gemini;
 pub mod json;
 pub mod kraken;
 pub mod okx;
+pub mod publication;
 pub mod scan;
 pub mod session_core;
 pub mod time;

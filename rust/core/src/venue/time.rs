@@ -1,4 +1,12 @@
-//! The one ISO-8601 reader of the venues that stamp events with text (Coinbase, Kraken v2).
+//! The readers of the times venues write as text: RFC 3339 (Coinbase, Kraken v2) and decimal
+//! seconds since the epoch (Kraken v1).
+//!
+//! The one rule for RFC 3339, from what both venues document ("RFC3339") and send (always UTC,
+//! `Z`, 0 to 9 fraction digits): the grammar of RFC 3339 section 5.6, so a numeric offset needs
+//! its colon (`+01:00`; ISO 8601's basic `+0100` is refused), the date must exist in the
+//! calendar (no 30 February), and `t`/`z` in lower case and a space for `T` are taken, as its
+//! notes allow. Kraken's own reader, replaced by this one, took impossible dates (31 April) and
+//! refused every offset; Coinbase's took `+0100`. Neither venue sends any of those.
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -61,12 +69,11 @@ pub fn parse_iso8601_ns(text: &str) -> Option<u64> {
         }
         Some(&sign @ (b'+' | b'-')) => {
             let hours = number(at + 1, 2)?;
-            at += 3;
-            if b.get(at) == Some(&b':') {
-                at += 1;
+            if !expect(at + 3, b":") {
+                return None;
             }
-            let minutes = number(at, 2)?;
-            at += 2;
+            let minutes = number(at + 4, 2)?;
+            at += 6;
             if hours > 23 || minutes > 59 {
                 return None;
             }
@@ -85,6 +92,24 @@ pub fn parse_iso8601_ns(text: &str) -> Option<u64> {
     let days = days_since_epoch(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
     let secs = u64::try_from(secs).ok()?;
+    secs.checked_mul(NS_PER_SEC)?.checked_add(nanos)
+}
+
+/// Seconds since the epoch with an optional fraction (`"1618678142.557535"`, Kraken v1) to
+/// nanoseconds; digits past the ninth decimal are dropped. No sign, no exponent, no allocation.
+pub fn parse_epoch_seconds_ns(text: &str) -> Option<u64> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    if secs.is_empty() || !secs.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let nanos = (0..9).fold(0u64, |acc, i| {
+        let digit = frac.as_bytes().get(i).map_or(0, |c| u64::from(c - b'0'));
+        acc * 10 + digit
+    });
     secs.checked_mul(NS_PER_SEC)?.checked_add(nanos)
 }
 
@@ -148,9 +173,19 @@ mod tests {
             Some(946_684_799_000_000_001)
         );
         assert_eq!(
-            parse_iso8601_ns("2000-01-01T01:29:59-0130"),
+            parse_iso8601_ns("2000-01-01T01:29:59-01:30"),
             Some(946_695_599_000_000_000)
         );
+        // The forms both venues send: Kraken v2 (microseconds) and Coinbase (0 to 9 digits).
+        assert_eq!(
+            parse_iso8601_ns("2023-10-06T17:35:55.440295Z"),
+            Some(1_696_613_755_440_295_000)
+        );
+        assert_eq!(
+            parse_iso8601_ns("2026-08-09T21:05:48Z"),
+            Some(1_786_309_548_000_000_000)
+        );
+        assert_eq!(parse_iso8601_ns("1970-01-01T00:00:00.000000001Z"), Some(1));
         for bad in [
             "",
             "2026-08-09",
@@ -164,8 +199,33 @@ mod tests {
             "1969-12-31T23:59:59Z",
             "2026-08-09T21:05:4٨Z",
             "+026-08-09T21:05:48Z",
+            // RFC 3339 offsets have a colon; basic-format ISO 8601 is not taken.
+            "2000-01-01T01:29:59-0130",
+            "2000-01-01T01:29:59+01",
+            "2000-01-01T01:29:59+01:3",
+            // Dates that do not exist (Kraken's old reader took these).
+            "2023-04-31T00:00:00Z",
+            "2023-02-30T00:00:00Z",
+            // Go's time.String() form, which Coinbase puts in heartbeats (not a time we read).
+            "2026-08-09 21:05:48.854840045 +0000 UTC m=+41691.260485341",
         ] {
             assert_eq!(parse_iso8601_ns(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn epoch_seconds_to_unix_ns() {
+        assert_eq!(
+            parse_epoch_seconds_ns("1618678142.557535"),
+            Some(1_618_678_142_557_535_000)
+        );
+        assert_eq!(
+            parse_epoch_seconds_ns("1618678142"),
+            Some(1_618_678_142_000_000_000)
+        );
+        assert_eq!(parse_epoch_seconds_ns("1.1234567891"), Some(1_123_456_789));
+        for bad in ["", ".5", "1.2.3", "-1", "1e9", "+1", "99999999999999999999"] {
+            assert_eq!(parse_epoch_seconds_ns(bad), None, "{bad}");
         }
     }
 }
