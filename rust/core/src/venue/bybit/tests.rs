@@ -532,3 +532,134 @@ fn refused_operation_is_a_typed_venue_error_and_changes_no_book() {
         [Event::BookUpdated { seq: Some(11), .. }]
     ));
 }
+
+/// An `orderbook.1` message as Bybit sends it: snapshots only, one level a side.
+fn top_msg(u: u64, bid: &str, ask: &str) -> String {
+    format!(
+        r#"{{"topic":"orderbook.1.XYZUSDT","type":"snapshot","ts":1700000000200,"data":{{"s":"XYZUSDT","b":[{bid}],"a":[{ask}],"u":{u},"seq":8000{u}}},"cts":1700000000190}}"#
+    )
+}
+
+fn quote_view(out: &[Event]) -> Vec<(Option<u64>, String, String)> {
+    out.iter()
+        .filter_map(|e| match e {
+            Event::Quote(q) => Some((
+                q.seq,
+                format!("{}@{}", q.bid_size, q.bid_price),
+                format!("{}@{}", q.ask_size, q.ask_price),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn top_of_book_topic_gives_quotes_and_leaves_the_book_alone() {
+    let mut s = BybitSession::new(SessionOptions::default());
+    feed(
+        &mut s,
+        &book_msg(
+            "snapshot",
+            10,
+            r#"["100","1"],["99","2"]"#,
+            r#"["101","1"]"#,
+        ),
+    );
+    let out = feed(&mut s, &top_msg(500, r#"["100","1"]"#, r#"["101","1"]"#));
+    assert_eq!(
+        quote_view(&out),
+        vec![(None, "1@100".into(), "1@101".into())]
+    );
+    assert_eq!(out.len(), 1, "no book event: {out:?}");
+    match &out[0] {
+        Event::Quote(q) => assert_eq!(q.exchange_ts_ns, 1_700_000_000_200_000_000),
+        other => panic!("{other:?}"),
+    }
+    // Resent unchanged after 3 s (same `u`): no new quote.
+    assert!(feed(&mut s, &top_msg(500, r#"["100","1"]"#, r#"["101","1"]"#)).is_empty());
+    let out = feed(&mut s, &top_msg(501, r#"["100","3"]"#, r#"["100.5","2"]"#));
+    assert_eq!(
+        quote_view(&out),
+        vec![(None, "3@100".into(), "2@100.5".into())]
+    );
+    // The book (orderbook.50) was never touched and its deltas still chain.
+    assert_eq!(side(&s, Side::Ask), pairs(&[("101", "1")]));
+    let out = feed(&mut s, &book_msg("delta", 11, r#"["98","1"]"#, ""));
+    assert!(matches!(
+        out[..],
+        [Event::BookUpdated { seq: Some(11), .. }]
+    ));
+    // A top of book frame that cannot be read is an error of its own: the book keeps its sync.
+    let mut out = Vec::new();
+    let err = s
+        .receive(
+            top_msg(502, r#"["100","x"]"#, r#"["101","1"]"#).as_bytes(),
+            T0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert_eq!(err.symbol.as_deref(), Some("XYZUSDT"));
+    assert!(out.is_empty(), "{out:?}");
+    let sync = s.symbols().sync(0).unwrap();
+    assert_eq!(sync.state(), SyncState::Live);
+    assert_eq!(sync.counters.errors, 0);
+    let mut out = Vec::new();
+    let frame = top_msg(503, r#"["100","1"]"#, r#"["101","1"]"#);
+    assert!(s
+        .receive(&frame.as_bytes()[..frame.len() - 30], T0, &mut out)
+        .is_err());
+    assert!(out.is_empty(), "{out:?}");
+    // A one-sided top gives no quote.
+    assert!(feed(&mut s, &top_msg(504, r#"["100","1"]"#, "")).is_empty());
+}
+
+#[test]
+fn top_of_book_topic_is_the_book_when_the_depth_is_one() {
+    let options = SessionOptions {
+        depth: Some(TOP_OF_BOOK),
+        ..SessionOptions::default()
+    };
+    let mut s = BybitSession::new(options);
+    let out = feed(&mut s, &top_msg(500, r#"["100","1"]"#, r#"["101","1"]"#));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [
+                Event::BookUpdated { seq: Some(500), .. },
+                Event::Quote(Quote { seq: Some(500), .. })
+            ]
+        ),
+        "{out:?}"
+    );
+    // Each new top replaces the book whole, and is quoted with the book's own `u`.
+    let out = feed(&mut s, &top_msg(501, r#"["99.5","4"]"#, r#"["100.5","2"]"#));
+    assert_eq!(
+        quote_view(&out),
+        vec![(Some(501), "4@99.5".into(), "2@100.5".into())]
+    );
+    assert_eq!(side(&s, Side::Bid), pairs(&[("99.5", "4")]));
+    assert_eq!(side(&s, Side::Ask), pairs(&[("100.5", "2")]));
+    // A resend refreshes the book but is no new quote.
+    let out = feed(&mut s, &top_msg(501, r#"["99.5","4"]"#, r#"["100.5","2"]"#));
+    assert!(
+        matches!(out.as_slice(), [Event::BookUpdated { .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn symbols_match_in_the_users_case_and_the_venues() {
+    let options = SessionOptions {
+        symbols: Some(vec!["xyzusdt".to_owned()]),
+        ..SessionOptions::default()
+    };
+    let mut s = BybitSession::new(options);
+    let out = feed(&mut s, &book_msg("snapshot", 10, r#"["100","1"]"#, ""));
+    assert!(matches!(out.as_slice(), [Event::BookUpdated { .. }]));
+    feed(
+        &mut s,
+        r#"{"topic":"orderbook.50.ABCUSDT","type":"snapshot","ts":1,"data":{"s":"ABCUSDT","b":[["1","1"]],"a":[],"u":7}}"#,
+    );
+    assert_eq!(s.symbols().names(), ["XYZUSDT"]);
+    assert_eq!(s.stats().unsubscribed, 1);
+}

@@ -393,7 +393,7 @@ fn candles_close_when_a_later_bucket_begins() {
 }
 
 #[test]
-fn acks_heartbeats_tickers_and_unknown_frames_are_ignored() {
+fn acks_heartbeats_tickers_without_a_top_and_unknown_frames_are_ignored() {
     let mut s = CoinbaseSession::new(SessionOptions::default());
     for frame in [
         heartbeat(0),
@@ -462,4 +462,213 @@ fn error_answer_is_a_typed_venue_error_and_changes_no_book() {
         "{out:?}"
     );
     assert_eq!(s.connection_gaps(), 0);
+}
+
+fn ticker(seq: u64, kind: &str, tickers: &[(&str, &str, &str, &str, &str)]) -> String {
+    let items: Vec<String> = tickers
+        .iter()
+        .map(|(product, bid, bid_qty, ask, ask_qty)| {
+            format!(
+                r#"{{"type":"ticker","product_id":"{product}","price":"1","volume_24_h":"2","best_bid":"{bid}","best_ask":"{ask}","best_bid_quantity":"{bid_qty}","best_ask_quantity":"{ask_qty}"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"channel":"ticker","client_id":"","timestamp":"2026-01-02T03:04:05.5Z","sequence_num":{seq},"events":[{{"type":"{kind}","tickers":[{}]}}]}}"#,
+        items.join(",")
+    )
+}
+
+#[test]
+fn tickers_become_quotes_numbered_with_their_frame() {
+    let mut s = CoinbaseSession::new(SessionOptions::default());
+    let out = feed(
+        &mut s,
+        &ticker(
+            0,
+            "snapshot",
+            &[
+                (
+                    "BTC-USD",
+                    "65083.66",
+                    "0.20371215",
+                    "65083.67",
+                    "0.24290402",
+                ),
+                ("ETH-USD", "1919.42", "1.512673", "1919.49", "0.07814824"),
+            ],
+        ),
+    );
+    let quotes: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            Event::Quote(q) => (
+                s.symbols().name(q.symbol).to_owned(),
+                q.seq,
+                format!("{}@{}", q.bid_size, q.bid_price),
+                format!("{}@{}", q.ask_size, q.ask_price),
+                q.exchange_ts_ns,
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        quotes,
+        vec![
+            (
+                "BTC-USD".to_owned(),
+                Some(0),
+                "0.20371215@65083.66".to_owned(),
+                "0.24290402@65083.67".to_owned(),
+                1_767_323_045_500_000_000
+            ),
+            (
+                "ETH-USD".to_owned(),
+                Some(0),
+                "1.512673@1919.42".to_owned(),
+                "0.07814824@1919.49".to_owned(),
+                1_767_323_045_500_000_000
+            ),
+        ]
+    );
+    // A ticker missing part of its top gives no quote; the others in the frame still do.
+    let out = feed(
+        &mut s,
+        &ticker(
+            1,
+            "update",
+            &[
+                ("BTC-USD", "", "0.1", "65083.67", "0.2"),
+                ("ETH-USD", "1919.41", "2", "1919.49", "0.07814824"),
+            ],
+        ),
+    );
+    assert!(matches!(
+        out.as_slice(),
+        [Event::Quote(Quote {
+            symbol: 1,
+            seq: Some(1),
+            ..
+        })]
+    ));
+    assert_eq!(s.stats().ignored, 1);
+    // A number that does not parse spoils the frame's quotes and names the product.
+    let mut out = Vec::new();
+    let err = s
+        .receive(
+            ticker(
+                2,
+                "update",
+                &[
+                    ("ETH-USD", "1919.41", "2", "1919.49", "1"),
+                    ("BTC-USD", "65083.6x", "1", "65083.67", "1"),
+                ],
+            )
+            .as_bytes(),
+            T0,
+            &mut out,
+        )
+        .unwrap_err();
+    assert_eq!(err.symbol.as_deref(), Some("BTC-USD"));
+    assert!(matches!(
+        err.error,
+        FrameError::BadNumber {
+            field: "best_bid",
+            ..
+        }
+    ));
+    assert!(out.is_empty());
+    // Quotes are information only: no book is made or checked.
+    assert!(s.symbols().sync(0).unwrap().book.is_empty());
+    assert_eq!(s.connection_gaps(), 0);
+}
+
+fn candle_marks(out: &[Event]) -> Vec<(u64, bool, bool)> {
+    out.iter()
+        .map(|e| match e {
+            Event::Candle(c) => (c.open_ts_ns / NS_PER_SEC, c.closed, c.is_snapshot),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_candles_and_trades_are_history_and_never_closed_live_candles() {
+    let mut s = CoinbaseSession::new(SessionOptions::default());
+    // On subscribe: two finished buckets and the one in progress, all history.
+    let out = feed(
+        &mut s,
+        &candles_frame(
+            0,
+            "snapshot",
+            &[
+                ("ETH-USD", "1000", "1.1"),
+                ("ETH-USD", "1300", "1.2"),
+                ("ETH-USD", "1600", "1.3"),
+            ],
+        ),
+    );
+    assert_eq!(
+        candle_marks(&out),
+        vec![(1000, true, true), (1300, true, true), (1600, false, true)]
+    );
+    // Live updates of the bucket in progress, then its end when the next begins: live.
+    let out = feed(
+        &mut s,
+        &candles_frame(1, "update", &[("ETH-USD", "1600", "1.4")]),
+    );
+    assert_eq!(candle_marks(&out), vec![(1600, false, false)]);
+    let out = feed(
+        &mut s,
+        &candles_frame(2, "update", &[("ETH-USD", "1900", "1.5")]),
+    );
+    assert_eq!(
+        candle_marks(&out),
+        vec![(1600, true, false), (1900, false, false)]
+    );
+    // A resubscription's snapshot: the bucket followed live is final in it (its end is
+    // live news); older buckets and the new one in progress are history again.
+    let out = feed(
+        &mut s,
+        &candles_frame(
+            3,
+            "snapshot",
+            &[
+                ("ETH-USD", "1600", "1.4"),
+                ("ETH-USD", "1900", "1.55"),
+                ("ETH-USD", "2200", "1.6"),
+            ],
+        ),
+    );
+    assert_eq!(
+        candle_marks(&out),
+        vec![(1600, true, true), (1900, true, false), (2200, false, true)]
+    );
+    // The trades a market_trades snapshot replays are history too.
+    let out = feed(
+        &mut s,
+        r#"{"channel":"market_trades","client_id":"","timestamp":"2026-01-02T03:04:05Z","sequence_num":4,"events":[{"type":"snapshot","trades":[{"trade_id":"1","product_id":"ETH-USD","price":"1","size":"1","side":"BUY","time":"2026-01-02T03:04:05Z"}]},{"type":"update","trades":[{"trade_id":"2","product_id":"ETH-USD","price":"1","size":"1","side":"SELL","time":"2026-01-02T03:04:05Z"}]}]}"#,
+    );
+    let marks: Vec<_> = out
+        .iter()
+        .map(|e| match e {
+            Event::Trade(t) => (t.trade_id.as_str(), t.is_snapshot),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(marks, vec![("1", true), ("2", false)]);
+}
+
+#[test]
+fn products_match_in_the_users_case_and_the_venues() {
+    let options = SessionOptions {
+        symbols: Some(vec!["eth-usd".to_owned()]),
+        ..SessionOptions::default()
+    };
+    let mut s = CoinbaseSession::new(options);
+    feed(&mut s, &l2(0, "snapshot", "ETH-USD", &[("bid", "10", "1")]));
+    feed(&mut s, &l2(1, "snapshot", "BTC-USD", &[("bid", "10", "1")]));
+    assert_eq!(s.symbols().names(), ["ETH-USD"]);
+    assert_eq!(s.stats().unsubscribed, 1);
+    assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::Live);
 }
