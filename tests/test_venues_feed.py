@@ -72,6 +72,7 @@ class Case:
     symbols: tuple[str, ...]
     channels: tuple[str, ...]
     depth: int | None = None
+    candle_interval: str = "1m"
     books: int = 0
     trades: int = 0
     candles: int = 0
@@ -139,6 +140,7 @@ CASES = [
         frozenset({"c2"}),
         ("BTC-USD", "ETH-USD"),
         ("book", "trades", "candles", "quotes"),
+        candle_interval="5m",
         books=775,
         trades=279,
         candles=204,
@@ -189,6 +191,7 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
     kwargs: dict[str, Any] = {
         "channels": case.channels,
         "depth": case.depth,
+        "candle_interval": case.candle_interval,
         "on_book": got.add,
         "on_trade": got.add,
         "on_candle": got.add,
