@@ -140,8 +140,8 @@ impl BinanceSession {
             Some("aggTrade") => self.on_trade(f, TradeId::Aggregate, ts_ns, out),
             Some("kline") => self.on_kline(f, ts_ns, out),
             _ => {
-                if let Some(error) = f.venue_error() {
-                    return Err(error.into());
+                if let Some(error) = f.venue_error(None) {
+                    return Err(error);
                 }
                 self.core.stats.ignored += 1;
                 Ok(())
@@ -349,8 +349,8 @@ impl Session for BinanceSession {
             self.core.options.max_frame_bytes,
         )
         .map_err(|e| ReceiveError::new(owned_symbol(), e))?;
-        if let Some(error) = fields.venue_error() {
-            return Err(ReceiveError::new(owned_symbol(), error));
+        if let Some(error) = fields.venue_error(Some(symbol)) {
+            return Err(error);
         }
         let last_update_id = fields.last_update_id.ok_or_else(|| {
             ReceiveError::new(owned_symbol(), FrameError::MissingField("lastUpdateId"))

@@ -6,9 +6,10 @@
 //! (`cargo bench --bench decode_apply` measures it).
 
 use crate::book::Side;
-use crate::error::FrameError;
+use crate::error::{FrameError, ReceiveError};
 use crate::sync::LevelChange;
 use crate::venue::check_frame_size;
+use crate::venue::json::venue_error;
 use crate::venue::scan::Scanner;
 
 /// Reads `frame` into `fields`, its book levels (depth frames, REST snapshots) into `levels`.
@@ -62,14 +63,11 @@ impl Fields<'_> {
             })
     }
 
-    /// A refused request's `code C: msg`, if this frame is one.
-    pub fn venue_error(&self) -> Option<FrameError> {
-        let msg = self.msg?;
-        Some(FrameError::VenueError(format!(
-            "code {}: {}",
-            self.code.unwrap_or(0),
-            String::from_utf8_lossy(msg)
-        )))
+    /// A refused request's error (`code C: msg`), concerning `symbol`, if this frame is one.
+    pub fn venue_error(&self, symbol: Option<&str>) -> Option<ReceiveError> {
+        let msg = String::from_utf8_lossy(self.msg?);
+        let code = self.code.unwrap_or(0).to_string();
+        Some(venue_error(symbol, Some(&code), Some(&msg)))
     }
 }
 
