@@ -10,8 +10,8 @@ Trades: ``<symbol>@trade`` (one event per fill) by default; ``venue_options={"tr
 "aggTrade"}`` subscribes ``<symbol>@aggTrade`` instead (fills of one taker order at one price
 merged; the trade id is the aggregate id ``a``).
 
-Candles: the kline intervals Binance has (``KLINE_INTERVALS``; ``1s`` on spot only); any other
-``candle_interval`` is refused.
+Candles: the kline intervals Binance has (``SPOT_KLINE_INTERVALS``, ``FUTURES_KLINE_INTERVALS``:
+``1s`` is spot only); any other ``candle_interval`` is refused.
 """
 
 from __future__ import annotations

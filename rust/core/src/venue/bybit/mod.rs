@@ -22,11 +22,15 @@
 //!   Deltas carry only the fields that changed, so the last known values fill in; spot tickers
 //!   carry no top of book and give no quotes.
 //! - `orderbook.1` (any category; what spot quotes are subscribed as): Bybit's own top of book,
-//!   snapshots only, the same `u` resent when nothing changed for 3 s (such a repeat gives no
-//!   new quote). When the session's depth is 1 (`SessionOptions::depth == Some(1)`) that topic
-//!   is the symbol's book and each of its updates also gives a `Quote` with the book's `u` as
-//!   `seq`; otherwise it never touches the book, and its quotes carry no `seq` (its `u` is not
-//!   the book's). A frame of it that cannot be used then costs no book its sync.
+//!   snapshots only, the same `u` resent when nothing changed for 3 s (a resend gives no new
+//!   quote). Each message gives a `Quote`.
+//!
+//! Which topic is a symbol's book: the deepest `orderbook.N` seen for it. A deeper topic takes
+//! the book over (with its snapshot, which Bybit sends first on subscribe); `orderbook.1` under
+//! a deeper book never touches it, and a frame of it that cannot be used costs the book nothing.
+//! While `orderbook.1` is the book (`depth=1` subscriptions), its quotes carry the book's `u` as
+//! `seq`; under a deeper book they carry none (its `u` is not the book's). The rule needs no
+//! option, so a recording replays the same whatever depth it was made with.
 //!
 //! Operation answers (`{"op":..}`: subscribe acks, pongs) and any other topic are understood
 //! and counted as ignored. A refused operation (`"success":false`) is the venue's error:
@@ -105,6 +109,19 @@ pub struct BybitSession {
     tickers: Vec<TickerTop>,
     /// Per symbol id: the `orderbook.1` top of book so far.
     tops: Vec<TopOfBook>,
+    /// Per symbol id: the depth of the `orderbook.N` topic its book follows (the deepest seen).
+    book_depths: Vec<Option<usize>>,
+}
+
+/// What an `orderbook.N` frame is to its symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BookRole {
+    /// The topic the book follows.
+    Book,
+    /// `orderbook.1` under a deeper book: quotes only.
+    TopOnly,
+    /// A shallower topic than the book's, other than the top: nothing of ours.
+    Shallower,
 }
 
 impl BybitSession {
@@ -114,6 +131,7 @@ impl BybitSession {
             levels: Vec::with_capacity(512),
             tickers: Vec::new(),
             tops: Vec::new(),
+            book_depths: Vec::new(),
         }
     }
 
@@ -122,15 +140,28 @@ impl BybitSession {
         self.core.intern(symbol, ResyncBy::Resubscribe, None)
     }
 
-    /// Whether `orderbook.1` is this session's book topic (else it only gives quotes).
-    fn top_is_book(&self) -> bool {
-        self.core.options.depth == Some(TOP_OF_BOOK)
+    /// What a frame of `orderbook.{depth}` is to symbol `id`, without taking the book over.
+    fn book_role(&self, id: SymbolId, depth: Option<usize>) -> BookRole {
+        let followed = self.book_depths.get(id as usize).copied().flatten();
+        match (depth, followed) {
+            (Some(depth), Some(book)) if depth < book => match depth {
+                TOP_OF_BOOK => BookRole::TopOnly,
+                _ => BookRole::Shallower,
+            },
+            _ => BookRole::Book,
+        }
     }
 
-    /// Whether a frame's topic is `orderbook.1` kept apart from the book.
-    fn is_quote_only_top(&self, topic: Option<&str>) -> bool {
-        topic.is_some_and(|t| t.starts_with("orderbook.") && topic_depth(t) == Some(TOP_OF_BOOK))
-            && !self.top_is_book()
+    /// The book of `id` follows `orderbook.{depth}` from now on, if it is deeper than before.
+    fn follow(&mut self, id: SymbolId, depth: Option<usize>) {
+        let index = id as usize;
+        if self.book_depths.len() <= index {
+            self.book_depths.resize(index + 1, None);
+        }
+        let book = &mut self.book_depths[index];
+        if depth > *book {
+            *book = depth;
+        }
     }
 
     fn top_mut(&mut self, id: SymbolId) -> &mut TopOfBook {
@@ -167,9 +198,6 @@ impl BybitSession {
             return Ok(());
         };
         match topic.split_once('.').map_or(topic, |(channel, _)| channel) {
-            "orderbook" if self.is_quote_only_top(Some(topic)) => {
-                self.on_top(f, topic_symbol(topic), ts_ns, out)
-            }
             "orderbook" => self.on_book(f, topic, ts_ns, out),
             "publicTrade" => self.on_trades(f, topic_symbol(topic), ts_ns, out),
             "kline" => self.on_klines(f, topic, ts_ns, out),
@@ -195,11 +223,20 @@ impl BybitSession {
         let Some(id) = self.intern(name) else {
             return Ok(());
         };
+        let depth = topic_depth(topic);
+        match self.book_role(id, depth) {
+            BookRole::TopOnly => return self.on_top(f, id, ts_ns, out),
+            BookRole::Shallower => {
+                self.core.stats.ignored += 1;
+                return Ok(());
+            }
+            BookRole::Book => self.follow(id, depth),
+        }
         let start = out.len();
         if let Err(e) = self.apply_book(id, f, ts_ns, out) {
             return Err(self.core.symbols.bad_frame(id, e, out));
         }
-        if topic_depth(topic) == Some(TOP_OF_BOOK) {
+        if depth == Some(TOP_OF_BOOK) {
             self.quote_book_top(id, f, start, ts_ns, out);
         }
         Ok(())
@@ -283,42 +320,42 @@ impl BybitSession {
         }));
     }
 
-    /// `orderbook.1` kept apart from the book: its top of book becomes a `Quote` (no `seq`).
+    /// `orderbook.1` under a deeper book: its top of book becomes a `Quote` (no `seq`).
     fn on_top(
         &mut self,
         f: &Fields<'_>,
-        topic_symbol: &str,
+        id: SymbolId,
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
-        let name = f.s.unwrap_or(topic_symbol);
-        if name.is_empty() {
-            return Err(FrameError::MissingField("s").into());
+        match self.top_quote(f, id) {
+            Ok(Some(top)) => out.push(Event::Quote(Quote {
+                symbol: id,
+                seq: None,
+                exchange_ts_ns: ms_to_ns(f.ts.unwrap_or(0)),
+                ts_ns,
+                ..top
+            })),
+            Ok(None) => self.core.stats.ignored += 1,
+            Err(e) => {
+                let name = self.core.symbols.name(id).to_owned();
+                return Err(ReceiveError::new(Some(name), e));
+            }
         }
-        let err = |e| ReceiveError::new(Some(name.to_owned()), e);
+        Ok(())
+    }
+
+    /// The top of book an `orderbook.1` message leaves `id` with, if it gives a quote.
+    fn top_quote(&mut self, f: &Fields<'_>, id: SymbolId) -> Result<Option<Quote>, FrameError> {
         if f.data != DataShape::Object {
-            return Err(err(FrameError::MissingField("data")));
+            return Err(FrameError::MissingField("data"));
         }
-        let u = f.u.ok_or_else(|| err(FrameError::MissingField("u")))?;
-        let full = is_full_book(f.kind, u).map_err(err)?;
-        let Some(id) = self.intern(name) else {
-            return Ok(());
-        };
+        let u = f.u.ok_or(FrameError::MissingField("u"))?;
+        let full = is_full_book(f.kind, u)?;
         let levels = std::mem::take(&mut self.levels);
         let result = self.top_mut(id).apply(full, u, &levels);
         self.levels = levels;
-        let Some(top) = result.map_err(err)? else {
-            self.core.stats.ignored += 1;
-            return Ok(());
-        };
-        out.push(Event::Quote(Quote {
-            symbol: id,
-            seq: None,
-            exchange_ts_ns: ms_to_ns(f.ts.unwrap_or(0)),
-            ts_ns,
-            ..top
-        }));
-        Ok(())
+        result
     }
 
     fn on_trades(
@@ -640,12 +677,14 @@ impl Session for BybitSession {
             Ok(()) => self.on_fields(&fields, ts_ns, out),
             Err(error) => {
                 // A book frame that names a known symbol but cannot be read costs it its sync
-                // (the top of book kept apart from it costs nothing).
+                // (a topic under its book's costs nothing).
                 let symbol = fields.s.or_else(|| fields.topic.map(topic_symbol));
-                if fields.is_book() && !self.is_quote_only_top(fields.topic) {
-                    let symbols = &mut self.core.symbols;
-                    if let Some(id) = symbol.and_then(|s| symbols.id(s)) {
-                        return Err(symbols.bad_frame(id, error, out));
+                let depth = fields.topic.and_then(topic_depth);
+                if fields.is_book() {
+                    if let Some(id) = symbol.and_then(|s| self.core.symbols.id(s)) {
+                        if self.book_role(id, depth) == BookRole::Book {
+                            return Err(self.core.symbols.bad_frame(id, error, out));
+                        }
                     }
                 }
                 Err(ReceiveError::new(symbol.map(str::to_owned), error))

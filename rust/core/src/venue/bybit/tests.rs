@@ -614,12 +614,8 @@ fn top_of_book_topic_gives_quotes_and_leaves_the_book_alone() {
 }
 
 #[test]
-fn top_of_book_topic_is_the_book_when_the_depth_is_one() {
-    let options = SessionOptions {
-        depth: Some(TOP_OF_BOOK),
-        ..SessionOptions::default()
-    };
-    let mut s = BybitSession::new(options);
+fn top_of_book_topic_is_the_book_until_a_deeper_one_comes() {
+    let mut s = BybitSession::new(SessionOptions::default());
     let out = feed(&mut s, &top_msg(500, r#"["100","1"]"#, r#"["101","1"]"#));
     assert!(
         matches!(
