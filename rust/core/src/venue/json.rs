@@ -157,3 +157,19 @@ pub fn venue_error(
     };
     ReceiveError::new(symbol.map(str::to_owned), FrameError::VenueError(text))
 }
+
+// -- Binance, Bybit and Coinbase (the r1 venue group) --
+
+/// A number field a venue may leave out or send empty (`""`, Bybit and Coinbase do for what
+/// they do not have): `None` then; a typed error when it is there and does not parse.
+pub fn optional_decimal(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Decimal>, FrameError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => Decimal::parse(text)
+            .map(Some)
+            .map_err(|error| FrameError::BadNumber { field, error }),
+    }
+}

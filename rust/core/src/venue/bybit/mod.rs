@@ -49,7 +49,7 @@ use crate::event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{
     Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot, Symbols,
 };
-use crate::venue::json::{venue_error, NumberFault};
+use crate::venue::json::{optional_decimal, venue_error, NumberFault};
 use crate::venue::session_core::SessionCore;
 use crate::venue::{decimal_field, ms_to_ns, Session, SessionOptions, SessionStats};
 
@@ -441,10 +441,10 @@ impl BybitSession {
         }
         let t = &f.ticker;
         let fresh = [
-            ticker_field("bid1Price", t.bid_price.as_deref()).map_err(err)?,
-            ticker_field("bid1Size", t.bid_size.as_deref()).map_err(err)?,
-            ticker_field("ask1Price", t.ask_price.as_deref()).map_err(err)?,
-            ticker_field("ask1Size", t.ask_size.as_deref()).map_err(err)?,
+            optional_decimal("bid1Price", t.bid_price.as_deref()).map_err(err)?,
+            optional_decimal("bid1Size", t.bid_size.as_deref()).map_err(err)?,
+            optional_decimal("ask1Price", t.ask_price.as_deref()).map_err(err)?,
+            optional_decimal("ask1Size", t.ask_size.as_deref()).map_err(err)?,
         ];
         let snapshot = f.kind == Some("snapshot");
         if fresh.iter().all(Option::is_none) {
@@ -585,16 +585,6 @@ pub fn interval_name(bybit: &str) -> String {
 }
 
 /// The last dot-separated part of a topic: `orderbook.200.BTCUSDT` names `BTCUSDT`.
-/// A `tickers` number: absent or empty (Bybit sends `""` for what it does not have) is `None`.
-fn ticker_field(field: &'static str, text: Option<&str>) -> Result<Option<Decimal>, FrameError> {
-    match text {
-        None | Some("") => Ok(None),
-        Some(text) => Decimal::parse(text)
-            .map(Some)
-            .map_err(|error| FrameError::BadNumber { field, error }),
-    }
-}
-
 /// Whether a book message is a whole book: a `snapshot`, or a `delta` numbered 1 (the venue
 /// restarted its book service and sends the whole book again).
 fn is_full_book(kind: Option<&str>, u: u64) -> Result<bool, FrameError> {

@@ -51,7 +51,7 @@ use crate::event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{
     Delta, DeltaIds, LevelChange, ResyncBy, Snapshot, Symbols, SyncState, Unsequenced,
 };
-use crate::venue::json::venue_error;
+use crate::venue::json::{optional_decimal, venue_error};
 use crate::venue::session_core::SessionCore;
 use crate::venue::time::parse_iso8601_ns;
 use crate::venue::{decimal_field, Session, SessionOptions, SessionStats};
@@ -388,18 +388,15 @@ impl CoinbaseSession {
     /// The top of book of one ticker (numbering and times left to the caller); `None` for a
     /// ticker without all four fields, or of a product not subscribed.
     fn quote(&mut self, product: &str, item: &TickerItem<'_>) -> Result<Option<Quote>, FrameError> {
-        let (Some(bid), Some(bid_size), Some(ask), Some(ask_size)) = (
-            given(item.best_bid),
-            given(item.best_bid_quantity),
-            given(item.best_ask),
-            given(item.best_ask_quantity),
-        ) else {
+        let top = (
+            optional_decimal("best_bid", item.best_bid)?,
+            optional_decimal("best_bid_quantity", item.best_bid_quantity)?,
+            optional_decimal("best_ask", item.best_ask)?,
+            optional_decimal("best_ask_quantity", item.best_ask_quantity)?,
+        );
+        let (Some(bid_price), Some(bid_size), Some(ask_price), Some(ask_size)) = top else {
             return Ok(None);
         };
-        let bid_price = decimal_field("best_bid", Some(bid))?;
-        let bid_size = decimal_field("best_bid_quantity", Some(bid_size))?;
-        let ask_price = decimal_field("best_ask", Some(ask))?;
-        let ask_size = decimal_field("best_ask_quantity", Some(ask_size))?;
         let Some(symbol) = self.intern(product) else {
             return Ok(None);
         };
@@ -505,11 +502,6 @@ impl CoinbaseSession {
             out.push(Event::Candle(c));
         }
     }
-}
-
-/// A field that is there and not empty (Coinbase sends `""` for what it does not have).
-fn given(text: Option<&str>) -> Option<&str> {
-    text.filter(|t| !t.is_empty())
 }
 
 fn candle(item: &CandleItem<'_>, frame_ts: u64, ts_ns: u64) -> Result<Candle, FrameError> {
