@@ -65,7 +65,7 @@ def test_bybit_categories_depths_and_chunks() -> None:
     assert [len(a) for a in args] == [10, 2]
     assert args[0][:3] == ["orderbook.1000.S0", "publicTrade.S0", "kline.1.S0"]
     linear = spec_for("bybit").subscribe_messages(sub("X", depth=500))
-    assert orjson.loads(linear[0])["args"] == ["orderbook.500.X"]
+    assert orjson.loads(linear[0])["args"] == ["orderbook.1000.X"]
     assert spec_for("bybit").resubscribe_messages("X", sub("X")) == [
         '{"op":"unsubscribe","args":["orderbook.200.X"]}',
         '{"op":"subscribe","args":["orderbook.200.X"]}',

@@ -73,6 +73,7 @@ class Case:
     symbols: tuple[str, ...]
     channels: tuple[str, ...]
     depth: int | None = None
+    candle_interval: str = "1m"
     books: int = 0
     trades: int = 0
     candles: int = 0
@@ -140,6 +141,7 @@ CASES = [
         frozenset({"c2"}),
         ("BTC-USD", "ETH-USD"),
         ("book", "trades", "candles", "quotes"),
+        candle_interval="5m",
         books=775,
         trades=279,
         candles=204,
@@ -193,6 +195,7 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
     kwargs: dict[str, Any] = {
         "channels": case.channels,
         "depth": case.depth,
+        "candle_interval": case.candle_interval,
         "on_book": got.add,
         "on_trade": got.add,
         "on_candle": got.add,

@@ -6,15 +6,27 @@ the category is part of the venue name; all of them are decoded by the Rust ``by
 and recorded under the tape venue ``bybit`` (the connection URL keeps the category).
 
 Books are the in-band ``orderbook.N`` topic: a snapshot on subscribe, then deltas; a resync
-is an unsubscribe and a subscribe of the symbol's book topic. ``quotes`` subscribes ``tickers``
-(best bid/ask on linear and inverse), which the Rust core turns into ``Quote`` events (no
-``seq``; spot tickers carry no best bid/ask and give none).
+is an unsubscribe and a subscribe of the symbol's book topic. Each category offers the depths of
+``BOOK_DEPTHS``, and a ``depth`` is served by the smallest of them at least as deep (``depth=1``:
+``orderbook.1``; 2 to 50: ``orderbook.50``; 51 to 200: ``orderbook.200``; 201 to 1000:
+``orderbook.1000``; no ``depth``: ``orderbook.200``); deeper than 1000 is refused. Bybit's own
+deltas keep a depth-N topic at N levels a side, and views show ``depth`` of them.
+
+``quotes``: on linear and inverse, ``tickers`` (its ``bid1Price``/``ask1Price`` fields; the Rust
+core gives ``Quote`` events without ``seq``). Spot tickers carry no best bid or ask, so on spot
+``quotes`` subscribes ``orderbook.1``, the venue's own top of book (snapshots only, every 10 ms
+while it changes), which the Rust core turns into ``Quote`` events without touching the book.
+Wherever the book itself is ``orderbook.1`` (``depth=1``), that one topic gives the book and the
+quotes, and ``tickers`` is not subscribed besides.
+
+Candles: the kline intervals Bybit has (``KLINE_INTERVALS``); any other is refused.
 """
 
 from __future__ import annotations
 
 import orjson
 
+from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import (
     BOOK,
     CANDLES,
@@ -25,15 +37,21 @@ from lobfeed.venues.base import (
     chunks,
     pick_depth,
 )
+from lobfeed.venues.checks import check_candle_interval, check_depth
 
 DEFAULT_DEPTH = 200
-#: Book depths each category offers (``orderbook.{depth}.{symbol}``).
+#: Book depths each category offers (``orderbook.{depth}.{symbol}``), as the v5 orderbook page
+#: lists them (bybit-exchange.github.io/docs/v5/websocket/public/orderbook, "Depths"; linear
+#: and inverse went from 500 to 1000 levels).
 BOOK_DEPTHS: dict[str, tuple[int, ...]] = {
     "spot": (1, 50, 200, 1000),
-    "linear": (1, 50, 200, 500),
-    "inverse": (1, 50, 200, 500),
+    "linear": (1, 50, 200, 1000),
+    "inverse": (1, 50, 200, 1000),
 }
-#: ``candle_interval`` (Binance spelling, used by ``Feed``) -> Bybit ``kline`` interval.
+#: The depth whose topic is the venue's top of book.
+TOP_OF_BOOK = 1
+#: ``candle_interval`` (Binance spelling, used by ``Feed``) -> Bybit ``kline`` interval
+#: (bybit-exchange.github.io/docs/v5/websocket/public/kline: 1 3 5 15 30 60 120 240 360 720 D W M).
 KLINE_INTERVALS: dict[str, str] = {
     "1m": "1",
     "3m": "3",
@@ -74,15 +92,32 @@ class BybitSpec(VenueSpec):
         self.name = name
         self.category = category
 
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        check_depth(self.name, sub.depth, max(BOOK_DEPTHS[self.category]))
+        check_candle_interval(self.name, sub, tuple(KLINE_INTERVALS))
+
+    def book_depth(self, sub: Subscription) -> int:
+        """The venue depth (``orderbook.N``) that serves ``sub.depth``."""
+        return pick_depth(sub.depth, BOOK_DEPTHS[self.category], DEFAULT_DEPTH)
+
     def book_topic(self, symbol: str, sub: Subscription) -> str:
-        depth = pick_depth(sub.depth, BOOK_DEPTHS[self.category], DEFAULT_DEPTH)
-        return f"orderbook.{depth}.{symbol}"
+        return f"orderbook.{self.book_depth(sub)}.{symbol}"
+
+    def quote_topic(self, symbol: str, sub: Subscription) -> str | None:
+        """The topic that gives ``symbol``'s quotes, ``None`` when the book topic gives them."""
+        if BOOK in sub.channels and self.book_depth(sub) == TOP_OF_BOOK:
+            return None
+        if self.category == "spot":
+            return f"orderbook.{TOP_OF_BOOK}.{symbol}"
+        return f"tickers.{symbol}"
 
     def topics(self, sub: Subscription) -> list[str]:
         interval = KLINE_INTERVALS.get(sub.candle_interval)
         if CANDLES in sub.channels and interval is None:
-            raise ValueError(
-                f"Bybit has no {sub.candle_interval!r} klines; known: {', '.join(KLINE_INTERVALS)}"
+            raise ConfigError(
+                f"{self.name} has no {sub.candle_interval!r} candles; "
+                f"its intervals: {', '.join(KLINE_INTERVALS)}"
             )
         topics: list[str] = []
         for symbol in sub.symbols:
@@ -93,7 +128,9 @@ class BybitSpec(VenueSpec):
             if CANDLES in sub.channels:
                 topics.append(f"kline.{interval}.{symbol}")
             if QUOTES in sub.channels:
-                topics.append(f"tickers.{symbol}")
+                quote_topic = self.quote_topic(symbol, sub)
+                if quote_topic is not None:
+                    topics.append(quote_topic)
         return topics
 
     def streams(self, sub: Subscription) -> list[str]:

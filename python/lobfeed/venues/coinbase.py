@@ -4,9 +4,14 @@ One subscribe message per channel. ``heartbeats`` is always subscribed: it keeps
 connections open, and every frame of the connection carries one ``sequence_num`` counter, so a
 heartbeat also reveals a frame lost on a quiet channel. After a gap the Rust session asks to
 resubscribe every book: each symbol's ``level2`` is unsubscribed and subscribed again, which
-makes Coinbase send that product's snapshot. Candles are Coinbase's five-minute buckets
-(``candle_interval`` is not used); ``quotes`` subscribes ``ticker``, which the Rust core does
-not turn into ``Quote`` events yet.
+makes Coinbase send that product's snapshot.
+
+Depth: ``level2`` is the whole book (no depth choice), so every ``depth`` of 1 or more is served
+by it: the book is kept whole and views show ``depth`` levels.
+
+Candles: Coinbase has five-minute buckets only, so ``candle_interval`` must be ``"5m"`` when
+candles are asked for. ``quotes`` subscribes ``ticker``, whose best bid and ask (with their
+quantities) the Rust core turns into ``Quote`` events.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import orjson
 
 from lobfeed.venues.base import BOOK, CANDLES, QUOTES, TRADES, Subscription, VenueSpec
+from lobfeed.venues.checks import check_candle_interval, check_depth
 
 #: Feed channel -> Coinbase channel, in the order they are subscribed.
 CHANNEL_NAMES = (
@@ -23,6 +29,8 @@ CHANNEL_NAMES = (
     (QUOTES, "ticker"),
 )
 HEARTBEATS = "heartbeats"
+#: The only candle width Coinbase Advanced Trade streams.
+CANDLE_INTERVALS = ("5m",)
 
 
 def _message(kind: str, products: list[str], channel: str) -> str:
@@ -36,6 +44,11 @@ class CoinbaseSpec(VenueSpec):
     channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
     # Candles start with the last 99 (up to hours old) on subscribe.
     history_channels = frozenset({CANDLES})
+
+    def check(self, sub: Subscription) -> None:
+        super().check(sub)
+        check_depth(self.name, sub.depth, None)
+        check_candle_interval(self.name, sub, CANDLE_INTERVALS)
 
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         products = list(sub.symbols)

@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{query_symbol, read_tape};
-use lobfeed_core::{new_session, Event, SessionOptions};
+use lobfeed_core::{new_session, Event, SessionOptions, TradeSide};
 
 #[derive(Debug, Default)]
 struct Proof {
@@ -169,5 +169,76 @@ fn snapshot_after_bridging_events() {
         "binance-coinm-ethusd_perp-20240808.jsonl.gz",
     ] {
         assert_proven(name, 25);
+    }
+}
+
+/// The 2021 tapes were recorded with `aggTrade` streams: every aggTrade frame is one trade
+/// whose id is the aggregate id `a`, whose price and size are `p` and `q` to the digit, and
+/// whose side follows `m`. The frames are found and read here without the session.
+#[test]
+fn agg_trades_2021() {
+    for (name, frames) in [
+        ("binance-spot-4sym-2021.jsonl.gz", 2),
+        ("binance-usdm-4sym-2021.jsonl.gz", 91),
+        ("binance-coinm-10sym-2021.jsonl.gz", 51),
+    ] {
+        let tape = read_tape(name);
+        let expected: Vec<(String, String, String, String, Option<TradeSide>)> = tape
+            .iter()
+            .filter(|r| r.kind == "recv")
+            .filter_map(|r| {
+                let frame: serde_json::Value = serde_json::from_str(r.data.as_deref()?).ok()?;
+                let event = frame.get("data").unwrap_or(&frame);
+                (event["e"] == "aggTrade").then(|| {
+                    let side = match event["m"].as_bool() {
+                        Some(true) => Some(TradeSide::Sell),
+                        Some(false) => Some(TradeSide::Buy),
+                        None => None,
+                    };
+                    (
+                        event["s"].as_str().unwrap().to_owned(),
+                        event["a"].as_u64().unwrap().to_string(),
+                        event["p"].as_str().unwrap().to_owned(),
+                        event["q"].as_str().unwrap().to_owned(),
+                        side,
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            expected.len(),
+            frames,
+            "{name}: aggTrade frames on the tape"
+        );
+        let lines = tape
+            .iter()
+            .filter(|r| r.kind == "recv")
+            .filter(|r| r.data.as_deref().unwrap().contains(r#""e":"aggTrade""#))
+            .count();
+        assert_eq!(lines, frames, "{name}: aggTrade lines on the tape");
+
+        let venue = tape[0].venue.clone().unwrap();
+        let mut session = new_session(&venue, SessionOptions::default()).unwrap();
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        for r in tape.iter().filter(|r| r.kind == "recv") {
+            out.clear();
+            session
+                .receive(r.data.as_deref().unwrap().as_bytes(), r.ts_ns, &mut out)
+                .unwrap();
+            for ev in &out {
+                if let Event::Trade(t) = ev {
+                    assert!(!t.is_snapshot, "{name}: a live trade");
+                    got.push((
+                        session.symbols().name(t.symbol).to_owned(),
+                        t.trade_id.clone(),
+                        t.price.to_string(),
+                        t.size.to_string(),
+                        t.side,
+                    ));
+                }
+            }
+        }
+        assert_eq!(got, expected, "{name}");
     }
 }

@@ -1,6 +1,7 @@
 //! Bybit v5 books proven on the real tape (linear connection c2, spot connection c3): ids
 //! contiguous, `orderbook.200` at exactly 200 levels a side after every update, never crossed,
-//! and every trade's taker side agreeing with the book it traded against.
+//! every trade's taker side agreeing with the book it traded against, and the top-of-book
+//! topic that spot quotes come from equal to the book.
 
 mod common;
 
@@ -290,4 +291,92 @@ fn book_symbol(frame: &str) -> Option<String> {
     let topic = &frame[at + 9..];
     let topic = &topic[..topic.find('"')?];
     Some(topic.rsplit('.').next()?.to_owned())
+}
+
+/// Spot tickers carry no best bid or ask, so spot quotes come from `orderbook.1`, Bybit's own
+/// top of book. The tape recorded `orderbook.200`: each time a spot book's top changed, the
+/// `orderbook.1` message Bybit sends for it (a snapshot of that top, numbered with the book's
+/// `u`) is made from the recorded book and fed to two sessions. The one replaying the recorded
+/// `orderbook.200` takes it right after the frame it came from: one quote per message, equal to
+/// the book's top, and the book untouched (same updates, 200 levels a side). One given the top
+/// of book alone keeps it as the book and quotes it with `seq` = `u`.
+#[test]
+fn bybit_spot_quotes_from_the_top_of_book_topic() {
+    let tape = read_tape(TAPE);
+    let conns = recv_by_conn(&tape);
+    let mut recorded = new_session("bybit", SessionOptions::default()).unwrap();
+    let mut alone = new_session("bybit", SessionOptions::default()).unwrap();
+    let mut last_top: HashMap<String, Top> = HashMap::new();
+    let (mut messages, mut book_updates) = (0, 0);
+    let mut out = Vec::new();
+    let mut quotes = Vec::new();
+    for r in &conns["c3"] {
+        out.clear();
+        let data = r.data.as_deref().unwrap();
+        recorded
+            .receive(data.as_bytes(), r.ts_ns, &mut out)
+            .unwrap();
+        let mut made = Vec::new();
+        for ev in &out {
+            let Event::BookUpdated { symbol, seq, .. } = ev else {
+                continue;
+            };
+            book_updates += 1;
+            let name = recorded.symbols().name(*symbol).to_owned();
+            let book = &recorded.symbols().sync(*symbol).unwrap().book;
+            assert_eq!((book.len(Side::Bid), book.len(Side::Ask)), (DEPTH, DEPTH));
+            let (bid, ask) = (book.best_bid().unwrap(), book.best_ask().unwrap());
+            let top = (bid.price, bid.qty, ask.price, ask.qty);
+            if last_top.insert(name.clone(), top) == Some(top) {
+                continue;
+            }
+            let ts = find_number(data, "ts").unwrap().0;
+            let u = seq.unwrap();
+            let frame = format!(
+                r#"{{"topic":"orderbook.1.{name}","type":"snapshot","ts":{ts},"data":{{"s":"{name}","b":[["{}","{}"]],"a":[["{}","{}"]],"u":{u},"seq":{u}}},"cts":{ts}}}"#,
+                top.0, top.1, top.2, top.3
+            );
+            made.push((name, u, top, frame));
+        }
+        for (name, u, top, frame) in made {
+            messages += 1;
+            out.clear();
+            recorded
+                .receive(frame.as_bytes(), r.ts_ns, &mut out)
+                .unwrap();
+            assert_eq!(quotes_of(&out, &*recorded), [(name.clone(), None, top)]);
+            assert_eq!(out.len(), 1, "the book is left alone: {out:?}");
+            quotes.push((name.clone(), top));
+            out.clear();
+            alone.receive(frame.as_bytes(), r.ts_ns, &mut out).unwrap();
+            assert_eq!(quotes_of(&out, &*alone), [(name, Some(u), top)]);
+            assert!(matches!(out[0], Event::BookUpdated { seq: Some(s), .. } if s == u));
+        }
+    }
+    eprintln!("{TAPE} c3: {messages} top-of-book messages made from the recorded books");
+    assert_eq!((messages, quotes.len()), (259, 259));
+    assert_eq!(
+        book_updates, 550,
+        "the recorded books, as without the top of book"
+    );
+    assert_eq!((recorded.stats().errors, alone.stats().errors), (0, 0));
+    for id in 0..alone.symbols().len() as u32 {
+        let book = &alone.symbols().sync(id).unwrap().book;
+        assert_eq!((book.len(Side::Bid), book.len(Side::Ask)), (1, 1));
+    }
+}
+
+type Top = (Decimal, Decimal, Decimal, Decimal);
+
+fn quotes_of(out: &[Event], session: &dyn Session) -> Vec<(String, Option<u64>, Top)> {
+    out.iter()
+        .filter_map(|ev| match ev {
+            Event::Quote(q) => Some((
+                session.symbols().name(q.symbol).to_owned(),
+                q.seq,
+                (q.bid_price, q.bid_size, q.ask_price, q.ask_size),
+            )),
+            _ => None,
+        })
+        .collect()
 }

@@ -158,10 +158,6 @@ pub fn venue_error(
     ReceiveError::new(symbol.map(str::to_owned), FrameError::VenueError(text))
 }
 
-// ---------------------------------------------------------------------------------------------
-// Bitfinex and Gemini group: the typed fault of decoders that meet more than bad numbers.
-// ---------------------------------------------------------------------------------------------
-
 /// The first typed problem met while decoding a frame. Serde's own errors are strings, so a
 /// decoder notes here what went wrong (a bad number, a value no venue sends) and the session
 /// reports that instead of the string. Wider than `NumberFault`, which knows numbers only.
@@ -198,5 +194,19 @@ impl FrameFault {
     /// What the frame's decoding failed with: the noted problem, else serde's message.
     pub fn into_error(self, e: serde_json::Error) -> FrameError {
         self.0.unwrap_or_else(|| FrameError::Json(e.to_string()))
+    }
+}
+
+/// A number field a venue may leave out or send empty (`""`, Bybit and Coinbase do for what
+/// they do not have): `None` then; a typed error when it is there and does not parse.
+pub fn optional_decimal(
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Decimal>, FrameError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => Decimal::parse(text)
+            .map(Some)
+            .map_err(|error| FrameError::BadNumber { field, error }),
     }
 }
