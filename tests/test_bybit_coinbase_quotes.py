@@ -189,7 +189,7 @@ def test_impossible_depths_are_refused(venue: str) -> None:
 )
 def test_depths_past_what_the_venue_serves_are_refused(venue: str, deepest: int) -> None:
     Feed(venue, ["X"], depth=deepest)
-    with pytest.raises(ConfigError, match=rf"depth {deepest + 1} .*allowed: 1 to {deepest}"):
+    with pytest.raises(ConfigError, match=rf"cannot serve depth {deepest + 1}: 1 to {deepest}"):
         Feed(venue, ["X"], depth=deepest + 1)
 
 
@@ -221,7 +221,12 @@ def test_candle_intervals_the_venue_lacks_are_refused(
 
 
 def test_coinbase_candles_are_five_minutes_only() -> None:
-    # Feed's default interval is 1m: Coinbase candles must be asked for as what they are.
     with pytest.raises(ConfigError, match=r"coinbase has no '1m' candles; its intervals: 5m"):
-        Feed("coinbase", ["BTC-USD"], channels=("candles",))
-    Feed("coinbase", ["BTC-USD"], channels=("candles",), candle_interval="5m")
+        Feed("coinbase", ["BTC-USD"], channels=("candles",), candle_interval="1m")
+    # Without an interval a feed asks for 1m where the venue has it, else the venue's own.
+    assert Feed("coinbase", ["BTC-USD"], channels=("candles",)).subscription.candle_interval == (
+        "5m"
+    )
+    assert Feed("binance", ["BTCUSDT"], channels=("candles",)).subscription.candle_interval == (
+        "1m"
+    )

@@ -56,10 +56,13 @@ def test_okx_subscribes_the_channel_serving_the_depth(depth: int | None, channel
 
 @pytest.mark.parametrize("depth", [0, -5, 401, 1000, 2.5, "10", True])
 def test_okx_refuses_a_depth_no_channel_serves(depth: Any) -> None:
-    with pytest.raises(ConfigError, match=rf"okx depth {depth!r} is not an int from 1 to 400"):
-        spec_for("okx").check(sub(depth))
-    with pytest.raises(ConfigError, match="books5 serves 1 to 5, books 6 to 400"):
+    with pytest.raises(ConfigError) as refused:
         Feed("okx", ["BTC-USDT"], depth=depth)
+    message = str(refused.value)
+    assert message.startswith("okx: ") or message.startswith("okx cannot serve")
+    assert repr(depth) in message
+    if type(depth) is int and depth > 0:
+        assert "1 to 400 levels a side (it streams 5, 400 levels)" in message
 
 
 @pytest.mark.parametrize(
@@ -78,10 +81,13 @@ def test_kraken_subscribes_the_smallest_book_at_least_as_deep(
 @pytest.mark.parametrize("depth", [0, -1, 1001, 10.0, "25", False])
 def test_kraken_refuses_a_depth_no_book_serves(depth: Any) -> None:
     for venue in ("kraken", "kraken-v2"):
-        with pytest.raises(ConfigError, match=rf"{venue} depth {depth!r} is not an int from 1"):
+        with pytest.raises(ConfigError, match=venue) as refused:
             Feed(venue, ["XBT/USD"], depth=depth)
-    with pytest.raises(ConfigError, match="10, 25, 100, 500, 1000 levels"):
-        spec_for("kraken").check(sub(depth))
+        assert repr(depth) in str(refused.value)
+        if type(depth) is int and depth > 0:
+            assert "1 to 1000 levels a side (it streams 10, 25, 100, 500, 1000 levels)" in str(
+                refused.value
+            )
 
 
 async def quotes_over_loopback(tape: Path, venue: str, symbols: tuple[str, ...]) -> list[Quote]:

@@ -79,7 +79,7 @@ def test_bitfinex_refuses_depths_it_cannot_serve(depth: Any) -> None:
 
 
 def test_bitfinex_feed_refuses_a_depth_at_construction() -> None:
-    with pytest.raises(ConfigError, match=r"bitfinex depth .* not 300"):
+    with pytest.raises(ConfigError, match=r"bitfinex cannot serve depth 300: 1 to 250"):
         Feed("bitfinex", ["tBTCUSD"], depth=300)
     Feed("bitfinex", ["tBTCUSD"], depth=250, channels=("book", "trades", "quotes"))
 

@@ -613,7 +613,7 @@ class Feed:
         on_status: Callback[Any] | None = None,
         closed_candles_only: bool = True,
         history: bool = False,
-        candle_interval: str = "1m",
+        candle_interval: str | None = None,
         ws_url: str | None = None,
         rest_url: str | None = None,
         reconnect: bool = True,
@@ -666,13 +666,12 @@ class Feed:
         for name in names:
             if not isinstance(name, str):
                 raise ConfigError(f"symbol {name!r} is not a venue symbol (a non-empty string)")
-        self.subscription = Subscription(
-            symbols=tuple(self.spec.normalize_symbol(s) for s in names),
-            channels=frozenset(channels),
-            depth=depth,
-            candle_interval=candle_interval,
-            options=tuple(sorted((venue_options or {}).items())),
-        )
+        try:
+            self.subscription = self._subscription(
+                names, channels, depth, candle_interval, venue_options
+            )
+        except ConfigError as e:
+            raise ConfigError(f"{venue}: {e}") from None
         self.spec.check(self.subscription)
         self.ws_url = ws_url or self.spec.ws_url
         self.rest_url = rest_url or self.spec.rest_url
@@ -843,6 +842,27 @@ class Feed:
                     await sinks.aclose()
                     self._sync_stats()
                     self._http = None
+
+    def _subscription(
+        self,
+        names: tuple[str, ...],
+        channels: Iterable[str],
+        depth: int | None,
+        candle_interval: str | None,
+        venue_options: Mapping[str, str] | None,
+    ) -> Subscription:
+        return Subscription(
+            symbols=tuple(self.spec.normalize_symbol(s) for s in names),
+            channels=frozenset(channels),
+            depth=depth,
+            candle_interval=candle_interval or self._default_interval(),
+            options=tuple(sorted((venue_options or {}).items())),
+        )
+
+    def _default_interval(self) -> str:
+        """1 m candles, or the venue's own interval where it has no 1 m (Coinbase: 5 m)."""
+        intervals = self.spec.candle_intervals
+        return "1m" if not intervals or "1m" in intervals else intervals[0]
 
     # -- connection ---------------------------------------------------------------------
 

@@ -107,6 +107,13 @@ class VenueSpec:
     #: Coinbase candles); those events are marked ``is_snapshot`` and skipped unless
     #: ``Feed(history=True)``.
     history_channels: frozenset[str] = frozenset()
+    #: The deepest ``depth`` the venue can serve (``None``: it streams whole books, so any);
+    #: ``book_depths`` the depths it streams, named when a ``depth`` is refused.
+    max_depth: int | None = None
+    book_depths: tuple[int, ...] = ()
+    #: The candle intervals the venue streams (``candle_interval`` is refused otherwise);
+    #: ``Feed(candle_interval=None)`` asks for ``1m``, or the first of them without one.
+    candle_intervals: tuple[str, ...] = ()
     #: Venue-specific options this venue takes (``Feed(venue_options={name: value})``): each
     #: name with the values allowed, the first being the default.
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}
@@ -123,6 +130,19 @@ class VenueSpec:
             offered = sorted(self.channels)
             raise ConfigError(
                 f"{self.name} does not offer {sorted(unsupported)}; it offers {offered}"
+            )
+        depth, deepest = sub.depth, self.max_depth
+        if depth is not None and deepest is not None and depth > deepest:
+            served = f" (it streams {', '.join(map(str, self.book_depths))} levels)"
+            raise ConfigError(
+                f"{self.name} cannot serve depth {depth}: 1 to {deepest} levels a side"
+                + (served if self.book_depths else "")
+            )
+        intervals = self.candle_intervals
+        if CANDLES in sub.channels and intervals and sub.candle_interval not in intervals:
+            raise ConfigError(
+                f"{self.name} has no {sub.candle_interval!r} candles; its intervals: "
+                f"{', '.join(intervals)}"
             )
         for name, value in sub.options:
             allowed = self.options.get(name)

@@ -21,7 +21,6 @@ from typing import ClassVar
 from urllib.parse import urlencode
 
 from lobfeed.venues.base import BOOK, CANDLES, QUOTES, TRADES, Subscription, VenueSpec, WeightLimit
-from lobfeed.venues.checks import check_candle_interval, check_depth
 
 # The REST snapshot depth asked for; 1000 keeps the request weight moderate. It is also the
 # deepest `depth` served.
@@ -50,6 +49,7 @@ class BinanceSpec(VenueSpec):
     # hour mark" (the spot and futures websocket stream pages).
     connection_lifetime = 24 * 3600.0
     max_url_bytes = MAX_URL_BYTES
+    max_depth = SNAPSHOT_LIMIT
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {"trade_stream": TRADE_STREAMS}
 
     def __init__(
@@ -68,12 +68,7 @@ class BinanceSpec(VenueSpec):
         self.depth_path = depth_path
         self.max_streams_per_connection = max_streams
         self.rest_weight = rest_weight
-        self.kline_intervals = kline_intervals
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        check_depth(self.name, sub.depth, SNAPSHOT_LIMIT)
-        check_candle_interval(self.name, sub, self.kline_intervals)
+        self.candle_intervals = kline_intervals
 
     def streams(self, sub: Subscription) -> list[str]:
         names: list[str] = []

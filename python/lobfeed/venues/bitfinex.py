@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import orjson
 
-from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, pick_depth
 
 FLAG_SEQ_ALL = 65536
@@ -54,6 +53,8 @@ class BitfinexSpec(VenueSpec):
     ws_url = "wss://api-pub.bitfinex.com"
     rest_url = "https://api-pub.bitfinex.com"
     channels = frozenset({BOOK, TRADES, QUOTES})
+    book_depths = LENGTHS
+    max_depth = max(LENGTHS)
     flags = FLAG_SEQ_ALL | FLAG_CHECKSUM
     # "You can subscribe to 25 channels at the same time on the same connection"
     # (docs.bitfinex.com/docs/ws-public); each symbol's book, trades and ticker are a channel.
@@ -68,19 +69,6 @@ class BitfinexSpec(VenueSpec):
             return symbol[0].lower() + symbol[1:]
         body = symbol[1:] if len(symbol) > 4 and symbol[0] in "tf" else symbol
         return "t" + body.upper()
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        depth = sub.depth
-        if depth is None:
-            return
-        deepest = max(LENGTHS)
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= deepest:
-            lengths = ", ".join(map(str, LENGTHS))
-            raise ConfigError(
-                f"bitfinex depth must be a whole number from 1 to {deepest} (book lengths "
-                f"{lengths}), not {depth!r}"
-            )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/ws/2"

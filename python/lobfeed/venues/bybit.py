@@ -37,7 +37,6 @@ from lobfeed.venues.base import (
     chunks,
     pick_depth,
 )
-from lobfeed.venues.checks import check_candle_interval, check_depth
 
 DEFAULT_DEPTH = 200
 #: Book depths each category offers (``orderbook.{depth}.{symbol}``), as the v5 orderbook page
@@ -91,11 +90,9 @@ class BybitSpec(VenueSpec):
             raise ValueError(f"unknown Bybit category {category!r}")
         self.name = name
         self.category = category
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        check_depth(self.name, sub.depth, max(BOOK_DEPTHS[self.category]))
-        check_candle_interval(self.name, sub, tuple(KLINE_INTERVALS))
+        self.book_depths = BOOK_DEPTHS[category]
+        self.max_depth = max(self.book_depths)
+        self.candle_intervals = tuple(KLINE_INTERVALS)
 
     def book_depth(self, sub: Subscription) -> int:
         """The venue depth (``orderbook.N``) that serves ``sub.depth``."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import orjson
 
 from lobfeed.venues.base import BOOK, CANDLES, QUOTES, TRADES, Subscription, VenueSpec
-from lobfeed.venues.checks import check_candle_interval, check_depth
 
 #: Feed channel -> Coinbase channel, in the order they are subscribed.
 CHANNEL_NAMES = (
@@ -42,13 +41,9 @@ class CoinbaseSpec(VenueSpec):
     ws_url = "wss://advanced-trade-ws.coinbase.com"
     rest_url = "https://api.coinbase.com"
     channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
+    candle_intervals = CANDLE_INTERVALS
     # Candles start with the last 99 (up to hours old) on subscribe.
     history_channels = frozenset({CANDLES})
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        check_depth(self.name, sub.depth, None)
-        check_candle_interval(self.name, sub, CANDLE_INTERVALS)
 
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         products = list(sub.symbols)

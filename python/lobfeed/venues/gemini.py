@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import orjson
 
-from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, TRADES, Subscription, VenueSpec
 
 
@@ -33,17 +32,6 @@ class GeminiSpec(VenueSpec):
     channels = frozenset({BOOK, TRADES})
     # Recent trades come as a batch on subscribe, before the live ones.
     history_channels = frozenset({TRADES})
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        depth = sub.depth
-        if depth is None:
-            return
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise ConfigError(
-                f"gemini depth must be a whole number of levels, 1 or more (Gemini streams "
-                f"whole books), not {depth!r}"
-            )
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v2/marketdata"

@@ -21,25 +21,12 @@ from typing import Any
 
 import orjson
 
-from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, pick_depth
 
 #: The book depths Kraken serves (the Rust session's ``kraken::DEPTHS``).
 DEPTHS = (10, 25, 100, 500, 1000)
 DEFAULT_DEPTH = 10
 HEARTBEAT_INTERVAL = 30.0
-
-
-def check_depth(venue: str, depth: int | None) -> None:
-    """Refuses a ``depth`` no Kraken book serves (``ConfigError`` naming it and the range)."""
-    if depth is None:
-        return
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= DEPTHS[-1]:
-        served = ", ".join(map(str, DEPTHS))
-        raise ConfigError(
-            f"{venue} depth {depth!r} is not an int from 1 to {DEPTHS[-1]} "
-            f"(Kraken books are {served} levels; the smallest at least as deep is subscribed)"
-        )
 
 
 def _dumps(obj: object) -> str:
@@ -53,10 +40,8 @@ class KrakenV1Spec(VenueSpec):
     ws_url = "wss://ws.kraken.com"
     heartbeat_interval = HEARTBEAT_INTERVAL
     channels = frozenset({BOOK, TRADES, QUOTES})
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        check_depth(self.name, sub.depth)
+    book_depths = DEPTHS
+    max_depth = DEPTHS[-1]
 
     @staticmethod
     def book_subscription(sub: Subscription) -> dict[str, Any]:
@@ -97,10 +82,8 @@ class KrakenV2Spec(VenueSpec):
     ws_url = "wss://ws.kraken.com"
     heartbeat_interval = HEARTBEAT_INTERVAL
     channels = frozenset({BOOK, TRADES, QUOTES})
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        check_depth(self.name, sub.depth)
+    book_depths = DEPTHS
+    max_depth = DEPTHS[-1]
 
     def connect_url(self, ws_url: str, sub: Subscription) -> str:
         return f"{ws_url.rstrip('/')}/v2"

@@ -30,7 +30,6 @@ from urllib.parse import urlencode
 
 import orjson
 
-from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import BOOK, QUOTES, TRADES, Subscription, VenueSpec, WeightLimit
 
 #: ``books`` carries 400 levels a side, ``books5`` the top 5 in full every message.
@@ -49,17 +48,8 @@ class OkxSpec(VenueSpec):
     rest_url = "https://www.okx.com"
     heartbeat_interval = 25.0
     channels = frozenset({BOOK, TRADES, QUOTES})
-
-    def check(self, sub: Subscription) -> None:
-        super().check(sub)
-        depth = sub.depth
-        if depth is None:
-            return
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-            raise ConfigError(
-                f"okx depth {depth!r} is not an int from 1 to {MAX_DEPTH} "
-                "(books5 serves 1 to 5, books 6 to 400)"
-            )
+    book_depths = (5, MAX_DEPTH)
+    max_depth = MAX_DEPTH
 
     @staticmethod
     def book_channel(sub: Subscription) -> str:
