@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from lobfeed import BookUpdate, Candle, Feed, GapDetected, Trade
+from lobfeed import BookUpdate, Candle, Feed, GapDetected, Quote, Trade
 from lobfeed.aio import Backoff
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
@@ -28,6 +28,7 @@ FAST = Backoff(initial=0.01, maximum=0.05)
 BookRow = tuple[str, int | None, list[tuple[str, str]], list[tuple[str, str]]]
 TradeRow = tuple[str, str, str, str | None, str, bool]
 CandleRow = tuple[str, str, int, int, str, str, str, str, str, bool, bool]
+QuoteRow = tuple[str, int | None, str, str, str, str]
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Got:
     books: list[BookRow] = field(default_factory=list)
     trades: list[TradeRow] = field(default_factory=list)
     candles: list[CandleRow] = field(default_factory=list)
+    quotes: list[QuoteRow] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
 
     def add(self, ev: Any) -> None:
@@ -59,6 +61,9 @@ class Got:
                     ev.is_snapshot,
                 )
             )
+        elif isinstance(ev, Quote):
+            row = (ev.symbol, ev.seq, ev.bid_price, ev.bid_size, ev.ask_price, ev.ask_size)
+            self.quotes.append(row)
         else:
             self.events.append(ev)
 
@@ -77,6 +82,7 @@ class Case:
     books: int = 0
     trades: int = 0
     candles: int = 0
+    quotes: int = 0
 
     @property
     def id(self) -> str:
@@ -93,6 +99,7 @@ CASES = [
         books=1598,
         trades=327,
         candles=75,
+        quotes=638,
     ),
     Case(
         "bybit-spot",
@@ -103,6 +110,7 @@ CASES = [
         books=550,
         trades=20,
         candles=25,
+        quotes=0,  # served from orderbook.1, which the tape has not
     ),
     Case(
         "okx",
@@ -112,6 +120,7 @@ CASES = [
         ("book", "trades", "quotes"),
         books=290,
         trades=74,
+        quotes=28,
     ),
     Case(
         # Books were recorded on c3, trades on c1, tickers on c2: one Feed connection gets all.
@@ -129,7 +138,9 @@ CASES = [
             "OMG/USD",
             "XBT/CHF",
             "ADA/XBT",
-        ),
+    
+        quotes=18,
+    ),
         ("book", "trades", "quotes"),
         depth=1000,
         books=4279,
@@ -143,8 +154,9 @@ CASES = [
         ("book", "trades", "candles", "quotes"),
         candle_interval="5m",
         books=775,
-        trades=279,
-        candles=204,
+        trades=79,  # and 200 sent as history on subscribe
+        candles=4,  # and 200 sent as history on subscribe
+        quotes=160,
     ),
     Case(
         "gemini",
@@ -175,6 +187,7 @@ CASES = [
         depth=100,
         books=1600,
         trades=0,  # all 210 are the history sent on subscribe
+        quotes=21,
     ),
 ]
 
@@ -199,6 +212,7 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
         "on_book": got.add,
         "on_trade": got.add,
         "on_candle": got.add,
+        "on_quote": got.add,
         "on_event": got.add,
         "closed_candles_only": False,
         "ws_url": server.ws_url,
@@ -230,6 +244,8 @@ async def test_feed_over_loopback_equals_in_process_replay(
     assert got.books == expected.books
     assert got.trades == expected.trades
     assert got.candles == expected.candles
+    assert got.quotes == expected.quotes
+    assert len(got.quotes) == case.quotes
     assert got.events == []  # no gap, resync or checksum mismatch
     stats = feed.stats
     assert (stats.frame_errors, stats.gaps, stats.resubscribes, stats.checksum_mismatches) == (
@@ -249,7 +265,7 @@ async def test_feed_over_loopback_equals_in_process_replay(
 
 @pytest.mark.parametrize(
     ("venue", "history_trades", "history_candles"),
-    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 0, 198)],
+    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 200, 200)],
 )
 async def test_history_sent_on_subscribe_is_marked_and_delivered_only_when_asked(
     venue: str, history_trades: int, history_candles: int, tape_path: Callable[[str], Path]
@@ -266,6 +282,7 @@ async def test_history_sent_on_subscribe_is_marked_and_delivered_only_when_asked
     assert sum(t[-1] for t in got.trades) == history_trades
     assert len(got.trades) == case.trades + history_trades
     assert sum(c[-1] for c in got.candles) == history_candles
+    assert len(got.candles) == case.candles + history_candles
     assert feed.dispatcher.stats.history_skipped == 0
 
 

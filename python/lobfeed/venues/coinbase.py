@@ -42,8 +42,8 @@ class CoinbaseSpec(VenueSpec):
     rest_url = "https://api.coinbase.com"
     channels = frozenset({BOOK, TRADES, CANDLES, QUOTES})
     candle_intervals = CANDLE_INTERVALS
-    # Candles start with the last 99 (up to hours old) on subscribe.
-    history_channels = frozenset({CANDLES})
+    # Subscribing sends a snapshot of recent trades and the last candles (hours old).
+    history_channels = frozenset({TRADES, CANDLES})
 
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         products = list(sub.symbols)
