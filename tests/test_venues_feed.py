@@ -138,13 +138,12 @@ CASES = [
             "OMG/USD",
             "XBT/CHF",
             "ADA/XBT",
-    
-        quotes=18,
-    ),
+        ),
         ("book", "trades", "quotes"),
         depth=1000,
         books=4279,
         trades=10,
+        quotes=18,
     ),
     Case(
         "coinbase",
