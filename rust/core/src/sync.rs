@@ -300,7 +300,7 @@ impl SymbolSync {
     }
 
     /// Forgets the buffered deltas and the id of the last applied update, so the next
-    /// `on_snapshot` is taken whatever its id. For venues whose in-band snapshot always replaces
+    /// `apply_snapshot` is taken whatever its id. For venues whose in-band snapshot always replaces
     /// the book, even with a lower id (Bybit restarts its ids at 1). Book and state are kept.
     pub fn forget_stream(&mut self) {
         self.counters.stale_dropped += self.buffer.len() as u64;
@@ -352,50 +352,16 @@ impl SymbolSync {
     pub fn apply_delta(
         &mut self,
         rule: &dyn SequenceRule,
-        d: Delta<'_>,
+        delta: Delta<'_>,
         out: &mut Vec<Event>,
     ) -> Result<bool, BookError> {
-        self.on_delta(
-            d.symbol,
-            rule,
-            d.ids,
-            d.levels,
-            d.exchange_ts_ns,
-            d.ts_ns,
-            out,
-        )
-    }
-
-    /// A full book (REST or in-band). Buffered deltas are bridged to it and applied.
-    pub fn apply_snapshot(
-        &mut self,
-        rule: &dyn SequenceRule,
-        s: Snapshot<'_>,
-        out: &mut Vec<Event>,
-    ) -> Result<(), BookError> {
-        self.on_snapshot(
-            s.symbol,
-            rule,
-            s.id,
-            s.levels,
-            s.exchange_ts_ns,
-            s.ts_ns,
-            out,
-        )
-    }
-
-    /// A delta from the stream. Returns whether it changed the book.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_delta(
-        &mut self,
-        symbol: SymbolId,
-        rule: &dyn SequenceRule,
-        ids: DeltaIds,
-        levels: &[LevelChange],
-        exchange_ts_ns: u64,
-        ts_ns: u64,
-        out: &mut Vec<Event>,
-    ) -> Result<bool, BookError> {
+        let Delta {
+            symbol,
+            ids,
+            levels,
+            exchange_ts_ns,
+            ts_ns,
+        } = delta;
         validate(levels)?;
         if self.state == SyncState::AwaitingSnapshot {
             if let Some(back) = self.buffer.back() {
@@ -493,17 +459,19 @@ impl SymbolSync {
     }
 
     /// A full book (REST or in-band). Buffered deltas are bridged to it and applied.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_snapshot(
+    pub fn apply_snapshot(
         &mut self,
-        symbol: SymbolId,
         rule: &dyn SequenceRule,
-        snapshot_id: Option<u64>,
-        levels: &[LevelChange],
-        exchange_ts_ns: u64,
-        ts_ns: u64,
+        snapshot: Snapshot<'_>,
         out: &mut Vec<Event>,
     ) -> Result<(), BookError> {
+        let Snapshot {
+            symbol,
+            id: snapshot_id,
+            levels,
+            exchange_ts_ns,
+            ts_ns,
+        } = snapshot;
         validate(levels)?;
         if let (Some(id), Some(last)) = (snapshot_id, self.last_seq) {
             if self.state == SyncState::Live && id < last {
@@ -786,8 +754,18 @@ mod tests {
             lvl(Side::Ask, "102", "1"),
         ];
         let mut out = Vec::new();
-        s.on_snapshot(0, &Contiguous, Some(100), &book, 0, 0, &mut out)
-            .unwrap();
+        s.apply_snapshot(
+            &Contiguous,
+            Snapshot {
+                symbol: 0,
+                id: Some(100),
+                levels: &book,
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s.state(), SyncState::Live);
         s
     }
@@ -806,13 +784,15 @@ mod tests {
         let mut s = live();
         let mut out = Vec::new();
         let applied = s
-            .on_delta(
-                0,
+            .apply_delta(
                 &Contiguous,
-                ids(101, 101),
-                &[lvl(Side::Bid, "101.50", "2")],
-                0,
-                0,
+                Delta {
+                    symbol: 0,
+                    ids: ids(101, 101),
+                    levels: &[lvl(Side::Bid, "101.50", "2")],
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
                 &mut out,
             )
             .unwrap();
@@ -872,21 +852,33 @@ mod tests {
     fn snapshot_with_bridged_deltas_that_cross_loses_sync() {
         let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
         let mut out = Vec::new();
-        s.on_delta(
-            0,
+        s.apply_delta(
             &Contiguous,
-            ids(100, 101),
-            &[lvl(Side::Ask, "98", "3")],
-            0,
-            0,
+            Delta {
+                symbol: 0,
+                ids: ids(100, 101),
+                levels: &[lvl(Side::Ask, "98", "3")],
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
             &mut out,
         )
         .unwrap();
         assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
         out.clear();
         let book = [lvl(Side::Bid, "99", "1"), lvl(Side::Ask, "101", "1")];
-        s.on_snapshot(0, &Contiguous, Some(100), &book, 0, 0, &mut out)
-            .unwrap();
+        s.apply_snapshot(
+            &Contiguous,
+            Snapshot {
+                symbol: 0,
+                id: Some(100),
+                levels: &book,
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             lost(&out),
             vec![LossReason::Crossed {
@@ -902,8 +894,18 @@ mod tests {
         assert_eq!(s.counters.crossed, 1);
         // A sound snapshot afterwards brings the book back.
         out.clear();
-        s.on_snapshot(0, &Contiguous, Some(200), &book, 0, 0, &mut out)
-            .unwrap();
+        s.apply_snapshot(
+            &Contiguous,
+            Snapshot {
+                symbol: 0,
+                id: Some(200),
+                levels: &book,
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s.state(), SyncState::Live);
         assert!(matches!(out[0], Event::Resynced { .. }));
     }
@@ -914,13 +916,33 @@ mod tests {
         let mut out = Vec::new();
         let level = [lvl(Side::Bid, "97", "1")];
         assert!(s
-            .on_delta(0, &Contiguous, ids(101, 110), &level, 0, 0, &mut out)
+            .apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(101, 110),
+                    levels: &level,
+                    exchange_ts_ns: 0,
+                    ts_ns: 0
+                },
+                &mut out
+            )
             .unwrap());
         // The same delta again, and one overlapping its ids: harmless repeats.
         for repeat in [ids(101, 110), ids(105, 110), ids(95, 101)] {
             out.clear();
             assert!(!s
-                .on_delta(0, &Contiguous, repeat, &level, 0, 0, &mut out)
+                .apply_delta(
+                    &Contiguous,
+                    Delta {
+                        symbol: 0,
+                        ids: repeat,
+                        levels: &level,
+                        exchange_ts_ns: 0,
+                        ts_ns: 0
+                    },
+                    &mut out
+                )
                 .unwrap());
             assert!(out.is_empty(), "{repeat:?}: {out:?}");
         }
@@ -929,7 +951,17 @@ mod tests {
         // Wholly before the previous delta: the ids went backwards.
         out.clear();
         assert!(!s
-            .on_delta(0, &Contiguous, ids(90, 100), &level, 0, 0, &mut out)
+            .apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(90, 100),
+                    levels: &level,
+                    exchange_ts_ns: 0,
+                    ts_ns: 0
+                },
+                &mut out
+            )
             .unwrap());
         let reason = LossReason::IdsBackwards {
             last: 110,
@@ -954,19 +986,49 @@ mod tests {
         let mut s = live();
         let mut out = Vec::new();
         assert!(!s
-            .on_delta(0, &Contiguous, ids(50, 60), &[], 0, 0, &mut out)
+            .apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(50, 60),
+                    levels: &[],
+                    exchange_ts_ns: 0,
+                    ts_ns: 0
+                },
+                &mut out
+            )
             .unwrap());
         assert!(out.is_empty());
         assert_eq!((s.counters.stale_dropped, s.counters.ids_backwards), (1, 0));
         // Buffered deltas from before the snapshot are dropped as stale when it bridges.
         let mut s = SymbolSync::new(ResyncBy::Snapshot, None);
         for first in [90, 95, 100] {
-            s.on_delta(0, &Contiguous, ids(first, first + 4), &[], 0, 0, &mut out)
-                .unwrap();
+            s.apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(first, first + 4),
+                    levels: &[],
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
+                &mut out,
+            )
+            .unwrap();
         }
         out.clear();
-        s.on_snapshot(0, &Contiguous, Some(100), &[], 0, 0, &mut out)
-            .unwrap();
+        s.apply_snapshot(
+            &Contiguous,
+            Snapshot {
+                symbol: 0,
+                id: Some(100),
+                levels: &[],
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert!(lost(&out).is_empty());
         assert_eq!(s.state(), SyncState::Live);
         assert_eq!(s.counters.stale_dropped, 2);
@@ -983,8 +1045,18 @@ mod tests {
         s.set_max_buffer_bytes(5 * one);
         let mut out = Vec::new();
         for id in 1..=1000u64 {
-            s.on_delta(0, &Contiguous, ids(id, id), &levels, 0, 0, &mut out)
-                .unwrap();
+            s.apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(id, id),
+                    levels: &levels,
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
+                &mut out,
+            )
+            .unwrap();
             assert!(s.buffered_bytes() <= 5 * one);
         }
         assert_eq!(s.buffered(), 5);
@@ -993,8 +1065,18 @@ mod tests {
         assert_eq!(out, vec![Event::NeedSnapshot { symbol: 0 }]);
         // The newest five were kept: a snapshot at 995 bridges to them.
         out.clear();
-        s.on_snapshot(0, &Contiguous, Some(995), &[], 0, 0, &mut out)
-            .unwrap();
+        s.apply_snapshot(
+            &Contiguous,
+            Snapshot {
+                symbol: 0,
+                id: Some(995),
+                levels: &[],
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(s.state(), SyncState::Live);
         assert_eq!(s.last_seq, Some(1000));
         assert_eq!(s.buffered_bytes(), 0);
@@ -1010,8 +1092,18 @@ mod tests {
         let mut out = Vec::new();
         let start = std::time::Instant::now();
         for id in 1..=200_000u64 {
-            s.on_delta(0, &Contiguous, ids(id, id), &level, 0, 0, &mut out)
-                .unwrap();
+            s.apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(id, id),
+                    levels: &level,
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
+                &mut out,
+            )
+            .unwrap();
         }
         assert_eq!(s.buffered(), MAX_BUFFERED_DELTAS);
         assert_eq!(s.counters.buffer_dropped, 150_000);
@@ -1025,8 +1117,18 @@ mod tests {
         let mut out = Vec::new();
         let level = [lvl(Side::Bid, "1", "1")];
         for id in 1..=3u64 {
-            s.on_delta(0, &Contiguous, ids(id, id), &level, 0, 0, &mut out)
-                .unwrap();
+            s.apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(id, id),
+                    levels: &level,
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
+                &mut out,
+            )
+            .unwrap();
         }
         assert_eq!(
             s.buffered(),
@@ -1040,8 +1142,18 @@ mod tests {
     fn gap_checksum_bad_frame_and_rejected_each_say_why() {
         let mut s = live();
         let mut out = Vec::new();
-        s.on_delta(0, &Contiguous, ids(105, 106), &[], 0, 0, &mut out)
-            .unwrap();
+        s.apply_delta(
+            &Contiguous,
+            Delta {
+                symbol: 0,
+                ids: ids(105, 106),
+                levels: &[],
+                exchange_ts_ns: 0,
+                ts_ns: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(
             out,
             vec![
@@ -1079,13 +1191,15 @@ mod tests {
         let mut s = live();
         out.clear();
         let err = s
-            .on_delta(
-                0,
+            .apply_delta(
                 &Contiguous,
-                ids(101, 101),
-                &[lvl(Side::Bid, "1", "-1")],
-                0,
-                0,
+                Delta {
+                    symbol: 0,
+                    ids: ids(101, 101),
+                    levels: &[lvl(Side::Bid, "1", "-1")],
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
                 &mut out,
             )
             .unwrap_err();
@@ -1135,7 +1249,17 @@ mod tests {
         // Parses, passes validation, but cannot be keyed at the book's scale.
         let huge = lvl(Side::Bid, "0.000000000000000001", "1");
         let err = s
-            .on_delta(0, &Contiguous, ids(101, 101), &[huge], 0, 0, &mut out)
+            .apply_delta(
+                &Contiguous,
+                Delta {
+                    symbol: 0,
+                    ids: ids(101, 101),
+                    levels: &[huge],
+                    exchange_ts_ns: 0,
+                    ts_ns: 0,
+                },
+                &mut out,
+            )
             .unwrap_err();
         assert!(out.is_empty(), "the caller reports it: {out:?}");
         assert_eq!(s.state(), SyncState::AwaitingSnapshot);

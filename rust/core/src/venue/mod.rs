@@ -17,6 +17,7 @@ pub mod trades;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
 use crate::sync::{ResyncBy, Symbols};
+use session_core::SessionCore;
 
 /// Frames larger than this are refused before parsing (no venue sends book frames near it).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
@@ -129,11 +130,22 @@ pub trait Session: Send {
         None
     }
 
-    fn symbols(&self) -> &Symbols;
+    /// What every session holds alike: symbols, counters, options.
+    fn core(&self) -> &SessionCore;
 
-    fn stats(&self) -> SessionStats;
+    fn core_mut(&mut self) -> &mut SessionCore;
 
-    fn stats_mut(&mut self) -> &mut SessionStats;
+    fn symbols(&self) -> &Symbols {
+        &self.core().symbols
+    }
+
+    fn stats(&self) -> SessionStats {
+        self.core().stats()
+    }
+
+    fn stats_mut(&mut self) -> &mut SessionStats {
+        &mut self.core_mut().stats
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

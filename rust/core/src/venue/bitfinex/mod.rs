@@ -42,11 +42,11 @@ pub use checksum::{book_checksum, write_js_number, CHECKSUM_DEPTH};
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId};
-use crate::sync::{LevelChange, ResyncBy, Snapshot, Symbols, SyncState, Unsequenced};
+use crate::sync::{LevelChange, ResyncBy, Snapshot, SyncState, Unsequenced};
 use crate::venue::json::venue_error;
 use crate::venue::session_core::SessionCore;
 use crate::venue::trades::{RawTrade, TradeCursor};
-use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 use wire::{Buffers, DataFrame, EventFields, Frame, Kind, Payload, RawQuote};
 
 /// Conf flag: every data frame ends with the connection's sequence number.
@@ -447,15 +447,11 @@ impl Session for BitfinexSession {
             .map(|c| c.id)
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }

@@ -46,12 +46,10 @@ use crate::book::Book;
 use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
-use crate::sync::{
-    Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot, Symbols,
-};
+use crate::sync::{Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot};
 use crate::venue::json::{optional_decimal, venue_error, NumberFault};
 use crate::venue::session_core::SessionCore;
-use crate::venue::{decimal_field, ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{decimal_field, ms_to_ns, Session, SessionOptions};
 
 use wire::{decode, topic_depth, topic_symbol, DataShape, Fields, Item};
 
@@ -682,15 +680,11 @@ impl Session for BybitSession {
         }
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }

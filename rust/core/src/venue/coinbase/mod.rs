@@ -48,13 +48,11 @@ mod tests;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, Quote, SymbolId, Trade, TradeSide};
-use crate::sync::{
-    Delta, DeltaIds, LevelChange, ResyncBy, Snapshot, Symbols, SyncState, Unsequenced,
-};
+use crate::sync::{Delta, DeltaIds, LevelChange, ResyncBy, Snapshot, SyncState, Unsequenced};
 use crate::venue::json::{optional_decimal, venue_error};
 use crate::venue::session_core::SessionCore;
 use crate::venue::time::parse_iso8601_ns;
-use crate::venue::{decimal_field, Session, SessionOptions, SessionStats};
+use crate::venue::{decimal_field, Session, SessionOptions};
 
 use wire::{bad_time, decode, CandleItem, EventSpan, Fields, TickerItem, TradeItem};
 
@@ -570,15 +568,11 @@ impl Session for CoinbaseSession {
         }
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }

@@ -38,10 +38,10 @@ pub use v1::GeminiV1Session;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId};
-use crate::sync::{LevelChange, ResyncBy, Snapshot, Symbols, Unsequenced};
+use crate::sync::{LevelChange, ResyncBy, Snapshot, Unsequenced};
 use crate::venue::session_core::SessionCore;
 use crate::venue::trades::{RawTrade, TradeCursor};
-use crate::venue::{check_frame_size, decimal_field, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, decimal_field, Session, SessionOptions};
 use wire::{taker_side, Buffers, V2Fields};
 
 /// `new_session` venue names of the form `gemini-v1:SYMBOL` open a v1 session for `SYMBOL`.
@@ -200,15 +200,11 @@ impl Session for GeminiSession {
         self.receive_inner(frame, ts_ns, out)
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }

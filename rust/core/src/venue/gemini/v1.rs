@@ -2,10 +2,10 @@
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, SymbolId};
-use crate::sync::{LevelChange, ResyncBy, Snapshot, Symbols, Unsequenced};
+use crate::sync::{LevelChange, ResyncBy, Snapshot, Unsequenced};
 use crate::venue::session_core::SessionCore;
 use crate::venue::trades::{RawTrade, TradeCursor};
-use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 
 use super::wire::{self, Buffers, V1Fields};
 
@@ -191,15 +191,11 @@ impl Session for GeminiV1Session {
         self.receive_inner(frame, ts_ns, out)
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }

@@ -46,12 +46,12 @@ use std::ops::Range;
 use crate::checksum::kraken_checksum;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
-use crate::sync::{LevelChange, ResyncBy, Snapshot, Symbols, Unsequenced};
+use crate::sync::{LevelChange, ResyncBy, Snapshot, Unsequenced};
 use crate::venue::json::venue_error;
 use crate::venue::publication::{confirm_checksum, published};
 use crate::venue::session_core::SessionCore;
 use crate::venue::time::{parse_epoch_seconds_ns, parse_iso8601_ns};
-use crate::venue::{check_frame_size, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, Session, SessionOptions};
 
 use wire::{Data, Message, V1Frame};
 
@@ -658,16 +658,12 @@ impl Session for KrakenSession {
             .max()
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }
 

@@ -42,13 +42,11 @@ mod tests;
 use crate::checksum::okx_checksum;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
-use crate::sync::{
-    Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot, Symbols,
-};
+use crate::sync::{Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot};
 use crate::venue::json::venue_error;
 use crate::venue::publication::{confirm_checksum, published};
 use crate::venue::session_core::SessionCore;
-use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions, SessionStats};
+use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 
 use wire::{BookItem, Data, Frame};
 
@@ -517,15 +515,11 @@ impl Session for OkxSession {
             .map_err(|e| ReceiveError::new(owned(), e.into()))
     }
 
-    fn symbols(&self) -> &Symbols {
-        &self.core.symbols
+    fn core(&self) -> &SessionCore {
+        &self.core
     }
 
-    fn stats(&self) -> SessionStats {
-        self.core.stats()
-    }
-
-    fn stats_mut(&mut self) -> &mut SessionStats {
-        &mut self.core.stats
+    fn core_mut(&mut self) -> &mut SessionCore {
+        &mut self.core
     }
 }
