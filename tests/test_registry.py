@@ -53,6 +53,19 @@ def test_every_rust_venue_has_a_spec_and_a_tape_test(venue: str) -> None:
     assert tape_test.is_file(), f"{venue}: no tape test {tape_test.relative_to(ROOT)}"
 
 
+@pytest.mark.parametrize("venue", sorted({family(v) for v in RUST_VENUES}))
+def test_every_rust_venue_has_the_layout_of_the_guide(venue: str) -> None:
+    """docs/adding-a-venue.md: the frames, the session and its tests apart, in one folder."""
+    folder = ROOT / "rust" / "core" / "src" / "venue" / venue
+    for part in ("mod.rs", "wire.rs", "tests.rs"):
+        assert (folder / part).is_file(), f"{venue}: no {part} in {folder.relative_to(ROOT)}"
+    registry = (ROOT / "rust" / "core" / "src" / "venue" / "mod.rs").read_text()
+    assert f"pub mod {venue};" in registry
+    guide = (ROOT / "docs" / "adding-a-venue.md").read_text()
+    for place in ("wire.rs", "mod.rs", "registry!", "_tapes.rs", "python/lobfeed/venues/"):
+        assert place in guide
+
+
 @pytest.mark.parametrize("name", list(SPECS))
 def test_every_spec_has_a_session_a_profile_and_a_readme_row(name: str) -> None:
     spec = SPECS[name]
