@@ -144,3 +144,42 @@ def test_the_session_block_runs(tape_path: Callable[[str], Path]) -> None:
     assert sorted(session.symbols()) == ["BTCUSDT", "ETHUSDT"]
     assert [type(ev).__name__ for ev in namespace["events"]] == ["BookUpdate"]
     assert session.state("BTCUSDT") == "live" and session.state("ETHUSDT") != "live"
+
+
+def _top_level_items(cell: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for ch in cell:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [*items, current.strip()]
+
+
+def test_the_venue_table_lists_the_channels_each_venue_offers() -> None:
+    from lobfeed.venues import CHANNELS, SPECS
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index("| venue (`Feed` names)")
+    rows = [line for line in text[start:].splitlines()[2:] if line.startswith("|")]
+    rows = rows[: next(i for i, r in enumerate([*rows, ""]) if not r.startswith("| "))]
+    seen: set[str] = set()
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split(" | ")]
+        names = [n for n in re.findall(r"`([a-z0-9-]+)`", cells[0]) if n in SPECS]
+        listed = {item.split()[0] for item in _top_level_items(cells[1])} & CHANNELS
+        for name in names:
+            assert listed == SPECS[name].channels, (name, listed)
+            seen.add(name)
+    assert seen == set(SPECS)
+
+
+def test_the_health_states_the_readme_lists_are_the_states() -> None:
+    from lobfeed.events import STATES
+
+    text = (ROOT / "README.md").read_text()
+    line = next(line for line in text.splitlines() if "`state` is one of" in line)
+    assert tuple(re.findall(r"`([a-z]+)`", line.split("is one of", 1)[1])) == STATES
