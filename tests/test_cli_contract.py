@@ -92,3 +92,24 @@ def test_verify_reports_every_tape_and_fails_on_any(
     assert "290/290" in out and "OK: no truth contradicted" in out
     alone = lobfeed("verify", str(good))
     assert alone.returncode == 0, alone.stdout + alone.stderr
+
+
+def test_book_takes_a_symbol_in_any_case_and_its_depth(tape_path: Callable[[str], Path]) -> None:
+    """`lobfeed book binance ethusdt` used to wait forever for a book named `ethusdt`."""
+    from test_record import lobfeed_env, serve
+
+    with serve(tape_path("binance-ethusdt-20240808.jsonl.gz"), "--speed", "20") as served:
+        args = ["book", "binance", "ethusdt", "--depth", "5", "--duration", "4"]
+        args += ["--ws-url", served.ws_url, "--rest-url", served.rest_url]
+        done = subprocess.run(
+            [sys.executable, "-m", "lobfeed", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=lobfeed_env(),
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.strip().splitlines()[-1]
+    updates = int(summary.split()[0])
+    assert updates > 0 and "0 gaps" in summary, summary

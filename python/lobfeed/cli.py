@@ -355,6 +355,8 @@ async def _book(
         rest_url=rest_url,
         reconnect=reconnect,
     )
+    # The venue's spelling (ETHUSDT for ethusdt): what the frames and the session say.
+    symbol = printer.symbol = feed.subscription.symbols[0]
     printer.session_of = lambda: feed.session_for(symbol)
     printer.health_of = lambda: feed.health().get(symbol)
     run = asyncio.ensure_future(feed.run())

@@ -44,7 +44,6 @@ MAX_URL_BYTES = 8000
 
 
 class BinanceSpec(VenueSpec):
-    depth_path = "/api/v3/depth"
     # "A single connection ... is only valid for 24 hours; expect to be disconnected at the 24
     # hour mark" (the spot and futures websocket stream pages).
     connection_lifetime = 24 * 3600.0
