@@ -38,6 +38,7 @@ from lobfeed.exceptions import (
     UnknownVenueError,
     UnsupportedOptionError,
     VenueErrorMessage,
+    WireFormatError,
 )
 
 __version__ = "0.1.0"
@@ -67,6 +68,7 @@ __all__ = [
     "UnknownVenueError",
     "UnsupportedOptionError",
     "VenueErrorMessage",
+    "WireFormatError",
     "__version__",
 ]
 
