@@ -13,7 +13,12 @@ import pytest
 
 from lobfeed import BookUpdate, Feed, LobfeedError
 from lobfeed.events import LIVE, SILENT, StatusChanged
-from lobfeed.exceptions import BookUnavailableError, ConfigError, UnknownVenueError
+from lobfeed.exceptions import (
+    BookUnavailableError,
+    ConfigError,
+    SymbolRejectedError,
+    UnknownVenueError,
+)
 from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer
 
@@ -123,3 +128,34 @@ async def test_a_symbol_that_never_streams_is_reported_silent(
     assert [s.symbol for s in silent] == ["BTCUSDT"]
     warned = [r for r in caplog.records if "BTCUSDT" in r.getMessage() and SILENT in r.getMessage()]
     assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    ("venue", "tape", "listed", "unlisted"),
+    [
+        ("bybit-spot", "bybit-2026.jsonl.gz", "BTCUSDT", "NOPEUSDT"),
+        ("bybit", "bybit-2026.jsonl.gz", "SOLUSDT", "NOPEUSDT"),
+        ("coinbase", "coinbase-2026.jsonl.gz", "BTC-USD", "NOPE-USD"),
+    ],
+)
+async def test_a_symbol_the_venue_does_not_list_is_refused_before_subscribing(
+    venue: str, tape: str, listed: str, unlisted: str, tape_path: Callable[[str], Path]
+) -> None:
+    """Where the venue publishes its instrument list (the tape recorded it), a symbol missing
+    from it ends run() at once, named, instead of waiting to be called silent."""
+    statuses: list[StatusChanged] = []
+    async with ExchangeServer(Tape.open(tape_path(tape)), speed=float("inf")) as server:
+        feed = Feed(
+            venue,
+            [listed, unlisted.lower()],
+            channels=("book",),
+            on_status=lambda s: statuses.append(s) if isinstance(s, StatusChanged) else None,
+            ws_url=server.ws_url,
+            rest_url=server.rest_url,
+            reconnect=False,
+        )
+        with pytest.raises(SymbolRejectedError, match=f"{venue} does not list {unlisted} "):
+            await asyncio.wait_for(feed.run(), TIMEOUT)
+    assert feed.health()[unlisted].state == "failed"
+    assert feed.stats.frames == 0  # nothing was subscribed
+    assert [s.symbol for s in statuses if s.new == "failed"] == [unlisted]

@@ -52,7 +52,7 @@ from lobfeed.aio.backoff import Backoff
 from lobfeed.aio.dispatch import Callback, Dispatcher
 from lobfeed.aio.health import HealthTracker, SymbolHealth, spellings
 from lobfeed.aio.options import ConnectOptions
-from lobfeed.aio.rest import open_session
+from lobfeed.aio.rest import fetch_snapshot, open_session
 from lobfeed.aio.resync import Resync
 from lobfeed.events import CONNECTING, LIVE, SILENT, SYNCING, Connected, Disconnected
 from lobfeed.exceptions import (
@@ -63,7 +63,9 @@ from lobfeed.exceptions import (
     FrameError,
     HandshakeRejectedError,
     LobfeedError,
+    SnapshotError,
     SubscriptionRejectedError,
+    SymbolRejectedError,
     VenueErrorMessage,
 )
 from lobfeed.sinks.base import Sink, feed_callbacks
@@ -816,6 +818,7 @@ class Feed:
                     for sink in self.sinks:
                         await sink.start()
                         sinks.push_async_callback(sink.close)
+                    await self._check_listed()
                 except BaseException:
                     await sinks.aclose()
                     await self.dispatcher.stop()
@@ -857,6 +860,40 @@ class Feed:
             depth=depth,
             candle_interval=candle_interval or self._default_interval(),
             options=tuple(sorted((venue_options or {}).items())),
+        )
+
+    async def _check_listed(self) -> None:
+        """Symbols the venue's instrument list does not have end ``run()`` before anything is
+        subscribed (``SymbolRejectedError``), where the venue has such a list. A list that
+        cannot be read leaves the check to what streams (``silent``), with a warning."""
+        url = self.spec.instruments_url(self.rest_url or "", self.subscription)
+        if url is None or self.rest_url is None:
+            return
+        try:
+            body = await fetch_snapshot(
+                self.http,
+                url,
+                "instruments",
+                timeout=self.options.snapshot_timeout,
+                max_bytes=self.options.max_body_bytes,
+            )
+        except SnapshotError as e:
+            log.warning("%s: the instrument list could not be read (%s)", self.venue, e)
+            return
+        listed = self.spec.listed_symbols(body)
+        if listed is None:
+            log.warning(
+                "%s: the instrument list from %s did not say which symbols exist", self.venue, url
+            )
+            return
+        missing = [s for s in self.subscription.symbols if s not in listed]
+        if not missing:
+            return
+        for symbol in missing:
+            self.tracker.failed(symbol, f"not in the venue's instrument list ({url})")
+        raise SymbolRejectedError(
+            f"{self.venue} does not list {', '.join(missing)} (its instrument list: {url})",
+            symbol=missing[0],
         )
 
     def _default_interval(self) -> str:

@@ -217,6 +217,16 @@ class VenueSpec:
         """Where the REST depth snapshot of a symbol lives, for venues that need one."""
         return None
 
+    def instruments_url(self, rest_url: str, sub: Subscription) -> str | None:
+        """Where the venue lists every instrument it trades, for venues whose list settles
+        whether a symbol exists (``Feed.run`` refuses the others before subscribing)."""
+        return None
+
+    def listed_symbols(self, body: bytes) -> frozenset[str] | None:
+        """The symbols an ``instruments_url`` answer lists, or ``None`` when it cannot say for
+        sure (an unexpected body, one page of a longer list)."""
+        return None
+
     def snapshot_symbol(self, url: str) -> str | None:
         """The symbol of a REST snapshot URL this spec would ask for (``snapshot_url`` read
         backwards), or ``None``: tapes record snapshots by URL, whatever host served them."""

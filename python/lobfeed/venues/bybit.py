@@ -109,6 +109,21 @@ class BybitSpec(VenueSpec):
             return f"orderbook.{TOP_OF_BOOK}.{symbol}"
         return f"tickers.{symbol}"
 
+    def instruments_url(self, rest_url: str, sub: Subscription) -> str | None:
+        # One page of 1000 holds every instrument of a category (800 linear, 557 spot in 2026).
+        query = f"category={self.category}&status=Trading&limit=1000"
+        return f"{rest_url.rstrip('/')}/v5/market/instruments-info?{query}"
+
+    def listed_symbols(self, body: bytes) -> frozenset[str] | None:
+        try:
+            answer = orjson.loads(body)
+            result = answer["result"]
+            if answer.get("retCode") != 0 or result.get("nextPageCursor"):
+                return None
+            return frozenset(item["symbol"] for item in result["list"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return None
+
     def topics(self, sub: Subscription) -> list[str]:
         interval = KLINE_INTERVALS.get(sub.candle_interval)
         if CANDLES in sub.channels and interval is None:

@@ -45,6 +45,18 @@ class CoinbaseSpec(VenueSpec):
     # Subscribing sends a snapshot of recent trades and the last candles (hours old).
     history_channels = frozenset({TRADES, CANDLES})
 
+    def instruments_url(self, rest_url: str, sub: Subscription) -> str | None:
+        return f"{rest_url.rstrip('/')}/api/v3/brokerage/market/products"
+
+    def listed_symbols(self, body: bytes) -> frozenset[str] | None:
+        try:
+            answer = orjson.loads(body)
+            if answer.get("pagination", {}).get("has_next"):
+                return None
+            return frozenset(product["product_id"] for product in answer["products"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return None
+
     def subscribe_messages(self, sub: Subscription) -> list[str]:
         products = list(sub.symbols)
         messages = [_message("subscribe", products, HEARTBEATS)]

@@ -59,6 +59,9 @@ _CLONE_PREFIX: Final = "C"
 _BOOK_TYPE = re.compile(r'"type"\s*:\s*"(snapshot|delta)"')
 
 
+_INSTRUMENTS = "/v5/market/instruments-info"
+
+
 def clone_symbol(symbol: str, n: int) -> str:
     """The ``n``-th alias (1-based) of a Bybit symbol: ``C<n><SYMBOL>``."""
     return f"{_CLONE_PREFIX}{n}{symbol}"
@@ -308,6 +311,19 @@ class BybitProfile(KeyedProfile[BybitSubscription]):
 
     def not_found(self, request: RestRequest) -> RestResponse:
         return RestResponse.json(404, {"retCode": 10001, "retMsg": f"path {request.path}"})
+
+    def rest(self, request: RestRequest) -> RestResponse:
+        answer = super().rest(request)
+        if not self.aliases or answer.status != 200 or not request.path.endswith(_INSTRUMENTS):
+            return answer
+        # Clones are instruments of this exchange: list them beside their originals.
+        listing = orjson.loads(answer.body)
+        items = listing["result"]["list"]
+        by_symbol = {item["symbol"]: item for item in items}
+        for alias, symbol in self.aliases.items():
+            if symbol in by_symbol:
+                items.append({**by_symbol[symbol], "symbol": alias})
+        return RestResponse.json(200, listing)
 
     def example_urls(self, ws_url: str, rest_url: str) -> list[tuple[str, str]]:
         urls = [
