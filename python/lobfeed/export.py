@@ -28,7 +28,7 @@ from lobfeed._native import (
     SyncLost,
     Trade,
 )
-from lobfeed.exceptions import LobfeedError
+from lobfeed.exceptions import ConfigError, LobfeedError
 from lobfeed.sinks.rows import BOOK, BOOK_SNAPSHOT, CANDLES, CHANNELS, TRADES, RowSink
 
 __all__ = ["ExportResult", "add_parser", "export_tape"]
@@ -94,19 +94,15 @@ def export_tape(tape_path: str | Path, sink: RowSink) -> ExportResult:
 # -- command line ---------------------------------------------------------------------------
 
 
-class _Usage(Exception):
-    """A bad option value: one line for stderr."""
-
-
 def _channels(text: str) -> tuple[str, ...]:
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
     for channel in chosen:
         if channel not in CHANNELS:
-            raise _Usage(
+            raise ConfigError(
                 f"--channels: unknown channel {channel!r}; choose from {','.join(CHANNELS)}"
             )
     if not chosen:
-        raise _Usage(f"--channels: none given; choose from {','.join(CHANNELS)}")
+        raise ConfigError(f"--channels: none given; choose from {','.join(CHANNELS)}")
     return chosen
 
 
@@ -114,9 +110,9 @@ def _integer(option: str, text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _Usage(f"{option}: not an integer: {text!r}") from None
+        raise ConfigError(f"{option}: not an integer: {text!r}") from None
     if value < minimum:
-        raise _Usage(f"{option}: must be >= {minimum}, got {value}")
+        raise ConfigError(f"{option}: must be >= {minimum}, got {value}")
     return value
 
 
@@ -124,9 +120,9 @@ def _seconds(option: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _Usage(f"{option}: not a number: {text!r}") from None
+        raise ConfigError(f"{option}: not a number: {text!r}") from None
     if not 0 < value < float("inf"):
-        raise _Usage(f"{option}: must be a number of seconds > 0, got {text}")
+        raise ConfigError(f"{option}: must be a number of seconds > 0, got {text}")
     return value
 
 
@@ -216,29 +212,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Mistakes raise ConfigError, which cli.main prints as one line with exit code 2."""
     fmt, out = _format_and_dir(args)
-    if fmt is None or out is None:
-        return 2
-    try:
-        options = _options(args)
-    except _Usage as exc:
-        return _usage(str(exc))
+    options = _options(args)
     channels: Sequence[str] = options.channels or DEFAULT_CHANNELS[fmt]
     if fmt == TARDIS_CSV and CANDLES in channels:
-        return _usage("--channels candles: tardis-csv has no candle layout; use --parquet")
+        raise ConfigError("--channels candles: tardis-csv has no candle layout; use --parquet")
     tape = Path(args.tape)
     if not tape.is_file():
-        return _usage(f"no such tape: {args.tape}")
+        raise ConfigError(f"no such tape: {args.tape}")
     if out.is_dir() and any(out.iterdir()) and not args.append:
-        return _usage(
+        raise ConfigError(
             f"{out} is not empty: the export would add to what is there; give a new "
             "directory, or --append"
         )
     try:
         sink = _make_sink(fmt, out, channels, options, args.tape)
         result = export_tape(tape, sink)
+    except ConfigError:
+        raise
     except LobfeedError as exc:
-        return _usage(str(exc))
+        # A tape that cannot be exported is the argument's fault here: exit 2, as before.
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         print(f"lobfeed export: cannot write {out}: {exc}", file=sys.stderr)
         return 1
@@ -294,22 +289,14 @@ def _make_sink(
     )
 
 
-def _format_and_dir(args: argparse.Namespace) -> tuple[str | None, Path | None]:
+def _format_and_dir(args: argparse.Namespace) -> tuple[str, Path]:
     if args.parquet is not None and args.format is not None:
-        _usage("give --parquet DIR or --format FORMAT DIR, not both")
-        return None, None
+        raise ConfigError("give --parquet DIR or --format FORMAT DIR, not both")
     if args.parquet is not None:
         return PARQUET, Path(args.parquet)
     if args.format is None:
-        _usage("where to? give --parquet DIR or --format FORMAT DIR")
-        return None, None
+        raise ConfigError("where to? give --parquet DIR or --format FORMAT DIR")
     fmt, out = args.format
     if fmt not in FORMATS:
-        _usage(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-        return None, None
+        raise ConfigError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     return fmt, Path(out)
-
-
-def _usage(message: str) -> int:
-    print(f"lobfeed export: {message}", file=sys.stderr)
-    return 2

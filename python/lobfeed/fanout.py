@@ -155,11 +155,6 @@ def _speed(text: str) -> float:
     return value
 
 
-def _usage(command: str, message: str) -> int:
-    print(f"lobfeed {command}: {message}", file=sys.stderr)
-    return 2
-
-
 def shard_symbols(symbols: Iterable[str], spec: str) -> list[str]:
     """The symbols of shard ``I/N``: symbol ``k`` of the sorted, de-duplicated list goes to
     shard ``k % N``. Raises ``ConfigError`` for a spec that is not ``I/N`` with 0 <= I < N."""
@@ -216,28 +211,24 @@ def run_publish(args: argparse.Namespace) -> int:
     channels = tuple(c for c in args.channels.split(",") if c)
     unknown = sorted(set(channels) - set(FEED_CHANNELS))
     if unknown or not channels:
-        return _usage(
-            "publish", f"--channels {args.channels!r}: known channels are {','.join(FEED_CHANNELS)}"
+        raise ConfigError(
+            f"--channels {args.channels!r}: known channels are {','.join(FEED_CHANNELS)}"
         )
     if args.venue not in SPECS:
-        return _usage("publish", f"unknown venue {args.venue!r}; known: {', '.join(sorted(SPECS))}")
+        raise ConfigError(f"unknown venue {args.venue!r}; known: {', '.join(sorted(SPECS))}")
     if args.depth < 1:
-        return _usage("publish", f"--depth {args.depth}: at least 1 level per side")
+        raise ConfigError(f"--depth {args.depth}: at least 1 level per side")
     if args.hwm is not None and args.hwm < 1:
-        return _usage("publish", f"--hwm {args.hwm}: at least 1 message")
+        raise ConfigError(f"--hwm {args.hwm}: at least 1 message")
     symbols = list(args.symbols)
-    try:
-        if args.shard is not None:
-            symbols = shard_symbols(symbols, args.shard)
-            if not symbols:
-                return _usage(
-                    "publish",
-                    f"shard {args.shard} has no symbol: {len(set(args.symbols))} symbols "
-                    "spread over more shards",
-                )
-        sink = make_sink(args, args.venue)
-    except ConfigError as exc:
-        return _usage("publish", str(exc))
+    if args.shard is not None:
+        symbols = shard_symbols(symbols, args.shard)
+        if not symbols:
+            raise ConfigError(
+                f"shard {args.shard} has no symbol: {len(set(args.symbols))} symbols "
+                "spread over more shards"
+            )
+    sink = make_sink(args, args.venue)
     tape = None
     if args.replay is not None:
         from lobfeed.tape import Tape
@@ -245,18 +236,12 @@ def run_publish(args: argparse.Namespace) -> int:
         try:
             tape = Tape.open(args.replay)
         except (OSError, LobfeedError) as exc:
-            return _usage("publish", f"--replay {args.replay}: {exc}")
+            raise ConfigError(f"--replay {args.replay}: {exc}") from None
         if tape.header.venue != args.venue:
-            return _usage(
-                "publish", f"{args.replay} is a {tape.header.venue} tape, not {args.venue}"
-            )
-    try:
-        return asyncio.run(_publish(args, sink, symbols, channels, tape))
-    except ConfigError as exc:
-        return _usage("publish", str(exc))
-    except LobfeedError as exc:
-        print(f"lobfeed publish: {exc}", file=sys.stderr)
-        return 1
+            raise ConfigError(f"{args.replay} is a {tape.header.venue} tape, not {args.venue}")
+    # Mistakes (ConfigError, exit 2) and failures (LobfeedError, exit 1) are printed as one
+    # line by cli.main.
+    return asyncio.run(_publish(args, sink, symbols, channels, tape))
 
 
 async def _publish(
@@ -389,18 +374,9 @@ def run_sub(args: argparse.Namespace) -> int:
     from lobfeed.exceptions import ConfigError
 
     if args.count is not None and args.count < 1:
-        return _usage("sub", f"--count {args.count}: at least 1")
-    try:
-        reader = _make_reader(args)
-    except ConfigError as exc:
-        return _usage("sub", str(exc))
-    try:
-        return asyncio.run(_sub(args, reader))
-    except ConfigError as exc:
-        return _usage("sub", str(exc))
-    except LobfeedError as exc:
-        print(f"lobfeed sub: {exc}", file=sys.stderr)
-        return 1
+        raise ConfigError(f"--count {args.count}: at least 1")
+    reader = _make_reader(args)
+    return asyncio.run(_sub(args, reader))
 
 
 def _make_reader(args: argparse.Namespace) -> Any:

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from lobfeed.config import (
     TAPE,
@@ -264,7 +264,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="end when the server closes the connection instead of reconnecting",
     )
     p.set_defaults(run=_record_command)
-    _one_line_errors(p, "lobfeed record")
 
     p = sub.add_parser(
         "run",
@@ -286,21 +285,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--check", action="store_true", help="only check the file and say what would run"
     )
     p.set_defaults(run=_run_command)
-    _one_line_errors(p, "lobfeed run")
-
-
-def _one_line_errors(parser: argparse.ArgumentParser, prog: str) -> None:
-    """Usage mistakes as one line on stderr and exit code 2, without argparse's usage block."""
-
-    def error(message: str) -> NoReturn:
-        _usage_error(prog, message)
-
-    parser.error = error  # type: ignore[method-assign]
-
-
-def _usage_error(prog: str, message: str) -> NoReturn:
-    print(f"{prog}: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _positive_int(text: str) -> int:
@@ -423,18 +407,15 @@ def _start(
     *,
     check_only: bool = False,
 ) -> int:
-    try:
-        config = configure()
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+    # A ConfigError is `lobfeed`'s to print (one line, exit 2, see cli.main).
+    config = configure()
     try:
         runner = Runner(config)
     except ConfigError as exc:
+        if config.source == RECORD:
+            raise
         # What only building the feeds and sinks finds is named in the file, as the rest is.
-        where = f"{config.source}: " if config.source != RECORD else ""
-        print(f"{prog}: {where}{exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{config.source}: {exc}") from None
     if check_only:
         for running, feed_config in zip(runner.feeds, config.feeds, strict=True):
             sinks = ", ".join(s.type for s in config.sinks_of(feed_config))
