@@ -96,6 +96,8 @@ class Runner:
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
+            # Loops without signal support (Windows, a loop off the main thread) raise these;
+            # the run then stops only by duration, failure or KeyboardInterrupt.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, self.stop)
                 handled.append(signum)

@@ -11,6 +11,7 @@ timed-out batches to a writer thread through a bounded queue; a format only supp
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import datetime as dt
 import logging
@@ -393,7 +394,7 @@ def _positive_seconds(name: str, value: object, *, allow_none: bool = False) -> 
         raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
-class RowSink(Sink):
+class RowSink(Sink, abc.ABC):
     """A :class:`Sink` that makes rows on the event loop and writes them on its own thread.
 
     ``on_*`` only copy the event into a batch (and, for books, diff two views); a batch goes to
@@ -476,8 +477,9 @@ class RowSink(Sink):
         # Counted by the writer thread: rows of batches that came after a write error.
         self._rows_unwritten = 0
 
+    @abc.abstractmethod
     def _make_writer(self) -> BatchWriter:
-        raise NotImplementedError
+        """The writer the thread hands batches to (Parquet files, Tardis CSV files)."""
 
     def roll_interval(self) -> float | None:
         """Seconds between checks for files old enough to close (None: no such files)."""

@@ -24,6 +24,7 @@ implements ``_name`` (the stream's topic or subject) and ``_send``.
 
 from __future__ import annotations
 
+import abc
 import os
 import time
 from collections.abc import Callable
@@ -270,7 +271,7 @@ class Stream:
     stamp: tuple[int | None, int | None, int] = (None, None, 0)
 
 
-class WireSink(Sink):
+class WireSink(Sink, abc.ABC):
     """A sink that turns each object into a wire message and hands it to ``_send``.
 
     ``venue`` names the feed's venue for objects that do not carry it (``BookUpdate``);
@@ -291,12 +292,13 @@ class WireSink(Sink):
         self._streams: dict[tuple[str, str, str | None], Stream] = {}
         self.published = 0
 
-    # A transport names a stream and sends one encoded message of it.
+    @abc.abstractmethod
     def _name(self, channel: str, venue: str, symbol: str | None) -> Any:
-        raise NotImplementedError
+        """The transport's name of a stream (a ZeroMQ topic, a NATS subject)."""
 
+    @abc.abstractmethod
     def _send(self, stream: Stream, payload: bytes, msg_id: str | None) -> None:
-        raise NotImplementedError
+        """Sends one encoded message of ``stream``, never blocking the feed."""
 
     def stream(self, channel: str, venue: str, symbol: str | None) -> Stream:
         key = (channel, venue, symbol)
