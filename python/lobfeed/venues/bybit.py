@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import orjson
 
-from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import (
     BOOK,
     CANDLES,
@@ -125,12 +124,6 @@ class BybitSpec(VenueSpec):
             return None
 
     def topics(self, sub: Subscription) -> list[str]:
-        interval = KLINE_INTERVALS.get(sub.candle_interval)
-        if CANDLES in sub.channels and interval is None:
-            raise ConfigError(
-                f"{self.name} has no {sub.candle_interval!r} candles; "
-                f"its intervals: {', '.join(KLINE_INTERVALS)}"
-            )
         topics: list[str] = []
         for symbol in sub.symbols:
             if BOOK in sub.channels:
@@ -138,7 +131,7 @@ class BybitSpec(VenueSpec):
             if TRADES in sub.channels:
                 topics.append(f"publicTrade.{symbol}")
             if CANDLES in sub.channels:
-                topics.append(f"kline.{interval}.{symbol}")
+                topics.append(f"kline.{KLINE_INTERVALS[sub.candle_interval]}.{symbol}")
             if QUOTES in sub.channels:
                 quote_topic = self.quote_topic(symbol, sub)
                 if quote_topic is not None:
