@@ -124,6 +124,7 @@ class BybitSpec(VenueSpec):
             return None
 
     def topics(self, sub: Subscription) -> list[str]:
+        self.check(sub)  # a subscription made without a Feed meets the same refusals
         topics: list[str] = []
         for symbol in sub.symbols:
             if BOOK in sub.channels:
