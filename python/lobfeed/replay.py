@@ -43,6 +43,7 @@ def snapshot_symbol(url: str) -> str | None:
 class Rejected:
     """A frame the session refused, with the error it raised."""
 
+    venue: str
     symbol: str | None
     error: FrameError
 
@@ -62,8 +63,6 @@ class TapeReplayer:
         # spot): each connection's market is the spec whose URL it opened.
         self._markets = [s for s in SPECS.values() if s.session_venue == self.session_venue]
         self.markets: dict[str, str] = {}
-        #: The market (feed name) of the record whose events ``events`` is yielding.
-        self.current_venue = self.venue
 
     def session_for(self, conn: str) -> Session:
         session = self.sessions.get(conn)
@@ -93,7 +92,6 @@ class TapeReplayer:
         for record in self.tape.iter_records():
             if record.type == "recv" and record.data is not None and record.conn is not None:
                 session = self.session_for(record.conn)
-                self.current_venue = self.venue_of(record.conn)
                 yield from self._feed(record, session, record.payload)
             elif record.type == "open" and record.conn is not None and record.url:
                 self.markets[record.conn] = self._market(record.url)
@@ -103,7 +101,6 @@ class TapeReplayer:
                     continue
                 conn = self._snapshot_conn(symbol)
                 session = self.session_for(conn)
-                self.current_venue = self.venue_of(conn)
                 yield from self._feed(record, session, record.payload, symbol)
 
     @staticmethod
@@ -116,7 +113,7 @@ class TapeReplayer:
             else:
                 events = session.receive_snapshot(snapshot_for, data, record.ts_ns)
         except FrameError as e:
-            yield record, Rejected(e.symbol, e)
+            yield record, Rejected(session.name, e.symbol, e)
             events = e.events
         for ev in events:
             yield record, ev
@@ -127,9 +124,9 @@ def replay(tape: Tape, out: IO[bytes], *, depth: int = DEFAULT_DEPTH) -> int:
     written = 0
     write = out.write
     dumps = orjson.dumps
-    replayer = TapeReplayer(tape)
-    for record, ev in replayer.events():
-        venue = replayer.current_venue
+    for record, ev in TapeReplayer(tape).events():
+        # Every event names its market (the Session's name: bybit-spot, bybit, ...).
+        venue = ev.venue
         line: dict[str, Any]
         if isinstance(ev, BookUpdate):
             book = ev.book
@@ -267,11 +264,11 @@ def verify(tape: Tape) -> Proof:
             min_bids = bids if min_bids is None else min(min_bids, bids)
             min_asks = asks if min_asks is None else min(min_asks, asks)
             if ev.seq is not None:
-                key = (replayer.current_venue, ev.symbol, ev.seq)
+                key = (ev.venue, ev.symbol, ev.seq)
                 tops[key] = (book.best_bid_exact(), book.best_ask_exact())
         elif isinstance(ev, Quote):
             if ev.seq is not None:
-                quotes[(replayer.current_venue, ev.symbol, ev.seq)] = (
+                quotes[(ev.venue, ev.symbol, ev.seq)] = (
                     (ev.bid_price, ev.bid_size),
                     (ev.ask_price, ev.ask_size),
                 )
