@@ -15,56 +15,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import orjson
 
+from lobfeed.argtypes import port, positive_int, seconds, speed
+
 if TYPE_CHECKING:
     from lobfeed.testing.faults import FaultPlan
 
 DEMO_TAPE = "binance-ethusdt-20240808.jsonl.gz"
 DEMO_SYMBOL = "ETHUSDT"
-
-
-def _speed(text: str) -> float:
-    if text == "max":
-        return float("inf")
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a speed: {text!r} (a number > 0, or 'max')"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max', got {text}")
-    return value
-
-
-def _levels(text: str) -> int:
-    """A book depth: a whole number of levels a side, at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of levels: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 level a side, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"seconds must be 0 or more, got {text}")
-    return value
 
 
 def _fault_plan(text: str) -> FaultPlan:
@@ -94,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="replay a tape as a local exchange on loopback")
     p.add_argument("tape", help="the tape (lobfeed-tape/1, .jsonl or .jsonl.gz) to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=_port, default=0, help="port to listen on; 0 picks a free one")
-    p.add_argument("--speed", type=_speed, default=1.0, help="time scale, or 'max'")
+    p.add_argument("--port", type=port, default=0, help="port to listen on; 0 picks a free one")
+    p.add_argument("--speed", type=speed, default=1.0, help="time scale, or 'max'")
     p.add_argument("--loop", action="store_true", help="start again at the end of the tape")
     p.add_argument(
         "--faults",
@@ -136,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="run a tape through the sync code; one JSON line per update")
     p.add_argument("tape", help="the tape to replay (lobfeed-tape/1, .jsonl or .jsonl.gz)")
-    p.add_argument("--depth", type=_levels, default=25, help="levels a side in each line")
+    p.add_argument("--depth", type=positive_int, default=25, help="levels a side in each line")
     p.add_argument("--out", help="output file (default: standard output)")
 
     p = sub.add_parser("verify", help="prove tapes' books against the exchange's own truths")
@@ -147,25 +104,27 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("book", help="live book printer")
     p.add_argument("venue", help="a venue name (lobfeed.venues.SPECS: binance, okx, ...)")
     p.add_argument("symbol", help="the symbol, in any case (ethusdt is ETHUSDT on Binance)")
-    p.add_argument("--depth", type=_levels, default=10, help="levels a side, subscribed and shown")
+    p.add_argument(
+        "--depth", type=positive_int, default=10, help="levels a side, subscribed and shown"
+    )
     p.add_argument("--ws-url", help="websocket server to use instead of the venue's")
     p.add_argument("--rest-url", help="REST server for snapshots instead of the venue's")
-    p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
+    p.add_argument("--duration", type=seconds, help="stop after this many seconds")
     p.add_argument("--replay", metavar="TAPE", help="show a tape in-process instead of a live feed")
-    p.add_argument("--speed", type=_speed, default=1.0, help="with --replay: time scale, or 'max'")
+    p.add_argument("--speed", type=speed, default=1.0, help="with --replay: time scale, or 'max'")
     p.add_argument(
-        "--hold", type=_seconds, default=0.0, help="keep the last screen this many seconds"
+        "--hold", type=seconds, default=0.0, help="keep the last screen this many seconds"
     )
 
     p = sub.add_parser("demo", help="the book printer on a real tape through the local exchange")
     p.add_argument(
-        "--speed", type=_speed, default=10.0, help="how many times faster than captured, or 'max'"
+        "--speed", type=speed, default=10.0, help="how many times faster than captured, or 'max'"
     )
     p.add_argument("--tape", help="another Binance tape to use")
-    p.add_argument("--depth", type=_levels, default=10, help="levels a side shown")
+    p.add_argument("--depth", type=positive_int, default=10, help="levels a side shown")
 
     p = sub.add_parser("soak", help="four venues with random faults for long; check books, RSS")
-    p.add_argument("--seconds", type=_seconds, default=600.0, help="seconds of injected faults")
+    p.add_argument("--seconds", type=seconds, default=600.0, help="seconds of injected faults")
     p.add_argument("--seed", type=int, default=1, help="seed of the random faults")
     p.add_argument("--report", metavar="FILE", help="also write the report as JSON to FILE")
     p.add_argument("--tapes", default="../shared/data/tapes", help="directory of the real tapes")

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import orjson
 
+from lobfeed.argtypes import positive_int, positive_seconds, speed
 from lobfeed.exceptions import LobfeedError
 from lobfeed.sinks import wire
 from lobfeed.sinks.base import Sink, feed_callbacks
@@ -38,7 +39,10 @@ def add_parser(sub: Any) -> None:
         help="zmq://HOST:PORT (PORT 0: pick free ports and print them) or nats://HOST:PORT",
     )
     p.add_argument(
-        "--depth", type=int, default=wire.DEFAULT_DEPTH, help="levels per side in each book"
+        "--depth",
+        type=positive_int,
+        default=wire.DEFAULT_DEPTH,
+        help="levels per side in each book",
     )
     p.add_argument(
         "--channels",
@@ -66,11 +70,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--speed",
-        type=_speed,
+        type=speed,
         default=float("inf"),
         help="with --replay: time scale of the tape, or 'max' (the default)",
     )
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
     p.add_argument(
         "--no-reconnect",
         action="store_true",
@@ -78,7 +82,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--hwm",
-        type=int,
+        type=positive_int,
         help="zmq: messages queued per subscriber before that subscriber loses messages "
         "(default 100000); nats: the send queue's size (default 100000)",
     )
@@ -119,8 +123,8 @@ def add_parser(sub: Any) -> None:
         "status; '*' all); repeat for more; default all",
     )
     p.add_argument("--json", action="store_true", help="JSON lines (books as lobfeed replay)")
-    p.add_argument("--count", type=int, help="exit after printing this many messages")
-    p.add_argument("--duration", type=float, help="exit after this many seconds")
+    p.add_argument("--count", type=positive_int, help="exit after printing this many messages")
+    p.add_argument("--duration", type=positive_seconds, help="exit after this many seconds")
     p.add_argument(
         "--no-snapshot",
         action="store_true",
@@ -141,18 +145,6 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--stream", default="LOBFEED", help="nats: the JetStream stream's name")
     p.set_defaults(run=run_sub)
-
-
-def _speed(text: str) -> float:
-    if text == "max":
-        return float("inf")
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"speed {text!r}: a number > 0 or 'max'")
-    return value
 
 
 def shard_symbols(symbols: Iterable[str], spec: str) -> list[str]:
@@ -216,10 +208,6 @@ def run_publish(args: argparse.Namespace) -> int:
         )
     if args.venue not in SPECS:
         raise ConfigError(f"unknown venue {args.venue!r}; known: {', '.join(sorted(SPECS))}")
-    if args.depth < 1:
-        raise ConfigError(f"--depth {args.depth}: at least 1 level per side")
-    if args.hwm is not None and args.hwm < 1:
-        raise ConfigError(f"--hwm {args.hwm}: at least 1 message")
     symbols = list(args.symbols)
     if args.shard is not None:
         symbols = shard_symbols(symbols, args.shard)
@@ -371,10 +359,7 @@ async def replay_to_sinks(
 
 
 def run_sub(args: argparse.Namespace) -> int:
-    from lobfeed.exceptions import ConfigError
 
-    if args.count is not None and args.count < 1:
-        raise ConfigError(f"--count {args.count}: at least 1")
     reader = _make_reader(args)
     return asyncio.run(_sub(args, reader))
 

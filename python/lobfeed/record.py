@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lobfeed.argtypes import positive_int, positive_seconds
 from lobfeed.config import (
     TAPE,
     FeedConfig,
@@ -228,11 +229,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help=f"channels to record, space or comma separated ({', '.join(sorted(CHANNELS))}; "
         "default: book trades)",
     )
-    p.add_argument("--depth", type=_positive_int, metavar="N", help="book levels to subscribe")
+    p.add_argument("--depth", type=positive_int, metavar="N", help="book levels to subscribe")
     p.add_argument("--ws-url", metavar="URL", help="websocket server instead of the venue's")
     p.add_argument("--rest-url", metavar="URL", help="REST server instead of the venue's")
     p.add_argument(
-        "--duration", type=_seconds, metavar="S", help="stop after S seconds (default: run on)"
+        "--duration",
+        type=positive_seconds,
+        metavar="S",
+        help="stop after S seconds (default: run on)",
     )
     p.add_argument(
         "--rotate-bytes",
@@ -242,13 +246,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--rotate-seconds",
-        type=_seconds,
+        type=positive_seconds,
         metavar="S",
         help="start a new numbered file every S seconds",
     )
     p.add_argument(
         "--flush-interval",
-        type=_seconds,
+        type=positive_seconds,
         default=1.0,
         metavar="S",
         help="flush (and sync) the tape at least every S seconds: what a crash can lose "
@@ -281,32 +285,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "the k-th going to shard k %% N",
     )
     p.add_argument(
-        "--duration", type=_seconds, metavar="S", help="stop after S seconds (default: run on)"
+        "--duration",
+        type=positive_seconds,
+        metavar="S",
+        help="stop after S seconds (default: run on)",
     )
     p.add_argument(
         "--check", action="store_true", help="only check the file and say what would run"
     )
     p.set_defaults(run=_run_command)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return value
 
 
 def _size(text: str) -> int:
