@@ -7,6 +7,7 @@ pub mod coinbase;
 pub mod gemini;
 pub mod json;
 pub mod kraken;
+pub mod kucoin;
 pub mod okx;
 pub mod publication;
 pub mod scan;
@@ -207,6 +208,7 @@ registry! {
     "bitfinex" => bitfinex::BitfinexSession::new,
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
+    "kucoin" => kucoin::KucoinSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
