@@ -49,6 +49,7 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
         let mut by_venue: HashMap<String, Vec<Vec<Record>>> = HashMap::new();
         let mut names: Vec<String> = std::fs::read_dir(common::tapes_dir())
             .expect("readable tapes folder")
+            .chain(std::fs::read_dir(common::more_tapes_dir()).expect("readable tapes-more folder"))
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".jsonl.gz"))
             .collect();
@@ -76,7 +77,8 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
                         let url = r.url.as_deref().unwrap_or("");
                         let symbol = common::query_symbol(url)
                             .or_else(|| common::query_param(url, "instId"));
-                        if let (true, Some(symbol)) = (url.contains("depth"), symbol) {
+                        let book = url.contains("depth") || url.contains("orderbook");
+                        if let (true, Some(symbol)) = (book, symbol) {
                             if conns.is_empty() {
                                 conns.push((String::new(), Vec::new()));
                             }

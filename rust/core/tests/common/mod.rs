@@ -36,9 +36,23 @@ pub fn tapes_dir() -> PathBuf {
     dir
 }
 
-/// All records of a tape, header first.
+/// The captures of the venues of issue 12 (`tapes-more`), kept apart from `tapes`.
+pub fn more_tapes_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/tapes-more");
+    assert!(
+        dir.is_dir(),
+        "tapes not found at {}: clone ../shared beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+/// All records of a tape (of `tapes`, else of `tapes-more`), header first.
 pub fn read_tape(name: &str) -> Vec<Record> {
-    let path = tapes_dir().join(name);
+    let mut path = tapes_dir().join(name);
+    if !path.is_file() {
+        path = more_tapes_dir().join(name);
+    }
     let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     BufReader::new(GzDecoder::new(file))
         .lines()

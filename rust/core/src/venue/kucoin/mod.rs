@@ -394,7 +394,10 @@ impl Session for KucoinSession {
         if let Some(code) = parsed.code.as_deref().filter(|c| *c != REST_OK) {
             return Err(venue_error(Some(symbol), Some(code), parsed.msg.as_deref()));
         }
-        let data = parsed.data.ok_or(FrameError::MissingField("data")).map_err(named)?;
+        let data = parsed
+            .data
+            .ok_or(FrameError::MissingField("data"))
+            .map_err(named)?;
         let book: wire::RestBook<'_> =
             serde_json::from_str(data.get()).map_err(|e| named(e.into()))?;
         self.levels.clear();

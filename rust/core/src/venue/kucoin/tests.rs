@@ -67,15 +67,16 @@ fn updates_before_the_snapshot_are_buffered_then_bridged() {
         .unwrap();
     assert!(matches!(
         out[..],
-        [Event::BookUpdated {
-            seq: Some(103),
-            ..
-        }]
+        [Event::BookUpdated { seq: Some(103), .. }]
     ));
     assert_eq!(top(&s), ("100".into(), "100.5".into()));
     out.clear();
-    s.receive(l2(104, 104, "", r#"["100.2","1","104"]"#).as_bytes(), 3, &mut out)
-        .unwrap();
+    s.receive(
+        l2(104, 104, "", r#"["100.2","1","104"]"#).as_bytes(),
+        3,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(top(&s), ("100.2".into(), "100.5".into()));
     assert_eq!(s.symbols().sync(0).unwrap().last_seq, Some(104));
 }
@@ -87,14 +88,22 @@ fn price_zero_changes_only_advance_the_sequence() {
     s.receive_snapshot("BTC-USDT", SNAPSHOT, 1, &mut out)
         .unwrap();
     out.clear();
-    s.receive(l2(103, 104, r#"["0","0","103"]"#, r#"["0","0","104"]"#).as_bytes(), 2, &mut out)
-        .unwrap();
+    s.receive(
+        l2(103, 104, r#"["0","0","103"]"#, r#"["0","0","104"]"#).as_bytes(),
+        2,
+        &mut out,
+    )
+    .unwrap();
     let sync = s.symbols().sync(0).unwrap();
     assert_eq!(sync.last_seq, Some(104));
     assert_eq!((sync.book.len(Side::Bid), sync.book.len(Side::Ask)), (2, 2));
     // The next message chains on from the sequence-only one.
-    s.receive(l2(105, 105, r#"["101","0","105"]"#, "").as_bytes(), 3, &mut out)
-        .unwrap();
+    s.receive(
+        l2(105, 105, r#"["101","0","105"]"#, "").as_bytes(),
+        3,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(top(&s), ("100".into(), "102".into()));
     assert_eq!(s.symbols().sync(0).unwrap().counters.gaps, 0);
 }
@@ -106,8 +115,12 @@ fn a_gap_drops_the_book_and_asks_for_a_snapshot() {
     s.receive_snapshot("BTC-USDT", SNAPSHOT, 1, &mut out)
         .unwrap();
     out.clear();
-    s.receive(l2(105, 106, "", r#"["100.1","1","106"]"#).as_bytes(), 2, &mut out)
-        .unwrap();
+    s.receive(
+        l2(105, 106, "", r#"["100.1","1","106"]"#).as_bytes(),
+        2,
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(
         out,
         vec![
@@ -227,7 +240,11 @@ fn a_bad_book_frame_resyncs_its_symbol_and_bad_numbers_are_typed() {
         .unwrap();
     out.clear();
     let err = s
-        .receive(l2(103, 103, r#"["1x","1","103"]"#, "").as_bytes(), 2, &mut out)
+        .receive(
+            l2(103, 103, r#"["1x","1","103"]"#, "").as_bytes(),
+            2,
+            &mut out,
+        )
         .unwrap_err();
     assert!(matches!(
         err.error,
