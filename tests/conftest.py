@@ -27,6 +27,13 @@ REAL_TAPES = (
     "okx-books-3inst-2022.jsonl.gz",
 )
 
+MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
+
+#: The captures of issue 12's venues, in ``tapes-more`` (each venue appends its own).
+MORE_TAPES = (
+    "kucoin-l2-10sym-2021.jsonl.gz",
+)
+
 
 @pytest.fixture(scope="session")
 def tapes_dir() -> Path:
@@ -45,9 +52,22 @@ def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
     """``tape_path("binance-spot-4sym-2021.jsonl.gz")`` -> that tape's path (fails if absent)."""
 
     def resolve(name: str) -> Path:
-        path = tapes_dir / name
+        folder = MORE_TAPES_DIR if name in MORE_TAPES else tapes_dir
+        path = folder / name
         if not path.is_file():
-            pytest.fail(f"tape {name} is missing from {tapes_dir}", pytrace=False)
+            pytest.fail(f"tape {name} is missing from {folder}", pytrace=False)
         return path
+
+    return resolve
+
+
+@pytest.fixture(scope="session")
+def more_tape_path(tape_path: Callable[[str], Path]) -> Callable[[str], Path]:
+    """``more_tape_path(name)`` -> a tape of ``tapes-more`` (fails, never skips, if absent)."""
+
+    def resolve(name: str) -> Path:
+        if name not in MORE_TAPES:
+            pytest.fail(f"{name} is not one of MORE_TAPES", pytrace=False)
+        return tape_path(name)
 
     return resolve

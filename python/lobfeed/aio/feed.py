@@ -139,6 +139,8 @@ class Connection:
         self.link = link
         self.session = session
         session.set_replier(self.reply)
+        #: Seconds between our pings on this connection (a token answer may set it).
+        self.heartbeat_interval = feed.spec.heartbeat_interval
         self.opened = time.monotonic()
         #: Why we are closing it ourselves, if we are.
         self.replacing: str | None = None
@@ -394,6 +396,7 @@ class Slot:
         name = f"c{number}"
         feed.tracker.connecting(self.symbols, f"connecting {name} to {links.short_url(url, 80)}")
         try:
+            url, beat = await feed._endpoint(url)
             link = await links.connect(url, feed.options)
         except ConnectError as e:
             feed.stats.connect_failures += 1
@@ -405,6 +408,7 @@ class Slot:
             return False
         session = feed._new_session(self.symbols)
         conn = Connection(feed, self, number, link, session)
+        conn.heartbeat_interval = beat
         self.conn = conn
         self._opened(conn, url)
         feed.tracker.connected(session, conn.name, self.symbols)
@@ -520,11 +524,13 @@ class Slot:
         url = feed.spec.connect_url(feed.ws_url, self.subscription)
         log.info("%s %s: rotating: %s", feed.venue, old.name, why)
         try:
+            url, beat = await feed._endpoint(url)
             link = await links.connect(url, feed.options)
         except ConnectError as e:
             log.warning("%s %s: rotation failed to connect: %s", feed.venue, old.name, e)
             return False
         fresh = Connection(feed, self, feed._next_number(), link, feed._new_session(self.symbols))
+        fresh.heartbeat_interval = beat
         fresh.deliver = fresh.warming
         old.deliver = old.tracking
         old.link.set_handler(old.filtered_handler())
@@ -961,8 +967,33 @@ class Feed:
                 conn.link.abort()
                 return
 
+    async def _endpoint(self, url: str) -> tuple[str, float | None]:
+        """Where a connection goes and how often it pings: ``url`` and the spec's interval,
+        or, for venues that hand out a token per connection (KuCoin), what the token answer
+        fetched now says. A token that cannot be had is a ``ConnectError`` (retried like a
+        refused connection; a 4xx answer is a ``HandshakeRejectedError``)."""
+        token_url = self.spec.token_url(self.rest_url or "")
+        if token_url is None or self.rest_url is None:
+            return url, self.spec.heartbeat_interval
+        try:
+            body = await fetch_snapshot(
+                self.http,
+                token_url,
+                "connection token",
+                timeout=self.options.open_timeout,
+                max_bytes=self.options.max_body_bytes,
+                method="POST",
+            )
+        except SnapshotError as e:
+            kind = HandshakeRejectedError if isinstance(e, SymbolRejectedError) else ConnectError
+            raise kind(
+                f"{self.venue}: no connection token: {e}", url=token_url, status=e.status
+            ) from e
+        endpoint = self.spec.endpoint(body, self.subscription)
+        return endpoint.url, endpoint.heartbeat_interval
+
     def _start_heartbeat(self, conn: Connection) -> None:
-        interval = self.spec.heartbeat_interval
+        interval = conn.heartbeat_interval
         message = self.spec.heartbeat_message()
         if interval is None or message is None:
             return

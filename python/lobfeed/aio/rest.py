@@ -65,10 +65,13 @@ async def fetch_snapshot(
     *,
     timeout: float = 10.0,
     max_bytes: int = 16 * 1024 * 1024,
+    method: str = "GET",
 ) -> bytes:
-    """The body of a 200 answer to ``url``, at most ``max_bytes`` long, or a ``SnapshotError``."""
+    """The body of a 200 answer to ``url``, at most ``max_bytes`` long, or a ``SnapshotError``.
+    ``method``: ``POST`` for venues that hand out connection tokens that way (no body sent)."""
     try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+        limit = aiohttp.ClientTimeout(total=timeout)
+        async with http.request(method, url, timeout=limit) as resp:
             status = resp.status
             if status in RATE_LIMIT_STATUSES:
                 raise RateLimitedError(

@@ -203,6 +203,8 @@ class RestRequest:
     """The connected websocket clients, to relate the request to a replay position."""
     position_ns: int | None = None
     """In live mode, the server's current position: the recorded ``ts_ns`` the stream is at."""
+    host: str | None = None
+    """The ``Host`` the client asked for, for answers that point back at this server."""
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -262,6 +264,9 @@ class VenueProfile(abc.ABC, Generic[SubT]):
     @abc.abstractmethod
     def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | None:
         """The text to send for recorded frame ``index``, or ``None`` if ``sub`` excludes it."""
+
+    rest_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
+    """HTTP methods the venue's REST API answers (KuCoin hands out tokens to a POST)."""
 
     weight_header: ClassVar[str | None] = None
     """Response header telling a client the request weight it used in the current window."""
@@ -766,6 +771,7 @@ class ExchangeServer:
             query=parse_qs(url.query),
             streams=tuple(self._live),
             position_ns=self.live_position_ns(),
+            host=request.headers.get("Host"),
         )
         plan = self.faults
         answer: RestResponse | None = None
@@ -780,8 +786,9 @@ class ExchangeServer:
             else:
                 self.stats.weight_429s += 1
             answer = self.profile.rate_limited(rest_request, status, retry_after)
-        elif rest_request.method != "GET":
-            answer = RestResponse.json(405, {"error": "only GET is served"})
+        elif rest_request.method not in self.profile.rest_methods:
+            allowed = ", ".join(sorted(self.profile.rest_methods))
+            answer = RestResponse.json(405, {"error": f"only {allowed} is served"})
         elif self.profile.is_snapshot_request(rest_request.path):
             self.stats.snapshot_requests += 1
             if self.stats.snapshot_requests <= plan.rest_429_first_n:

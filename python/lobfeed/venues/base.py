@@ -75,6 +75,16 @@ class WeightLimit:
             raise ConfigError(f"unusable weight limit {self}")
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one connection goes, as a venue's token answer says (``VenueSpec.token_url``)."""
+
+    url: str
+    """The websocket URL, token included."""
+    heartbeat_interval: float | None = None
+    """Seconds between pings the venue asked for on this connection (``None``: the spec's)."""
+
+
 class VenueSpec:
     """Endpoints and messages of one venue. Subclasses override what differs."""
 
@@ -248,6 +258,17 @@ class VenueSpec:
         mine = urlsplit(self.connect_url(self.ws_url, Subscription((_MARKER,))))
         theirs = urlsplit(url)
         return mine.path.rstrip("/") == theirs.path.rstrip("/")
+
+    def token_url(self, rest_url: str) -> str | None:
+        """Where to POST for a connection token before each connection, for venues that hand
+        one out per connection (KuCoin's ``bullet-public``); ``None``: connect to
+        ``connect_url`` as it is."""
+        return None
+
+    def endpoint(self, body: bytes, sub: Subscription) -> Endpoint:
+        """The connection a token answer (``token_url``'s body) points to; ``ConnectError``
+        when the body is not a usable answer."""
+        raise NotImplementedError(f"{self.name} hands out no connection tokens")
 
     def heartbeat_message(self) -> str | None:
         """The application-level ping, if the venue wants one every ``heartbeat_interval``."""
