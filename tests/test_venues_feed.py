@@ -452,3 +452,55 @@ def test_channels_a_venue_does_not_offer_are_refused() -> None:
     with pytest.raises(ValueError, match="quotes"):
         Feed("gemini", ["BTCUSD"], channels=("quotes",))
     Feed("bybit-spot", ["BTCUSDT"], channels=("book", "candles"))
+
+
+async def test_kucoin_connects_only_with_a_token_the_exchange_issued(
+    tape_path: Callable[[str], Path],
+) -> None:
+    """The bullet-public handshake: a token by POST, then the endpoint it names; the socket
+    greets with ``welcome`` and answers a ping with a pong of the same id."""
+    import aiohttp
+    import websockets
+    from websockets.exceptions import InvalidStatus
+
+    async with ExchangeServer(tape_path("kucoin-l2-10sym-2021.jsonl.gz")) as server:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(f"{server.ws_url}/endpoint?token=made-up"):
+                pass
+        assert refused.value.response.status_code == 404
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.rest_url}/api/v1/bullet-public") as resp:
+                assert resp.status == 405
+            async with http.post(f"{server.rest_url}/api/v1/bullet-public") as resp:
+                answer = orjson.loads(await resp.read())
+        data = answer["data"]
+        (instance,) = data["instanceServers"]
+        assert instance["endpoint"] == f"{server.ws_url}/endpoint"
+        url = f"{instance['endpoint']}?token={data['token']}&connectId=abc"
+        async with websockets.connect(url) as ws:
+            assert orjson.loads(await ws.recv()) == {"id": "abc", "type": "welcome"}
+            await ws.send('{"id":"7","type":"ping"}')
+            assert orjson.loads(await ws.recv()) == {"id": "7", "type": "pong"}
+
+
+async def test_kucoin_feed_pings_at_the_interval_its_token_names(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    case = next(c for c in CASES if c.venue == "kucoin")
+    got = Got()
+    recording = tmp_path / "kucoin.jsonl"
+    async with ExchangeServer(tape_path(case.tape), speed=10) as server:
+        # 18 s on the venue: shortened so that a paced replay of the tape sees pings.
+        server.profile.ping_interval_ms = 50
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    recorded = Tape.open(recording)
+    opened = [r.url or "" for r in recorded.iter_records("open")]
+    assert len(opened) == 1 and "/endpoint?token=" in opened[0]
+    sent = [orjson.loads(r.data or "") for r in recorded.iter_records("send")]
+    pings = [m["id"] for m in sent if m["type"] == "ping"]
+    received = [orjson.loads(r.data or "") for r in recorded.iter_records("recv")]
+    pongs = [m["id"] for m in received if m.get("type") == "pong"]
+    assert received[0]["type"] == "welcome"
+    assert pings and pongs and set(pongs) <= set(pings)
+    assert feed.stats.frame_errors == 0 and feed.stats.gaps == 0

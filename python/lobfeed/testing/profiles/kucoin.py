@@ -57,6 +57,8 @@ class KucoinProfile(KeyedProfile[KucoinSubscription]):
     def __init__(self, tape: Tape) -> None:
         super().__init__(tape)
         self.tokens: set[str] = set()
+        #: The ``pingInterval`` token answers give (tests shorten it).
+        self.ping_interval_ms = PING_INTERVAL_MS
 
     def classify(self, record: TapeRecord) -> FrameInfo | None:
         msg = record_json(record)
@@ -122,7 +124,7 @@ class KucoinProfile(KeyedProfile[KucoinSubscription]):
             "endpoint": f"ws://{request.host or '127.0.0.1'}{WS_PATH}",
             "encrypt": False,
             "protocol": "websocket",
-            "pingInterval": PING_INTERVAL_MS,
+            "pingInterval": self.ping_interval_ms,
             "pingTimeout": 10_000,
         }
         return RestResponse.json(
