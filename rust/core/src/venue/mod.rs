@@ -1,5 +1,6 @@
 //! One module per venue: how its frames decode and how its book ids chain.
 
+pub mod ascendex;
 pub mod binance;
 pub mod bitfinex;
 pub mod bybit;
@@ -209,6 +210,7 @@ registry! {
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
     "kucoin" => kucoin::KucoinSession::new,
+    "ascendex" => ascendex::AscendexSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
