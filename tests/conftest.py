@@ -30,7 +30,10 @@ REAL_TAPES = (
 MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
 
 #: The captures of issue 12's venues, in ``tapes-more`` (each venue appends its own).
-MORE_TAPES = ("kucoin-l2-10sym-2021.jsonl.gz",)
+MORE_TAPES = (
+    "kucoin-l2-10sym-2021.jsonl.gz",
+    "ascendex-depth-10sym-2021.jsonl.gz",
+)
 
 
 @pytest.fixture(scope="session")

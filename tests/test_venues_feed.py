@@ -214,6 +214,27 @@ CASES = [
         quotes=830,
         rest_snapshots=True,
     ),
+    Case(
+        # Each book's snapshot is asked for on the socket, as the recording client did.
+        "ascendex",
+        "ascendex-depth-10sym-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "ZIG/USDT",
+            "DIVI/USDT",
+            "XDAI/USDT",
+            "NEO/USDT",
+            "ROOM/USDT",
+            "EGLD/USDT",
+            "SRM/BTC",
+            "CHZ/USDT",
+            "ALTBULL/USDT",
+            "CHR/USDT",
+        ),
+        ("book", "trades"),
+        books=279,
+        trades=4,
+    ),
 ]
 
 
@@ -504,3 +525,23 @@ async def test_kucoin_feed_pings_at_the_interval_its_token_names(
     assert received[0]["type"] == "welcome"
     assert pings and pongs and set(pongs) <= set(pings)
     assert feed.stats.frame_errors == 0 and feed.stats.gaps == 0
+
+
+async def test_ascendex_pings_are_answered_with_pongs(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """The venue's two ``{"m":"ping"}`` get ``{"op":"pong"}`` on the same connection, sent by the
+    Feed because the session asked for them (``Event::Reply``)."""
+    case = next(c for c in CASES if c.venue == "ascendex")
+    got = Got()
+    recording = tmp_path / "ascendex.jsonl"
+    # Paced, so that the last ping is answered before the tape ends and the connection with it.
+    async with ExchangeServer(tape_path(case.tape), speed=20) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+        pongs = server.profile.pongs  # type: ignore[attr-defined]
+    sent = [r.data for r in Tape.open(recording).iter_records("send")]
+    assert sent.count('{"op":"pong"}') == feed.stats.replies == pongs == 2
+    # The snapshot requests went with the subscription, and none again: no book lost sync.
+    assert sum('"depth-snapshot"' in (text or "") for text in sent) == len(case.symbols)
+    assert feed.stats.resubscribes == 0 and got.events == []

@@ -42,6 +42,7 @@ EXPECTED = {
     "gemini": Expected("gemini-v2-l2-10sym-2021.jsonl.gz", 655, 516),
     "bitfinex": Expected("bitfinex-book-p0-7sym-2021.jsonl.gz", 1600, 210),
     "kucoin": Expected("kucoin-l2-10sym-2021.jsonl.gz", 3814, 18, candles=6),
+    "ascendex": Expected("ascendex-depth-10sym-2021.jsonl.gz", 279, 4),
 }
 VENUES = sorted(EXPECTED)
 
@@ -114,6 +115,9 @@ def _recorded_seq(venue: str, frame: Any) -> int | None:
     if venue == "kucoin":
         end: int = frame["data"]["sequenceEnd"]
         return end
+    if venue == "ascendex":
+        seqnum: int = frame["data"]["seqnum"]
+        return seqnum
     return None  # OKX's 2022 tape has no seqId; Kraken and Gemini number nothing
 
 
