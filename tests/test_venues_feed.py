@@ -545,3 +545,50 @@ async def test_ascendex_pings_are_answered_with_pongs(
     # The snapshot requests went with the subscription, and none again: no book lost sync.
     assert sum('"depth-snapshot"' in (text or "") for text in sent) == len(case.symbols)
     assert feed.stats.resubscribes == 0 and got.events == []
+
+
+async def test_ascendex_gap_asks_for_the_snapshot_again_on_the_socket(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost depth frame breaks that symbol's ``seqnum`` chain: its resync is the same
+    ``depth-snapshot`` request the subscription sent, on the same connection."""
+    case = next(c for c in CASES if c.venue == "ascendex")
+    got = Got()
+    recording = tmp_path / "ascendex.jsonl"
+    faults = FaultPlan(drop_frames=frozenset({150}))
+    async with ExchangeServer(tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    gaps = [e for e in got.events if isinstance(e, GapDetected)]
+    assert len(gaps) == 1 and gaps[0].received == gaps[0].expected + 1
+    symbol = gaps[0].symbol
+    sent = [orjson.loads(r.data or "") for r in Tape.open(recording).iter_records("send")]
+    request = {"op": "req", "action": "depth-snapshot", "args": {"symbol": symbol}}
+    assert sent.count(request) == 2
+    assert feed.stats.resubscribes == 1 and feed.stats.reconnects == 0
+    # Nothing of that symbol's book is delivered after the gap made it suspect.
+    at = next(i for i, b in enumerate(got.books) if b[0] == symbol and b[1] == gaps[0].expected - 1)
+    assert not any(b[0] == symbol for b in got.books[at + 1 :])
+
+
+async def test_kucoin_gap_fetches_the_rest_snapshot_again(
+    tape_path: Callable[[str], Path],
+) -> None:
+    """A lost level2 frame breaks that symbol's sequenceStart/End chain: its book is dropped
+    and a new ``level2_100`` snapshot is asked for (the tape holds no newer one, so the book
+    stays down); the other symbols go on."""
+    case = next(c for c in CASES if c.venue == "kucoin")
+    got = Got()
+    faults = FaultPlan(drop_frames=frozenset({2000}))
+    async with ExchangeServer(tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got)
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+        requests = server.stats.snapshot_requests
+    gaps = [e for e in got.events if isinstance(e, GapDetected)]
+    assert len(gaps) == 1
+    symbol = gaps[0].symbol
+    assert requests > 9 and feed.stats.snapshots > 9
+    assert feed.stats.stale_snapshots >= 1
+    last = max(i for i, b in enumerate(got.books) if b[0] == symbol)
+    assert got.books[last][1] == gaps[0].expected - 1
+    assert any(b[0] != symbol for b in got.books[last + 1 :])
