@@ -5,6 +5,7 @@ pub mod bitfinex;
 pub mod bybit;
 pub mod coinbase;
 pub mod gemini;
+pub mod htx;
 pub mod json;
 pub mod kraken;
 pub mod okx;
@@ -13,6 +14,7 @@ pub mod scan;
 pub mod session_core;
 pub mod time;
 pub mod trades;
+pub mod upbit;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
@@ -207,6 +209,8 @@ registry! {
     "bitfinex" => bitfinex::BitfinexSession::new,
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
+    "htx-swap" => htx::HtxSession::new,
+    "upbit" => upbit::UpbitSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
