@@ -47,6 +47,18 @@ pub fn more_tapes_dir() -> PathBuf {
     dir
 }
 
+/// The venue its header names.
+pub fn tape_venue(name: &str) -> String {
+    let path = more_tapes_dir().join(name);
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut header = String::new();
+    BufReader::new(GzDecoder::new(file))
+        .read_line(&mut header)
+        .expect("readable header");
+    let header: serde_json::Value = serde_json::from_str(&header).expect("header line");
+    header["venue"].as_str().expect("header names the venue").to_owned()
+}
+
 /// Every record after the header, payloads decoded.
 pub fn read_more_tape(name: &str) -> Vec<Record> {
     let path = more_tapes_dir().join(name);
