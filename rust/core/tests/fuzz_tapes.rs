@@ -7,13 +7,13 @@
 //! (`common/invariants.rs`: a live book is never crossed, no zero-size level, ordered sides).
 //! The cargo-fuzz targets in `fuzz/` check the same property without bounds.
 
+#[path = "common/binary_tapes.rs"]
+mod binary_tapes;
 mod common;
 #[path = "common/gemini_v1.rs"]
 mod gemini_v1;
 #[path = "common/invariants.rs"]
 mod invariants;
-#[path = "common/binary_tapes.rs"]
-mod binary_tapes;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

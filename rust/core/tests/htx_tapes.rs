@@ -118,10 +118,10 @@ fn replay(tape: &[Record]) -> Proof {
                     proof.trades += 1;
                 }
                 Event::GapDetected { .. } => proof.gaps += 1,
-                // TODO(reply) Event::Reply { text } => {
-                //    proof.replies += 1;
-                //    pending.entry(&r.conn).or_default().push(text.clone());
-                // }
+                Event::Reply { text } => {
+                    proof.replies += 1;
+                    pending.entry(&r.conn).or_default().push(text.clone());
+                }
                 _ => {}
             }
         }

@@ -56,7 +56,10 @@ pub fn tape_venue(name: &str) -> String {
         .read_line(&mut header)
         .expect("readable header");
     let header: serde_json::Value = serde_json::from_str(&header).expect("header line");
-    header["venue"].as_str().expect("header names the venue").to_owned()
+    header["venue"]
+        .as_str()
+        .expect("header names the venue")
+        .to_owned()
 }
 
 /// Every record after the header, payloads decoded.

@@ -80,9 +80,9 @@ impl HtxSession {
     ) -> Result<(), ReceiveError> {
         let f = wire::read_frame(text)?;
         if let Some(ping) = f.ping {
-            // TODO(reply): answered through Event::Reply once main has it.
-            let _answer = format!("{{\"pong\":{}}}", ping.get());
-            self.core.stats.ignored += 1;
+            out.push(Event::Reply {
+                text: format!("{{\"pong\":{}}}", ping.get()),
+            });
             return Ok(());
         }
         if f.status.as_deref() == Some("error") {
