@@ -45,9 +45,32 @@ def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
     """``tape_path("binance-spot-4sym-2021.jsonl.gz")`` -> that tape's path (fails if absent)."""
 
     def resolve(name: str) -> Path:
-        path = tapes_dir / name
+        path = (MORE_TAPES_DIR if name in MORE_TAPES else tapes_dir) / name
         if not path.is_file():
             pytest.fail(f"tape {name} is missing from {tapes_dir}", pytrace=False)
+        return path
+
+    return resolve
+
+
+MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
+
+#: The captures of the venues of issue 12, in ``tapes-more/`` (``tape_path`` finds them there).
+MORE_TAPES = (
+    "htx-swap-depth150-10sym-2022.jsonl.gz",
+    "upbit-orderbook-10sym-2021.jsonl.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def more_tape_path() -> Callable[[str], Path]:
+    """``more_tape_path("upbit-orderbook-10sym-2021.jsonl.gz")`` -> its path in ``tapes-more/``
+    (fails, never skips, when it is missing)."""
+
+    def resolve(name: str) -> Path:
+        path = MORE_TAPES_DIR / name
+        if not path.is_file():
+            pytest.fail(f"tape {name} is missing from {MORE_TAPES_DIR}", pytrace=False)
         return path
 
     return resolve

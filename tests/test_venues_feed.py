@@ -188,6 +188,36 @@ CASES = [
         trades=0,  # all 210 are the history sent on subscribe
         quotes=21,
     ),
+    Case(
+        # Coin-margined swaps were recorded on c1 (/swap-ws): binary gzip frames both ways.
+        "htx-swap",
+        "htx-swap-depth150-10sym-2022.jsonl.gz",
+        frozenset({"c1"}),
+        ("ATOM-USD", "SHIB-USD", "ICP-USD", "ANT-USD", "GALA-USD"),
+        ("book", "trades"),
+        books=1274,
+        trades=8,
+    ),
+    Case(
+        "upbit",
+        "upbit-orderbook-10sym-2021.jsonl.gz",
+        frozenset({"c62"}),
+        (
+            "BTC-ARK",
+            "BTC-FCT2",
+            "BTC-STPT",
+            "BTC-ITAM",
+            "BTC-MARO",
+            "KRW-WAVES",
+            "BTC-AQT",
+            "BTC-XTZ",
+            "KRW-LAMB",
+            "BTC-PAX",
+        ),
+        ("book", "trades"),
+        books=145,
+        trades=304,
+    ),
 ]
 
 

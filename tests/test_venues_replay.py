@@ -7,6 +7,7 @@ connection sequence numbers, and everywhere a book that is never crossed.
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import REAL_TAPES, TAPES_DIR
+from conftest import MORE_TAPES, REAL_TAPES, TAPES_DIR
 from lobfeed.replay import Proof, replay, snapshot_symbol, verify
 from lobfeed.tape import Tape
 
@@ -41,13 +42,16 @@ EXPECTED = {
     "coinbase": Expected("coinbase-2026.jsonl.gz", 775, 279, candles=204),
     "gemini": Expected("gemini-v2-l2-10sym-2021.jsonl.gz", 655, 516),
     "bitfinex": Expected("bitfinex-book-p0-7sym-2021.jsonl.gz", 1600, 210),
+    "htx-swap": Expected("htx-swap-depth150-10sym-2022.jsonl.gz", 2862, 25),
+    # Upbit's tas/tbs totals are counted as checksums: 145 books, 145 totals.
+    "upbit": Expected("upbit-orderbook-10sym-2021.jsonl.gz", 145, 304, checksums=145),
 }
 VENUES = sorted(EXPECTED)
 
 
 @pytest.fixture(scope="module")
-def proofs(tapes_dir: Path) -> dict[str, Proof]:
-    return {venue: verify(Tape.open(tapes_dir / e.tape)) for venue, e in EXPECTED.items()}
+def proofs(tape_path: Callable[[str], Path]) -> dict[str, Proof]:
+    return {venue: verify(Tape.open(tape_path(e.tape))) for venue, e in EXPECTED.items()}
 
 
 @pytest.mark.parametrize("venue", VENUES)
@@ -110,6 +114,9 @@ def _recorded_seq(venue: str, frame: Any) -> int | None:
     if venue == "bitfinex":
         last: int = frame[-1]
         return last
+    if venue == "htx-swap":
+        version: int = frame["tick"]["version"]
+        return version
     return None  # OKX's 2022 tape has no seqId; Kraken and Gemini number nothing
 
 
@@ -130,11 +137,14 @@ def test_replay_lines_have_one_format(venue: str, tape_path: Callable[[str], Pat
         assert line["venue"] == ("bybit-spot" if spot else venue)
         # The symbol as the venue spells it: the recording client asked for it so (as a
         # string, or as the end of a Bybit topic).
-        assert re.search(rf'[".]{re.escape(line["symbol"])}"', sent)
+        assert re.search(rf'[".]{re.escape(line["symbol"])}[".]', sent)
         record = by_line[line["line"]]
         assert record.type == "recv"  # no venue here takes a REST snapshot
         assert record.ts_ns == line["ts_ns"]
-        assert line["seq"] == _recorded_seq(venue, orjson.loads(record.data or ""))
+        payload = record.payload
+        if payload[:2] == b"\x1f\x8b":  # HTX's binary frames are gzip
+            payload = gzip.decompress(payload)
+        assert line["seq"] == _recorded_seq(venue, orjson.loads(payload))
         assert 0 < len(line["bids"]) <= 10 and 0 < len(line["asks"]) <= 10
         assert all(isinstance(p, str) and isinstance(q, str) for p, q in line["bids"])
         assert Decimal(line["bids"][0][0]) < Decimal(line["asks"][0][0])
@@ -165,10 +175,10 @@ def test_snapshot_symbol_of_each_rest_book() -> None:
 
 def test_every_venue_has_a_tape(tapes_dir: Path) -> None:
     assert tapes_dir == TAPES_DIR
-    assert {e.tape for e in EXPECTED.values()} <= set(REAL_TAPES)
+    assert {e.tape for e in EXPECTED.values()} <= set(REAL_TAPES) | set(MORE_TAPES)
 
 
-@pytest.mark.parametrize("name", REAL_TAPES)
+@pytest.mark.parametrize("name", REAL_TAPES + MORE_TAPES)
 def test_verify_cli_passes_on_every_tape(name: str, tape_path: Callable[[str], Path]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lobfeed", "verify", str(tape_path(name))],
