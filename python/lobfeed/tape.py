@@ -31,8 +31,8 @@ what it had not flushed yet, never what it wrote before (see ``docs/recording.md
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import io
 import logging
 import os

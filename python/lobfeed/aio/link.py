@@ -192,7 +192,7 @@ class WebsocketsLink:
             while True:
                 raw = await recv(decode=decode)
                 ts_ns = clock()
-                if type(raw) is str:
+                if isinstance(raw, str):
                     self.binary = False
                     raw = raw.encode()
                 else:

@@ -719,15 +719,12 @@ class ConnectionFaults:
             self.count("drop")
             self.dropped = True
             return out + self._after(index)
+        if isinstance(text, bytes):
+            return out + self._binary_batch(text, index) + self._after(index)
         sent = text
         if self._hit("corrupt", index):
             self.count("corrupt")
-            if isinstance(text, bytes):
-                sent = text[: len(text) // 2]
-            else:
-                sent = truncate_frame(text) if self.rng.random() < 0.5 else garbage_frame(self.rng)
-        if isinstance(sent, bytes):
-            return out + self._binary_batch(sent, index) + self._after(index)
+            sent = truncate_frame(text) if self.rng.random() < 0.5 else garbage_frame(self.rng)
         if self._hit("checksum", index):
             self._pending_checksum += 1
         if self._pending_checksum:
@@ -770,6 +767,9 @@ class ConnectionFaults:
         return out + batch + self._after(index)
 
     def _binary_batch(self, sent: bytes, index: int) -> list[Frame]:
+        if self._hit("corrupt", index):
+            self.count("corrupt")
+            sent = sent[: len(sent) // 2]
         batch: list[Frame] = [sent]
         if self._hit("dup", index):
             self.count("dup")

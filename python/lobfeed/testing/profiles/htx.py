@@ -86,7 +86,13 @@ class HtxProfile(KeyedProfile[KeyedSubscription]):
     @staticmethod
     def _error(request_id: object, code: str, message: str) -> bytes:
         ts = time.time_ns() // 1_000_000
-        error = {"status": "error", "ts": ts, "id": request_id, "err-code": code, "err-msg": message}
+        error = {
+            "status": "error",
+            "ts": ts,
+            "id": request_id,
+            "err-code": code,
+            "err-msg": message,
+        }
         return _compressed(error)
 
     def example_urls(self, ws_url: str, rest_url: str) -> list[tuple[str, str]]:
