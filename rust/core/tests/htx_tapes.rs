@@ -34,8 +34,11 @@ struct Proof {
     replies_matching_tape: u64,
 }
 
+/// (price, size) of one side, best first.
+type Levels = Vec<(Decimal, Decimal)>;
+
 /// The levels of a push, read independently of the session: numbers kept as their text.
-fn push_levels(frame: &[u8]) -> (Vec<(Decimal, Decimal)>, Vec<(Decimal, Decimal)>) {
+fn push_levels(frame: &[u8]) -> (Levels, Levels) {
     #[derive(serde::Deserialize)]
     struct Tick<'a> {
         #[serde(borrow)]

@@ -110,7 +110,7 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     }
     let bytes = text.as_bytes();
     assert!(
-        bytes.len() % 4 == 0,
+        bytes.len().is_multiple_of(4),
         "base64 length {} is not padded",
         bytes.len()
     );
