@@ -7,7 +7,7 @@ needed.
 
 Subscriptions are one ``{"sub": "market.<symbol>.<channel>", "id": ...}`` per topic:
 ``depth.step0`` for the book and ``trade.detail`` for trades. Every ``depth.step0`` push is
-the whole book, 150 levels a side, and replaces the last one: ``depth`` 1 to 150 is served by
+the whole book, up to 150 levels a side, and replaces the last one: ``depth`` 1 to 150 is served by
 it (views show ``depth`` levels); more is refused (``ConfigError``). The incremental ``mbp``
 channels are not used.
 
@@ -26,7 +26,7 @@ import orjson
 
 from lobfeed.venues.base import BOOK, TRADES, Subscription, VenueSpec
 
-#: Levels a side of every ``depth.step0`` push.
+#: The most levels a side of a ``depth.step0`` push.
 STEP0_LEVELS = 150
 COIN_MARGINED_PATH = "/swap-ws"
 USDT_MARGINED_PATH = "/linear-swap-ws"
