@@ -56,12 +56,13 @@ def decode(path: Path) -> Frames:
             continue
         try:
             if record.type == "recv":
-                events = session.receive(record.data.encode(), record.ts_ns)
+                # payload: the frame's bytes, binary ones (HTX, Upbit) decoded from base64.
+                events = session.receive(record.payload, record.ts_ns)
             else:
                 symbol = snapshot_symbol(record.url or "")
                 if symbol is None:
                     continue
-                events = session.receive_snapshot(symbol, record.data.encode(), record.ts_ns)
+                events = session.receive_snapshot(symbol, record.payload, record.ts_ns)
         except FrameError as e:
             events = e.events
         if events:

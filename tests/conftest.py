@@ -29,11 +29,22 @@ REAL_TAPES = (
 
 MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
 
-#: The captures of issue 12's venues, in ``tapes-more`` (each venue appends its own).
+#: The captures of the venues added after the first seven, kept in ``tapes-more/`` (the
+#: ``tape_path`` fixture finds a name of either tuple in its own folder).
 MORE_TAPES = (
-    "kucoin-l2-10sym-2021.jsonl.gz",
     "ascendex-depth-10sym-2021.jsonl.gz",
+    "bitget-books-checksum-10sym-2022.jsonl.gz",
+    "bitmex-l2-10sym-2021.jsonl.gz",
+    "deribit-options-10inst-2021.jsonl.gz",
+    "gateio-futures-10sym-2023.jsonl.gz",
+    "gateio-spot-10sym-2021.jsonl.gz",
+    "htx-swap-depth150-10sym-2022.jsonl.gz",
+    "kucoin-l2-10sym-2021.jsonl.gz",
+    "upbit-orderbook-10sym-2021.jsonl.gz",
 )
+
+#: Every real capture of both folders.
+ALL_TAPES = REAL_TAPES + MORE_TAPES
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +61,8 @@ def tapes_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
-    """``tape_path("binance-spot-4sym-2021.jsonl.gz")`` -> that tape's path (fails if absent)."""
+    """``tape_path("binance-spot-4sym-2021.jsonl.gz")`` -> that tape's path, in ``tapes/`` or,
+    for a name of ``MORE_TAPES``, in ``tapes-more/`` (fails, never skips, if absent)."""
 
     def resolve(name: str) -> Path:
         folder = MORE_TAPES_DIR if name in MORE_TAPES else tapes_dir

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import logging
 import os
@@ -739,15 +740,19 @@ class TapeWriter:
         for a binary frame (kept as base64)."""
         return self._record("recv", ts_ns, conn, None, data)
 
-    def recv_frame(self, conn: str, raw: bytes, ts_ns: int) -> None:
-        """Record a received frame known only as bytes (the feed's hot path): a text frame
-        when it is UTF-8, else a binary one.  A binary frame that happens to be UTF-8 is kept
-        as text: its bytes are the same, only the frame type is not kept."""
-        try:
-            obj = {"type": "recv", "ts_ns": ts_ns, "conn": conn, "data": raw.decode()}
-        except UnicodeDecodeError:
-            data = base64.b64encode(raw).decode("ascii")
-            obj = {"type": "recv", "ts_ns": ts_ns, "conn": conn, "data": data, "encoding": BASE64}
+    def recv_frame(self, conn: str, raw: bytes, ts_ns: int, *, binary: bool = False) -> None:
+        """Record a received frame given as bytes (the feed's hot path): a binary frame when
+        ``binary`` (the connection said so) or when the bytes are not UTF-8, else a text one."""
+        text: str | None = None
+        if not binary:
+            with contextlib.suppress(UnicodeDecodeError):
+                text = raw.decode()
+        obj: dict[str, object] = {"type": "recv", "ts_ns": ts_ns, "conn": conn}
+        if text is None:
+            obj["data"] = base64.b64encode(raw).decode("ascii")
+            obj["encoding"] = BASE64
+        else:
+            obj["data"] = text
         self._append(obj)
 
     def http(self, url: str, data: str, ts_ns: int | None = None) -> TapeRecord:

@@ -169,8 +169,11 @@ class Connection:
         if tape is None:
             return functools.partial(feed._on_frame, session)
 
+        link = self.link
+        link.keep_kinds = True
+
         def recorded(raw: bytes, ts_ns: int) -> None:
-            tape.recv_frame(self.name, raw, ts_ns)
+            tape.recv_frame(self.name, raw, ts_ns, binary=link.binary)
             feed._on_frame(session, raw, ts_ns)
 
         return recorded
@@ -179,9 +182,13 @@ class Connection:
         """Frames to the session, their events to ``deliver`` (a rotation's filters)."""
         feed, session = self.feed, self.session
 
+        link = self.link
+        if feed._tape is not None:
+            link.keep_kinds = True
+
         def handle(raw: bytes, ts_ns: int) -> None:
             if feed._tape is not None:
-                feed._tape.recv_frame(self.name, raw, ts_ns)
+                feed._tape.recv_frame(self.name, raw, ts_ns, binary=link.binary)
             events = feed._receive(session, raw, ts_ns)
             if events:
                 self.deliver(events)

@@ -63,6 +63,12 @@ class Link(Protocol):
     """What the Feed needs of a connection."""
 
     url: str
+    binary: bool
+    """Whether the frame being handed to the handler came as a binary frame (HTX, Upbit),
+    known while the handler runs when ``keep_kinds`` was set before ``run``; else False."""
+    keep_kinds: bool
+    """Tell text from binary frames (what a recording needs); off, frames come as bytes
+    without that distinction, which costs nothing."""
 
     async def send(self, text: str) -> None:
         """Sends a text frame; a closed connection raises ``ConnectionError``."""
@@ -126,6 +132,8 @@ class WebsocketsLink:
         self._ws = ws
         self._by_us = False
         self._handler: OnFrame = _drop
+        self.binary = False
+        self.keep_kinds = False
 
     @classmethod
     async def open(
@@ -177,10 +185,18 @@ class WebsocketsLink:
         recv = self._ws.recv
         clock = time.time_ns
         yielded = clock()
+        # Without kinds, text frames are not decoded to str at all (the hot path); with them,
+        # websockets gives str for text and bytes for binary, and text goes back to bytes.
+        decode = None if self.keep_kinds else False
         try:
             while True:
-                raw = await recv(decode=False)
+                raw = await recv(decode=decode)
                 ts_ns = clock()
+                if isinstance(raw, str):
+                    self.binary = False
+                    raw = raw.encode()
+                else:
+                    self.binary = self.keep_kinds
                 self._handler(raw, ts_ns)
                 # recv() returns frames already buffered without giving the loop a turn, so a
                 # backlog behind slow callbacks would starve timers (stop(), watchdogs, health)
@@ -207,7 +223,9 @@ class PicowsLink:
         self.url = url
         self.transport: Any = None
         self._on_frame: OnFrame | None = None
-        self._early: list[tuple[bytes, int]] = []
+        self._early: list[tuple[bytes, int, bool]] = []
+        self.binary = False
+        self.keep_kinds = False
         self._closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
         self._by_us = False
 
@@ -252,24 +270,28 @@ class PicowsLink:
 
         link = self
         parts: list[bytes] = []
+        # The kind of a fragmented message is its first frame's.
+        fragmented_binary = False
 
         class Listener(WSListener):
             code = ABNORMAL_CLOSURE
             reason = ""
 
             def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+                nonlocal fragmented_binary
                 kind = frame.msg_type
                 if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
                     if frame.fin:
-                        link._frame(frame.get_payload_as_bytes())
+                        link._frame(frame.get_payload_as_bytes(), kind == WSMsgType.BINARY)
                     else:
+                        fragmented_binary = kind == WSMsgType.BINARY
                         parts.append(frame.get_payload_as_bytes())
                 elif kind == WSMsgType.CONTINUATION:
                     parts.append(frame.get_payload_as_bytes())
                     if frame.fin:
                         whole = b"".join(parts)
                         parts.clear()
-                        link._frame(whole)
+                        link._frame(whole, fragmented_binary)
                 elif kind == WSMsgType.CLOSE:
                     code = frame.get_close_code()
                     self.code = int(code.value)
@@ -283,11 +305,12 @@ class PicowsLink:
 
         return Listener
 
-    def _frame(self, raw: bytes) -> None:
+    def _frame(self, raw: bytes, binary: bool) -> None:
         ts_ns = time.time_ns()
         if self._on_frame is None:
-            self._early.append((raw, ts_ns))
+            self._early.append((raw, ts_ns, binary))
         else:
+            self.binary = binary
             self._on_frame(raw, ts_ns)
 
     async def send(self, text: str) -> None:
@@ -321,7 +344,8 @@ class PicowsLink:
 
     async def run(self, on_frame: OnFrame) -> CloseInfo:
         early, self._early = self._early, []
-        for raw, ts_ns in early:
+        for raw, ts_ns, binary in early:
+            self.binary = binary
             on_frame(raw, ts_ns)
         self._on_frame = on_frame
         return await self._closed

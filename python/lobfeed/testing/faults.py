@@ -660,6 +660,10 @@ def rename_symbol(text: str, symbol: str) -> str | None:
 # -- one connection's frame pipeline -----------------------------------------------------------
 
 
+Frame = str | bytes
+"""A frame to send: text, or the bytes of a binary frame (HTX, Upbit)."""
+
+
 class ConnectionFaults:
     """The frame faults of one connection: recorded frames in, frames to send out.
 
@@ -681,11 +685,11 @@ class ConnectionFaults:
         self.position = 0
         self.dropped = False
         """Whether the last recorded frame was dropped."""
-        self._reordered: str | None = None
+        self._reordered: Frame | None = None
         self._pending_checksum = 0
         self._pending_crossed = 0
-        self._history: deque[str] = deque(maxlen=max(plan.rewind_by, 1))
-        self._held: list[str] = []
+        self._history: deque[Frame] = deque(maxlen=max(plan.rewind_by, 1))
+        self._held: list[Frame] = []
         self._hold_until: float | None = None
         self._hold_symbol = plan.hold_symbol.upper() if plan.hold_symbol else None
         self._foreign = 0
@@ -698,8 +702,10 @@ class ConnectionFaults:
             hit = True
         return hit
 
-    def frame(self, text: str) -> list[str]:
-        """The frames to send for the connection's next recorded frame."""
+    def frame(self, text: Frame) -> list[Frame]:
+        """The frames to send for the connection's next recorded frame. A binary frame
+        (bytes) takes the faults that do not read it (drop, dup, reorder, cut short); those
+        that rewrite JSON text (checksum, crossed, foreign, hold by symbol) pass it by."""
         index = self.position
         self.position += 1
         self.dropped = False
@@ -713,6 +719,8 @@ class ConnectionFaults:
             self.count("drop")
             self.dropped = True
             return out + self._after(index)
+        if isinstance(text, bytes):
+            return out + self._binary_batch(text, index) + self._after(index)
         sent = text
         if self._hit("corrupt", index):
             self.count("corrupt")
@@ -733,7 +741,7 @@ class ConnectionFaults:
                 self._pending_crossed -= 1
                 self.count("crossed")
                 sent = crossed
-        batch = [sent]
+        batch: list[Frame] = [sent]
         if self._hit("dup", index):
             self.count("dup")
             batch.append(sent)
@@ -758,14 +766,30 @@ class ConnectionFaults:
                 batch.append(copy)
         return out + batch + self._after(index)
 
-    def _after(self, index: int) -> list[str]:
+    def _binary_batch(self, sent: bytes, index: int) -> list[Frame]:
+        if self._hit("corrupt", index):
+            self.count("corrupt")
+            sent = sent[: len(sent) // 2]
+        batch: list[Frame] = [sent]
+        if self._hit("dup", index):
+            self.count("dup")
+            batch.append(sent)
+        if self._reordered is not None:
+            batch.append(self._reordered)
+            self._reordered = None
+        elif self._hit("reorder", index):
+            self.count("reorder")
+            self._reordered = batch.pop(0)
+        return batch
+
+    def _after(self, index: int) -> list[Frame]:
         plan = self.plan
         if plan.rewind_after is not None and index + 1 == plan.rewind_after:
             self.count("rewind")
             return list(self._history)[-plan.rewind_by :]
         return []
 
-    def _release(self, everything: bool) -> list[str]:
+    def _release(self, everything: bool) -> list[Frame]:
         if not self._held:
             return []
         if not everything and self._hold_until is not None and self.clock() < self._hold_until:
@@ -773,11 +797,11 @@ class ConnectionFaults:
         held, self._held = self._held, []
         return held
 
-    def release(self) -> list[str]:
+    def release(self) -> list[Frame]:
         """Held frames whose hold has ended."""
         return self._release(False)
 
-    def flush(self) -> list[str]:
+    def flush(self) -> list[Frame]:
         """What is still held back, at the end of the tape."""
         out = self._release(True)
         if self._reordered is not None:

@@ -258,12 +258,14 @@ class VenueProfile(abc.ABC, Generic[SubT]):
         """Parse a websocket request path (with its query); ``None`` refuses it with 404."""
 
     @abc.abstractmethod
-    def on_message(self, sub: SubT, text: str) -> list[str]:
-        """Apply a text message from the client to ``sub``; return the frames to answer."""
+    def on_message(self, sub: SubT, text: str) -> Sequence[str | bytes]:
+        """Apply a text message from the client to ``sub``; return the frames to answer (text,
+        or bytes sent as binary frames)."""
 
     @abc.abstractmethod
-    def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | None:
-        """The text to send for recorded frame ``index``, or ``None`` if ``sub`` excludes it."""
+    def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | bytes | None:
+        """The frame to send for recorded frame ``index`` (text, or bytes sent as a binary
+        frame), or ``None`` if ``sub`` excludes it."""
 
     rest_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
     """HTTP methods the venue's REST API answers (KuCoin hands out tokens to a POST)."""

@@ -7,6 +7,8 @@
 //! (`common/invariants.rs`: a live book is never crossed, no zero-size level, ordered sides).
 //! The cargo-fuzz targets in `fuzz/` check the same property without bounds.
 
+#[path = "common/binary_tapes.rs"]
+mod binary_tapes;
 mod common;
 #[path = "common/gemini_v1.rs"]
 mod gemini_v1;
@@ -98,6 +100,7 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
                 .or_default()
                 .extend(conns.into_iter().map(|(_, r)| r).filter(|r| !r.is_empty()));
         }
+        more_streams(&mut by_venue);
         let v1 = gemini_v1_streams(&by_venue["gemini"]);
         by_venue.insert(GEMINI_V1.to_owned(), v1);
         by_venue
@@ -664,4 +667,38 @@ venue_fuzz! {
     bitfinex => "bitfinex",
     bybit => "bybit",
     coinbase => "coinbase",
+}
+
+/// The tapes of `tapes-more/`, their frames' bytes decoded from base64; a gzip frame (HTX) is
+/// inflated, so that the mutations damage the JSON the session reads (which also takes plain
+/// JSON) and not only the compressed stream, which its CRC would refuse whole.
+fn more_streams(by_venue: &mut HashMap<String, Vec<Vec<Record>>>) {
+    let mut names: Vec<String> = std::fs::read_dir(binary_tapes::more_tapes_dir())
+        .expect("readable tapes-more folder")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".jsonl.gz"))
+        .collect();
+    names.sort();
+    for name in names {
+        let venue = binary_tapes::tape_venue(&name);
+        let mut conns: Vec<(String, Vec<Record>)> = Vec::new();
+        for r in binary_tapes::read_more_tape(&name) {
+            if r.kind != "recv" {
+                continue;
+            }
+            let frame = if r.payload.starts_with(&[0x1f, 0x8b]) {
+                binary_tapes::gunzip(&r.payload)
+            } else {
+                r.payload
+            };
+            match conns.iter_mut().find(|(c, _)| *c == r.conn) {
+                Some((_, records)) => records.push(Record::Frame(frame)),
+                None => conns.push((r.conn, vec![Record::Frame(frame)])),
+            }
+        }
+        by_venue
+            .entry(venue)
+            .or_default()
+            .extend(conns.into_iter().map(|(_, r)| r));
+    }
 }

@@ -18,6 +18,7 @@ A client that asks for everything the recording client asked for gets the record
 from __future__ import annotations
 
 import abc
+import gzip
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -33,6 +34,9 @@ from lobfeed.testing.server import (
     Subscription,
     VenueProfile,
 )
+
+#: The first two bytes of every gzip member (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
 
 Key = tuple[Any, ...]
 """What identifies one subscription on a venue, such as ``("books", "BTC-USDT")``."""
@@ -108,7 +112,7 @@ class KeyedProfile(VenueProfile[SubT], abc.ABC):
 
     # -- replay ------------------------------------------------------------------------------
 
-    def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | None:
+    def frame_for(self, sub: SubT, index: int, record: TapeRecord) -> str | bytes | None:
         info = self.infos[index]
         if info is None or info.conn not in sub.conns:
             return None
@@ -118,6 +122,9 @@ class KeyedProfile(VenueProfile[SubT], abc.ABC):
             if info.counted:
                 sub.skipped += 1
             return None
+        if record.encoding is not None:
+            # A binary frame goes back binary, byte for byte.
+            return record.payload
         text = record.data or ""
         if info.counted and sub.skipped:
             return self.renumber(text, sub.skipped)
@@ -180,8 +187,15 @@ def _position(streams: Iterable[LiveStream]) -> int | None:
 
 
 def record_json(record: TapeRecord) -> Any:
-    """The JSON value of a recorded frame, or None when it is not JSON (a text `pong`, say)."""
+    """The JSON value of a recorded frame, or None when it is not JSON (a text `pong`, say).
+    A binary frame is read from its bytes: inflated first when it is gzip (HTX), as is when
+    it is plain JSON (Upbit)."""
     try:
-        return orjson.loads(record.data or "")
-    except orjson.JSONDecodeError:
+        if record.encoding is None:
+            return orjson.loads(record.data or "")
+        payload = record.payload
+        if payload[:2] == GZIP_MAGIC:
+            payload = gzip.decompress(payload)
+        return orjson.loads(payload)
+    except (orjson.JSONDecodeError, OSError, EOFError):
         return None

@@ -99,7 +99,9 @@ class BitfinexProfile(KeyedProfile[BitfinexSubscription]):
         start, end = match.span(1)
         return f"{text[:start]}{int(match.group(1)) - skipped}{text[end:]}"
 
-    def frame_for(self, sub: BitfinexSubscription, index: int, record: TapeRecord) -> str | None:
+    def frame_for(
+        self, sub: BitfinexSubscription, index: int, record: TapeRecord
+    ) -> str | bytes | None:
         sub.index = index
         return super().frame_for(sub, index, record)
 

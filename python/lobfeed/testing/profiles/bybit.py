@@ -212,7 +212,9 @@ class BybitProfile(KeyedProfile[BybitSubscription]):
                 return f"args length {length} over {per_connection} characters per connection"
         return None
 
-    def frame_for(self, sub: BybitSubscription, index: int, record: TapeRecord) -> str | None:
+    def frame_for(
+        self, sub: BybitSubscription, index: int, record: TapeRecord
+    ) -> str | bytes | None:
         text = super().frame_for(sub, index, record)
         if text is None:
             return None
@@ -226,7 +228,7 @@ class BybitProfile(KeyedProfile[BybitSubscription]):
             elif key not in sub.books:
                 return None  # no snapshot sent yet: the deltas would make no book
         rename = self._renames[index]
-        if rename is None:
+        if rename is None or isinstance(text, bytes):
             return text
         renamed = self._renamed.get(index)
         if renamed is None:

@@ -6,6 +6,7 @@ pub mod bitfinex;
 pub mod bybit;
 pub mod coinbase;
 pub mod gemini;
+pub mod htx;
 pub mod json;
 pub mod kraken;
 pub mod kucoin;
@@ -15,6 +16,7 @@ pub mod scan;
 pub mod session_core;
 pub mod time;
 pub mod trades;
+pub mod upbit;
 
 use crate::error::{FrameError, ReceiveError};
 use crate::event::Event;
@@ -211,6 +213,8 @@ registry! {
     "coinbase" => coinbase::CoinbaseSession::new,
     "kucoin" => kucoin::KucoinSession::new,
     "ascendex" => ascendex::AscendexSession::new,
+    "htx-swap" => htx::HtxSession::new,
+    "upbit" => upbit::UpbitSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
