@@ -4,6 +4,7 @@ pub mod binance;
 pub mod bitfinex;
 pub mod bybit;
 pub mod coinbase;
+pub mod gateio;
 pub mod gemini;
 pub mod json;
 pub mod kraken;
@@ -207,6 +208,8 @@ registry! {
     "bitfinex" => bitfinex::BitfinexSession::new,
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
+    "gateio" => |o| gateio::GateSession::new(gateio::Market::Spot, o),
+    "gateio-futures" => |o| gateio::GateSession::new(gateio::Market::Futures, o),
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
