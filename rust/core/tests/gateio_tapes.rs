@@ -5,24 +5,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 
 use common::{query_param, Record};
-use flate2::read::GzDecoder;
 use lobfeed_core::{new_session, Event, SessionOptions, SyncCounters};
 use serde_json::Value;
 
 const SPOT: &str = "gateio-spot-10sym-2021.jsonl.gz";
 const FUTURES: &str = "gateio-futures-10sym-2023.jsonl.gz";
 
-/// A tape of `../shared/data/tapes-more` (the issue-12 venues); missing fails loudly.
+/// A tape of `../shared/data/tapes-more` (the issue-12 venues), through the `tapes/` reader.
 fn read_more_tape(name: &str) -> Vec<Record> {
-    let path = common::tapes_dir().join("../tapes-more").join(name);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    BufReader::new(GzDecoder::new(file))
-        .lines()
-        .map(|line| serde_json::from_str(&line.expect("readable line")).expect("tape line"))
-        .collect()
+    common::read_tape(&format!("../tapes-more/{name}"))
 }
 
 type Top = (String, String, String, String);
