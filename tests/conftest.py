@@ -51,3 +51,26 @@ def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
         return path
 
     return resolve
+
+
+MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
+
+#: The captures of the issue-12 venues (``shared/data/tapes-more``), named as ``REAL_TAPES`` are.
+MORE_TAPES = (
+    "gateio-futures-10sym-2023.jsonl.gz",
+    "gateio-spot-10sym-2021.jsonl.gz",
+)
+
+
+@pytest.fixture(scope="session")
+def more_tape_path() -> Callable[[str], Path]:
+    """``more_tape_path("gateio-spot-10sym-2021.jsonl.gz")`` -> that tape of ``tapes-more``
+    (fails, never skips, when it is missing)."""
+
+    def resolve(name: str) -> Path:
+        path = MORE_TAPES_DIR / name
+        if not path.is_file():
+            pytest.fail(f"tape {name} is missing from {MORE_TAPES_DIR}", pytrace=False)
+        return path
+
+    return resolve
