@@ -676,4 +676,5 @@ venue_fuzz! {
     coinbase => "coinbase",
     gateio => "gateio",
     gateio_futures => "gateio-futures",
+    bitget => "bitget",
 }

@@ -2,6 +2,7 @@
 
 pub mod binance;
 pub mod bitfinex;
+pub mod bitget;
 pub mod bybit;
 pub mod coinbase;
 pub mod gateio;
@@ -210,6 +211,7 @@ registry! {
     "coinbase" => coinbase::CoinbaseSession::new,
     "gateio" => |o| gateio::GateSession::new(gateio::Market::Spot, o),
     "gateio-futures" => |o| gateio::GateSession::new(gateio::Market::Futures, o),
+    "bitget" => bitget::BitgetSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).

@@ -19,6 +19,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use crate::book::Side;
 use crate::checksum::okx_checksum;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Candle, Event, SymbolId, Trade, TradeSide};
@@ -27,7 +28,6 @@ use crate::venue::json::venue_error;
 use crate::venue::publication::{confirm_checksum, published};
 use crate::venue::session_core::SessionCore;
 use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
-use crate::book::Side;
 
 use serde_json::value::RawValue;
 use wire::{millis, number, number_text, BookItem, CandleRow, Frame, TradeRow};

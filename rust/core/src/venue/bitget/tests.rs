@@ -57,7 +57,10 @@ const ASKS: &[(&str, &str)] = &[("113.42", "6.40"), ("113.43", "2.01")];
 #[test]
 fn a_snapshot_then_updates_each_proven_by_its_checksum() {
     let mut s = session();
-    let out = feed(&mut s, &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)));
+    let out = feed(
+        &mut s,
+        &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)),
+    );
     assert!(matches!(out[..], [Event::BookUpdated { seq: None, .. }]));
     // Delete the best ask, change a bid: the checksum is of the book after the update.
     let after_bids = [("113.36", "1.75"), ("113.35", "2")];
@@ -69,7 +72,10 @@ fn a_snapshot_then_updates_each_proven_by_its_checksum() {
         &[("113.42", "0")],
         checksum(&after_bids, &after_asks),
     );
-    assert!(matches!(feed(&mut s, &update)[..], [Event::BookUpdated { .. }]));
+    assert!(matches!(
+        feed(&mut s, &update)[..],
+        [Event::BookUpdated { .. }]
+    ));
     let c = s.symbols().sync(0).unwrap().counters;
     assert_eq!((c.checksums_checked, c.checksum_mismatches), (2, 0));
     let best = s.symbols().sync(0).unwrap().book.best_ask().unwrap();
@@ -79,23 +85,41 @@ fn a_snapshot_then_updates_each_proven_by_its_checksum() {
 #[test]
 fn a_mismatch_resubscribes_only_that_symbol() {
     let mut s = session();
-    feed(&mut s, &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)));
-    feed(&mut s, &books("UNIUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)));
-    let out = feed(&mut s, &books("DASHUSDT", "update", &[("113.30", "1")], &[], 12345));
+    feed(
+        &mut s,
+        &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)),
+    );
+    feed(
+        &mut s,
+        &books("UNIUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)),
+    );
+    let out = feed(
+        &mut s,
+        &books("DASHUSDT", "update", &[("113.30", "1")], &[], 12345),
+    );
     assert!(!out.iter().any(|e| matches!(e, Event::BookUpdated { .. })));
     assert!(out.contains(&Event::NeedResubscribe { symbol: 0 }));
     assert!(out.iter().any(|e| matches!(
         e,
         Event::SyncLost {
             symbol: 0,
-            reason: LossReason::Checksum { expected: 12345, .. }
+            reason: LossReason::Checksum {
+                expected: 12345,
+                ..
+            }
         }
     )));
-    assert_eq!(s.symbols().sync(0).unwrap().state(), SyncState::AwaitingSnapshot);
+    assert_eq!(
+        s.symbols().sync(0).unwrap().state(),
+        SyncState::AwaitingSnapshot
+    );
     assert_eq!(s.symbols().sync(1).unwrap().state(), SyncState::Live);
     // Updates wait for the new snapshot, which brings the book back.
     assert!(feed(&mut s, &books("DASHUSDT", "update", BIDS, ASKS, 0)).is_empty());
-    let out = feed(&mut s, &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)));
+    let out = feed(
+        &mut s,
+        &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)),
+    );
     assert!(out.contains(&Event::Resynced {
         symbol: 0,
         seq: None
@@ -108,14 +132,21 @@ fn trades_and_candles_history_then_live() {
     let history = r#"{"action":"snapshot","arg":{"instType":"mc","channel":"trade","instId":"DASHUSDT"},"data":[["1649290076980","113.37","0.49","sell"],["1649290074399","113.4","0.94","buy"]]}"#;
     let out = feed(&mut s, history);
     assert_eq!(out.len(), 2);
-    assert!(out.iter().all(|e| matches!(e, Event::Trade(t) if t.is_snapshot)));
+    assert!(out
+        .iter()
+        .all(|e| matches!(e, Event::Trade(t) if t.is_snapshot)));
     let live = r#"{"action":"update","arg":{"instType":"mc","channel":"trade","instId":"UNIUSDT"},"data":[["1649290078916","9.977","1","sell"]]}"#;
     let [Event::Trade(t)] = &feed(&mut s, live)[..] else {
         panic!()
     };
     assert_eq!(
         (t.price.to_string(), t.side, t.is_snapshot, t.exchange_ts_ns),
-        ("9.977".into(), Some(TradeSide::Sell), false, 1_649_290_078_916_000_000)
+        (
+            "9.977".into(),
+            Some(TradeSide::Sell),
+            false,
+            1_649_290_078_916_000_000
+        )
     );
     let candle = r#"{"action":"update","arg":{"instType":"sp","channel":"candle1H","instId":"HOTUSDT"},"data":[["1649289600000","0.00562","0.005623","0.005613","0.005613","8587.44"]]}"#;
     let [Event::Candle(c)] = &feed(&mut s, candle)[..] else {
@@ -130,7 +161,8 @@ fn trades_and_candles_history_then_live() {
 fn acks_pongs_tickers_and_errors() {
     let mut s = session();
     assert!(feed(&mut s, "pong").is_empty());
-    let ack = r#"{"event":"subscribe","arg":{"instType":"sp","channel":"books","instId":"CULTUSDT"}}"#;
+    let ack =
+        r#"{"event":"subscribe","arg":{"instType":"sp","channel":"books","instId":"CULTUSDT"}}"#;
     assert!(feed(&mut s, ack).is_empty());
     let ticker = r#"{"action":"snapshot","arg":{"instType":"sp","channel":"ticker","instId":"CULTUSDT"},"data":[{"instId":"CULTUSDT","bestBid":"0.000036","bestAsk":"0.000036"}]}"#;
     assert!(feed(&mut s, ticker).is_empty());
@@ -149,13 +181,24 @@ fn acks_pongs_tickers_and_errors() {
 #[test]
 fn a_bad_book_frame_resyncs_its_symbol_and_never_panics() {
     let mut s = session();
-    feed(&mut s, &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)));
+    feed(
+        &mut s,
+        &books("DASHUSDT", "snapshot", BIDS, ASKS, checksum(BIDS, ASKS)),
+    );
     let mut out = Vec::new();
     let bad = books("DASHUSDT", "update", &[("113.3x", "1")], &[], 0);
     let err = s.receive(bad.as_bytes(), 1, &mut out).unwrap_err();
-    assert!(matches!(err.error, FrameError::BadNumber { field: "price", .. }));
+    assert!(matches!(
+        err.error,
+        FrameError::BadNumber { field: "price", .. }
+    ));
     assert!(out.contains(&Event::NeedResubscribe { symbol: 0 }));
-    for frame in ["", "{", "[]", r#"{"action":"jump","arg":{"channel":"books","instId":"X"},"data":[]}"#] {
+    for frame in [
+        "",
+        "{",
+        "[]",
+        r#"{"action":"jump","arg":{"channel":"books","instId":"X"},"data":[]}"#,
+    ] {
         let _ = s.receive(frame.as_bytes(), 1, &mut out);
     }
 }
