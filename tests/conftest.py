@@ -57,6 +57,7 @@ MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
 
 #: The captures of the issue-12 venues (``shared/data/tapes-more``), named as ``REAL_TAPES`` are.
 MORE_TAPES = (
+    "bitget-books-checksum-10sym-2022.jsonl.gz",
     "gateio-futures-10sym-2023.jsonl.gz",
     "gateio-spot-10sym-2021.jsonl.gz",
 )

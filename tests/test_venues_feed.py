@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import MORE_TAPES
 from lobfeed import BookUpdate, Candle, Feed, GapDetected, NeedSnapshot, Quote, Trade
 from lobfeed.aio import Backoff
 from lobfeed.replay import TapeReplayer, verify
@@ -191,6 +192,30 @@ CASES = [
 ]
 
 
+CASES += [
+    Case(
+        "bitget",
+        "bitget-books-checksum-10sym-2022.jsonl.gz",
+        frozenset({"c1"}),
+        ("EOSUSDT", "GOGUSDT", "VVSUSDT", "AVAXUSDT", "CULTUSDT", "HOTUSDT", "SUNUSDT", "STGUSDT"),
+        ("book", "trades", "candles"),
+        books=443,
+        trades=30,  # and 400 sent as history on subscribe
+        candles=35,  # and 8,000 sent as history on subscribe
+    ),
+    Case(
+        "bitget-futures",
+        "bitget-books-checksum-10sym-2022.jsonl.gz",
+        frozenset({"c2"}),
+        ("DASHUSDT", "UNIUSDT"),
+        ("book", "trades", "candles"),
+        books=194,
+        trades=25,  # and 100 sent as history on subscribe
+        candles=25,  # and 2,000 sent as history on subscribe
+    ),
+]
+
+
 def in_process(tape: Tape, conns: frozenset[str], *, history: bool = False) -> Got:
     """What replaying the tape's records of ``conns`` in-process gives; without ``history``,
     as a Feed delivers it: the trades and candles a venue sends on subscribe left out."""
@@ -225,9 +250,12 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_feed_over_loopback_equals_in_process_replay(
-    case: Case, tape_path: Callable[[str], Path], tmp_path: Path
+    case: Case,
+    tape_path: Callable[[str], Path],
+    more_tape_path: Callable[[str], Path],
+    tmp_path: Path,
 ) -> None:
-    tape = Tape.open(tape_path(case.tape))
+    tape = Tape.open((more_tape_path if case.tape in MORE_TAPES else tape_path)(case.tape))
     expected = in_process(tape, case.conns)
     got = Got()
     recording = tmp_path / "recorded.jsonl.gz"

@@ -23,6 +23,7 @@ import pytest
 from conftest import MORE_TAPES, MORE_TAPES_DIR, REAL_TAPES, TAPES_DIR
 from lobfeed.replay import Proof, replay, snapshot_symbol, verify
 from lobfeed.tape import Tape
+from lobfeed.venues import SPECS
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ EXPECTED = {
     "gateio": Expected("gateio-spot-10sym-2021.jsonl.gz", 168, 9, candles=14),
     # 16 book tickers at an update's `u`, 2 at a REST snapshot's `id`.
     "gateio-futures": Expected("gateio-futures-10sym-2023.jsonl.gz", 326, 0, candles=1, quotes=18),
+    # Trades and candles: 500 and 10,000 of them history sent on subscribe.
+    "bitget": Expected(
+        "bitget-books-checksum-10sym-2022.jsonl.gz", 637, 555, candles=10060, checksums=637
+    ),
 }
 VENUES = sorted(EXPECTED)
 
@@ -131,6 +136,17 @@ def _recorded_seq(venue: str, frame: Any) -> int | None:
     return None  # OKX's 2022 tape has no seqId; Kraken and Gemini number nothing
 
 
+def _market(venue: str, url: str | None) -> str:
+    """The one spec of ``venue``'s session that connects to ``url`` (else ``venue`` itself)."""
+    native = SPECS[venue].session_venue
+    serving = [
+        s.name
+        for s in SPECS.values()
+        if url is not None and s.session_venue == native and s.serves_url(url)
+    ]
+    return serving[0] if len(serving) == 1 else venue
+
+
 @pytest.mark.parametrize("venue", VENUES)
 def test_replay_lines_have_one_format(venue: str, tapes_dir: Path) -> None:
     name = EXPECTED[venue].tape
@@ -144,9 +160,8 @@ def test_replay_lines_have_one_format(venue: str, tapes_dir: Path) -> None:
     opened = {r.conn: r.url or "" for r in tape.iter_records("open")}
     for line in lines:
         assert list(line) == ["line", "venue", "symbol", "seq", "ts_ns", "bids", "asks"]
-        # The market of the line's connection: Bybit's tape holds linear and spot books.
-        spot = opened.get(by_line[line["line"]].conn, "").endswith("/v5/public/spot")
-        assert line["venue"] == ("bybit-spot" if spot else venue)
+        # The market of the line's connection: Bybit's and Bitget's tapes hold two each.
+        assert line["venue"] == _market(venue, opened.get(by_line[line["line"]].conn))
         # The symbol as the venue spells it: the recording client asked for it so (as a
         # string, or as the end of a Bybit topic).
         assert re.search(rf'[".]{re.escape(line["symbol"])}"', sent)
