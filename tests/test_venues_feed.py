@@ -17,7 +17,16 @@ import orjson
 import pytest
 
 from conftest import MORE_TAPES
-from lobfeed import BookUpdate, Candle, Feed, GapDetected, NeedSnapshot, Quote, Trade
+from lobfeed import (
+    BookUpdate,
+    Candle,
+    ChecksumMismatch,
+    Feed,
+    GapDetected,
+    NeedSnapshot,
+    Quote,
+    Trade,
+)
 from lobfeed.aio import Backoff
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
@@ -564,3 +573,55 @@ async def test_feed_bridging_rest_snapshots_equals_in_process_replay(
     proof = verify(recorded)
     assert proof.failures() == []
     assert proof.book_updates == len(got.books)
+
+
+async def test_bitget_mismatch_resubscribes_only_that_symbol(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """One UNIUSDT book update lost: the next one's CRC32 disagrees with the book, UNIUSDT alone
+    is unsubscribed and subscribed again on the same connection, DASHUSDT streams on."""
+    case = next(c for c in CASES if c.venue == "bitget-futures")
+    tape = Tape.open(more_tape_path(case.tape))
+    expected = in_process(tape, case.conns)
+    # The index, among the frames this client is sent, of UNIUSDT's fifth book update.
+    subscribed = ("books", "trade", "candle1m")
+    sent: list[dict[str, Any]] = []
+    for record in tape.iter_records("recv"):
+        text = record.data or ""
+        msg = orjson.loads(text) if record.conn == "c2" and text.startswith("{") else None
+        if (
+            isinstance(msg, dict)
+            and msg.get("arg", {}).get("channel") in subscribed
+            and "data" in msg
+        ):
+            sent.append(msg)
+    updates = [
+        i
+        for i, msg in enumerate(sent)
+        if (msg["arg"]["channel"], msg["arg"]["instId"], msg["action"])
+        == ("books", "UNIUSDT", "update")
+    ]
+    lost = updates[4]
+    got = Got()
+    recording = tmp_path / "bitget.jsonl"
+    # Paced, so the resubscribe goes out before the tape ends and the connection with it.
+    async with ExchangeServer(tape, speed=20, faults=FaultPlan(drop_frames=frozenset({lost}))) as s:
+        feed = make_feed(case, s, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    mismatches = [e for e in got.events if isinstance(e, ChecksumMismatch)]
+    assert [m.symbol for m in mismatches] == ["UNIUSDT"]
+    assert feed.stats.checksum_mismatches == feed.stats.resubscribes == 1
+    assert (feed.stats.reconnects, feed.stats.frame_errors) == (0, 0)
+    messages = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    book = {"instType": "MC", "channel": "books", "instId": "UNIUSDT"}
+    unsubscribe = {"op": "unsubscribe", "args": [book]}
+    assert unsubscribe in messages
+    assert {"op": "subscribe", "args": [book]} in messages[messages.index(unsubscribe) :]
+    # DASHUSDT's books are all delivered, as in-process; UNIUSDT's stop before the lost update
+    # (the local exchange sends no new snapshot on a resubscribe).
+    assert [b for b in got.books if b[0] == "DASHUSDT"] == [
+        b for b in expected.books if b[0] == "DASHUSDT"
+    ]
+    uni = [b for b in got.books if b[0] == "UNIUSDT"]
+    assert uni == [b for b in expected.books if b[0] == "UNIUSDT"][: len(uni)]
+    assert len(uni) == 1 + 4  # the snapshot and the four updates before the lost one
