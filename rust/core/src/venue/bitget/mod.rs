@@ -1,5 +1,6 @@
-//! Bitget public websocket (v1 `/spot/v1/stream` and `/mix/v1/stream`; the frames of v2
-//! `/v2/ws/public` have the same shape): `books` with CRC32 checksums, trades and candles.
+//! Bitget public websocket v1 (`/spot/v1/stream`, `/mix/v1/stream`): `books` with CRC32
+//! checksums, trades and candles. (v2's `/v2/ws/public` books have the same shape; its trades
+//! are objects with a `tradeId`, which this decoder does not read yet.)
 //!
 //! `books`: `action` `snapshot` (the whole book) then `update`s (size `"0"` deletes), each with
 //! `checksum`, the signed CRC32 of the top 25 levels interleaved `bid:size:ask:size:...` as
