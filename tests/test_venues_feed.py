@@ -28,6 +28,7 @@ from lobfeed import (
     Trade,
 )
 from lobfeed.aio import Backoff
+from lobfeed.exceptions import ConfigError
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
@@ -625,3 +626,14 @@ async def test_bitget_mismatch_resubscribes_only_that_symbol(
     uni = [b for b in got.books if b[0] == "UNIUSDT"]
     assert uni == [b for b in expected.books if b[0] == "UNIUSDT"][: len(uni)]
     assert len(uni) == 1 + 4  # the snapshot and the four updates before the lost one
+
+
+def test_gate_and_bitget_refuse_what_they_cannot_serve() -> None:
+    with pytest.raises(ConfigError, match=r"gateio cannot serve depth 101: 1 to 100"):
+        Feed("gateio", ["BTC_USDT"], depth=101)
+    with pytest.raises(ConfigError, match="30d"):
+        Feed("gateio-futures", ["BTC_USDT"], channels=("candles",), candle_interval="30d")
+    with pytest.raises(ConfigError, match="quotes"):
+        Feed("bitget", ["BTCUSDT"], channels=("book", "quotes"))
+    Feed("gateio", ["BTC_USDT"], depth=100, channels=("book", "quotes"))
+    Feed("bitget-futures", ["BTCUSDT"], depth=1000, channels=("candles",), candle_interval="4h")
