@@ -16,8 +16,19 @@ from typing import Any
 import orjson
 import pytest
 
-from lobfeed import BookUpdate, Candle, Feed, GapDetected, NeedSnapshot, Quote, Trade
+from conftest import MORE_TAPES
+from lobfeed import (
+    BookUpdate,
+    Candle,
+    ChecksumMismatch,
+    Feed,
+    GapDetected,
+    NeedSnapshot,
+    Quote,
+    Trade,
+)
 from lobfeed.aio import Backoff
+from lobfeed.exceptions import ConfigError
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
@@ -234,6 +245,8 @@ CASES = [
         ("book", "trades"),
         books=279,
         trades=4,
+    ),
+    Case(
         # Coin-margined swaps were recorded on c1 (/swap-ws): binary gzip frames both ways.
         "htx-swap",
         "htx-swap-depth150-10sym-2022.jsonl.gz",
@@ -262,6 +275,26 @@ CASES = [
         ("book", "trades"),
         books=145,
         trades=304,
+    ),
+    Case(
+        "bitget",
+        "bitget-books-checksum-10sym-2022.jsonl.gz",
+        frozenset({"c1"}),
+        ("EOSUSDT", "GOGUSDT", "VVSUSDT", "AVAXUSDT", "CULTUSDT", "HOTUSDT", "SUNUSDT", "STGUSDT"),
+        ("book", "trades", "candles"),
+        books=443,
+        trades=30,  # and 400 sent as history on subscribe
+        candles=35,  # and 8,000 sent as history on subscribe
+    ),
+    Case(
+        "bitget-futures",
+        "bitget-books-checksum-10sym-2022.jsonl.gz",
+        frozenset({"c2"}),
+        ("DASHUSDT", "UNIUSDT"),
+        ("book", "trades", "candles"),
+        books=194,
+        trades=25,  # and 100 sent as history on subscribe
+        candles=25,  # and 2,000 sent as history on subscribe
     ),
 ]
 
@@ -315,9 +348,12 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_feed_over_loopback_equals_in_process_replay(
-    case: Case, tape_path: Callable[[str], Path], tmp_path: Path
+    case: Case,
+    tape_path: Callable[[str], Path],
+    more_tape_path: Callable[[str], Path],
+    tmp_path: Path,
 ) -> None:
-    tape = Tape.open(tape_path(case.tape))
+    tape = Tape.open((more_tape_path if case.tape in MORE_TAPES else tape_path)(case.tape))
     expected = in_process(tape, case.conns)
     got = Got()
     recording = tmp_path / "recorded.jsonl.gz"
@@ -620,3 +656,195 @@ async def test_kucoin_gap_fetches_the_rest_snapshot_again(
     last = max(i for i, b in enumerate(got.books) if b[0] == symbol)
     assert got.books[last][1] == gaps[0].expected - 1
     assert any(b[0] != symbol for b in got.books[last + 1 :])
+
+
+# -- venues whose books bridge a REST snapshot (Gate) ------------------------------------------
+#
+# The Feed fetches each snapshot when the symbol's first update arrives, not when the recording
+# client did, so the updates folded into the snapshot's book differ; every book after that is
+# the same. The reference is the in-process replay with every recorded snapshot delivered before
+# the first frame, which gives a book at every update id: the Feed's books must be exactly those
+# from its first one on, symbol by symbol.
+
+
+@dataclass(frozen=True)
+class RestCase:
+    venue: str
+    tape: str
+    symbols: tuple[str, ...]
+    channels: tuple[str, ...]
+    trades: int = 0
+    candles: int = 0
+    quotes: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.venue
+
+
+REST_CASES = [
+    RestCase(
+        "gateio",
+        "gateio-spot-10sym-2021.jsonl.gz",
+        (
+            "INK_USDT",
+            "HAI_ETH",
+            "BTC_USDC",
+            "NANO_USDT",
+            "QTUM3S_USDT",
+            "DIS_USDT",
+            "NEO_BTC",
+            "FAST_USDT",
+            "ZKS_ETH",
+            "OMG_USDT",
+        ),
+        ("book", "trades", "candles"),
+        trades=9,
+        candles=14,
+    ),
+    RestCase(
+        "gateio-futures",
+        "gateio-futures-10sym-2023.jsonl.gz",
+        (
+            "DIA_USDT",
+            "RDNT_USDT",
+            "LIT_USDT",
+            "ZRX_USDT",
+            "WOO_USDT",
+            "QUICK_USDT",
+            "OMG_USDT",
+            "FRONT_USDT",
+            "PHB_USDT",
+            "SFP_USDT",
+        ),
+        ("book", "trades", "candles", "quotes"),
+        candles=1,
+        quotes=75,
+    ),
+]
+
+
+def snapshots_first(tape: Tape) -> Got:
+    """The in-process replay with the tape's REST records moved before its first frame."""
+    records = list(tape.records)
+    http = [r for r in records if r.type == "http"]
+    rest = [r for r in records if r.type != "http"]
+    first_recv = next(i for i, r in enumerate(rest) if r.type == "recv")
+    reordered = rest[:first_recv] + http + rest[first_recv:]
+    got = Got()
+    for _record, ev in TapeReplayer(Tape(tape.path, tape.header, reordered)).events():
+        got.add(ev)
+    return got
+
+
+@pytest.mark.parametrize("case", REST_CASES, ids=lambda c: c.id)
+async def test_feed_bridging_rest_snapshots_equals_in_process_replay(
+    case: RestCase, more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    tape = Tape.open(more_tape_path(case.tape))
+    reference = snapshots_first(tape)
+    got = Got()
+    recording = tmp_path / "recorded.jsonl.gz"
+    # Paced (the tape spans 30 s: 10 s here), so every symbol's snapshot is fetched and
+    # answered while its connection streams; no timing is asserted.
+    async with ExchangeServer(tape, speed=3) as server:
+        feed = make_feed(
+            Case(case.venue, case.tape, frozenset(), case.symbols, case.channels),
+            server,
+            got,
+            record=str(recording),
+        )
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+
+    assert (len(got.trades), len(got.candles), len(got.quotes)) == (
+        case.trades,
+        case.candles,
+        case.quotes,
+    )
+    assert got.trades == reference.trades
+    assert got.candles == reference.candles
+    assert got.quotes == reference.quotes
+    for symbol in case.symbols:
+        mine = [b for b in got.books if b[0] == symbol]
+        assert mine, f"{symbol}: no book"
+        first_seq = mine[0][1]
+        assert first_seq is not None
+        theirs = [b for b in reference.books if b[0] == symbol and (b[1] or 0) >= first_seq]
+        assert mine == theirs, symbol
+    # Each symbol asked for its snapshot once, and nothing else happened.
+    assert sorted(e.symbol for e in got.events if isinstance(e, NeedSnapshot)) == sorted(
+        case.symbols
+    )
+    assert all(isinstance(e, NeedSnapshot) for e in got.events)
+    stats = feed.stats
+    assert stats.snapshots == len(case.symbols)
+    assert (stats.frame_errors, stats.gaps, stats.resyncs, stats.snapshot_failures) == (0, 0, 0, 0)
+    # What the Feed recorded (frames and the snapshots it fetched) replays to the same books.
+    recorded = Tape.open(recording)
+    assert recorded.venue == case.venue
+    proof = verify(recorded)
+    assert proof.failures() == []
+    assert proof.book_updates == len(got.books)
+
+
+async def test_bitget_mismatch_resubscribes_only_that_symbol(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """One UNIUSDT book update lost: the next one's CRC32 disagrees with the book, UNIUSDT alone
+    is unsubscribed and subscribed again on the same connection, DASHUSDT streams on."""
+    case = next(c for c in CASES if c.venue == "bitget-futures")
+    tape = Tape.open(more_tape_path(case.tape))
+    expected = in_process(tape, case.conns)
+    # The index, among the frames this client is sent, of UNIUSDT's fifth book update.
+    subscribed = ("books", "trade", "candle1m")
+    sent: list[dict[str, Any]] = []
+    for record in tape.iter_records("recv"):
+        text = record.data or ""
+        msg = orjson.loads(text) if record.conn == "c2" and text.startswith("{") else None
+        if (
+            isinstance(msg, dict)
+            and msg.get("arg", {}).get("channel") in subscribed
+            and "data" in msg
+        ):
+            sent.append(msg)
+    updates = [
+        i
+        for i, msg in enumerate(sent)
+        if (msg["arg"]["channel"], msg["arg"]["instId"], msg["action"])
+        == ("books", "UNIUSDT", "update")
+    ]
+    lost = updates[4]
+    got = Got()
+    recording = tmp_path / "bitget.jsonl"
+    # Paced, so the resubscribe goes out before the tape ends and the connection with it.
+    async with ExchangeServer(tape, speed=20, faults=FaultPlan(drop_frames=frozenset({lost}))) as s:
+        feed = make_feed(case, s, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    mismatches = [e for e in got.events if isinstance(e, ChecksumMismatch)]
+    assert [m.symbol for m in mismatches] == ["UNIUSDT"]
+    assert feed.stats.checksum_mismatches == feed.stats.resubscribes == 1
+    assert (feed.stats.reconnects, feed.stats.frame_errors) == (0, 0)
+    messages = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    book = {"instType": "MC", "channel": "books", "instId": "UNIUSDT"}
+    unsubscribe = {"op": "unsubscribe", "args": [book]}
+    assert unsubscribe in messages
+    assert {"op": "subscribe", "args": [book]} in messages[messages.index(unsubscribe) :]
+    # DASHUSDT's books are all delivered, as in-process; UNIUSDT's stop before the lost update
+    # (the local exchange sends no new snapshot on a resubscribe).
+    assert [b for b in got.books if b[0] == "DASHUSDT"] == [
+        b for b in expected.books if b[0] == "DASHUSDT"
+    ]
+    uni = [b for b in got.books if b[0] == "UNIUSDT"]
+    assert uni == [b for b in expected.books if b[0] == "UNIUSDT"][: len(uni)]
+    assert len(uni) == 1 + 4  # the snapshot and the four updates before the lost one
+
+
+def test_gate_and_bitget_refuse_what_they_cannot_serve() -> None:
+    with pytest.raises(ConfigError, match=r"gateio cannot serve depth 101: 1 to 100"):
+        Feed("gateio", ["BTC_USDT"], depth=101)
+    with pytest.raises(ConfigError, match="30d"):
+        Feed("gateio-futures", ["BTC_USDT"], channels=("candles",), candle_interval="30d")
+    with pytest.raises(ConfigError, match="quotes"):
+        Feed("bitget", ["BTCUSDT"], channels=("book", "quotes"))
+    Feed("gateio", ["BTC_USDT"], depth=100, channels=("book", "quotes"))
+    Feed("bitget-futures", ["BTCUSDT"], depth=1000, channels=("candles",), candle_interval="4h")

@@ -24,6 +24,7 @@ import pytest
 from conftest import MORE_TAPES, REAL_TAPES, TAPES_DIR
 from lobfeed.replay import Proof, replay, snapshot_symbol, verify
 from lobfeed.tape import Tape
+from lobfeed.venues import SPECS
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Expected:
     trades: int
     candles: int = 0
     checksums: int = 0
+    #: The venue's best bid/ask checked against the book at the same update id.
+    quotes: int = 0
 
 
 EXPECTED = {
@@ -47,6 +50,13 @@ EXPECTED = {
     "htx-swap": Expected("htx-swap-depth150-10sym-2022.jsonl.gz", 2862, 25),
     # Upbit's tas/tbs totals are counted as checksums: 145 books, 145 totals.
     "upbit": Expected("upbit-orderbook-10sym-2021.jsonl.gz", 145, 304, checksums=145),
+    "gateio": Expected("gateio-spot-10sym-2021.jsonl.gz", 168, 9, candles=14),
+    # 16 book tickers at an update's `u`, 2 at a REST snapshot's `id`.
+    "gateio-futures": Expected("gateio-futures-10sym-2023.jsonl.gz", 326, 0, candles=1, quotes=18),
+    # Trades and candles: 500 and 10,000 of them history sent on subscribe.
+    "bitget": Expected(
+        "bitget-books-checksum-10sym-2022.jsonl.gz", 637, 555, candles=10060, checksums=637
+    ),
 }
 VENUES = sorted(EXPECTED)
 
@@ -61,7 +71,9 @@ def test_verify_counts(venue: str, proofs: dict[str, Proof]) -> None:
     proof, expected = proofs[venue], EXPECTED[venue]
     assert proof.venue == venue
     assert proof.book_updates == expected.book_updates
-    assert proof.trades == expected.trades > 0
+    assert proof.trades == expected.trades
+    assert proof.book_updates > 0
+    assert proof.quotes_checked == proof.quotes_agreed == expected.quotes
     assert proof.candles == expected.candles
     assert proof.checksums_checked == expected.checksums
     assert proof.checksum_mismatches == 0
@@ -125,7 +137,21 @@ def _recorded_seq(venue: str, frame: Any) -> int | None:
     if venue == "htx-swap":
         version: int = frame["tick"]["version"]
         return version
+    if venue.startswith("gateio"):
+        update_id: int = frame["result"]["u"]
+        return update_id
     return None  # OKX's 2022 tape has no seqId; Kraken and Gemini number nothing
+
+
+def _market(venue: str, url: str | None) -> str:
+    """The one spec of ``venue``'s session that connects to ``url`` (else ``venue`` itself)."""
+    native = SPECS[venue].session_venue
+    serving = [
+        s.name
+        for s in SPECS.values()
+        if url is not None and s.session_venue == native and s.serves_url(url)
+    ]
+    return serving[0] if len(serving) == 1 else venue
 
 
 @pytest.mark.parametrize("venue", VENUES)
@@ -140,18 +166,21 @@ def test_replay_lines_have_one_format(venue: str, tape_path: Callable[[str], Pat
     opened = {r.conn: r.url or "" for r in tape.iter_records("open")}
     for line in lines:
         assert list(line) == ["line", "venue", "symbol", "seq", "ts_ns", "bids", "asks"]
-        # The market of the line's connection: Bybit's tape holds linear and spot books.
-        spot = opened.get(by_line[line["line"]].conn, "").endswith("/v5/public/spot")
-        assert line["venue"] == ("bybit-spot" if spot else venue)
+        # The market of the line's connection: Bybit's and Bitget's tapes hold two each.
+        assert line["venue"] == _market(venue, opened.get(by_line[line["line"]].conn))
         # The symbol as the venue spells it: the recording client asked for it so (as a
         # string, or as the end of a Bybit topic, or in a KuCoin topic's list).
         assert re.search(rf'[".:,]{re.escape(line["symbol"])}[".,]', sent)
         record = by_line[line["line"]]
         assert record.ts_ns == line["ts_ns"]
         if record.type == "http":
-            # A REST book bridging the updates buffered before it (KuCoin's all come late).
-            assert venue == "kucoin"
+            # A REST snapshot bridging the updates buffered before it (KuCoin's all come
+            # late): the book stands at the snapshot's id, or past it.
+            body = orjson.loads(record.payload)
+            snapshot_id = body["id"] if "id" in body else int(body["data"]["sequence"])
+            assert line["seq"] >= snapshot_id
         else:
+            assert record.type == "recv"
             payload = record.payload
             if payload[:2] == b"\x1f\x8b":  # HTX's binary frames are gzip
                 payload = gzip.decompress(payload)

@@ -55,6 +55,15 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".jsonl.gz"))
             .collect();
+        // The issue-12 venues' captures, read through the same helper by a relative name.
+        let more = common::tapes_dir().join("../tapes-more");
+        names.extend(
+            std::fs::read_dir(more)
+                .expect("readable tapes-more folder")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".jsonl.gz"))
+                .map(|n| format!("../tapes-more/{n}")),
+        );
         names.sort();
         for name in names {
             let tape = common::read_tape(&name);
@@ -78,8 +87,12 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
                         // Depth snapshots only (other REST bodies are instrument lists).
                         let url = r.url.as_deref().unwrap_or("");
                         let symbol = common::query_symbol(url)
-                            .or_else(|| common::query_param(url, "instId"));
-                        let book = url.contains("depth") || url.contains("orderbook");
+                            .or_else(|| common::query_param(url, "instId"))
+                            .or_else(|| common::query_param(url, "currency_pair"))
+                            .or_else(|| common::query_param(url, "contract"));
+                        let book = url.contains("depth")
+                            || url.contains("orderbook")
+                            || url.contains("order_book");
                         if let (true, Some(symbol)) = (book, symbol) {
                             if conns.is_empty() {
                                 conns.push((String::new(), Vec::new()));
@@ -667,6 +680,9 @@ venue_fuzz! {
     bitfinex => "bitfinex",
     bybit => "bybit",
     coinbase => "coinbase",
+    gateio => "gateio",
+    gateio_futures => "gateio-futures",
+    bitget => "bitget",
 }
 
 /// The tapes of `tapes-more/`, their frames' bytes decoded from base64; a gzip frame (HTX) is

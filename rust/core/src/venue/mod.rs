@@ -3,8 +3,10 @@
 pub mod ascendex;
 pub mod binance;
 pub mod bitfinex;
+pub mod bitget;
 pub mod bybit;
 pub mod coinbase;
+pub mod gateio;
 pub mod gemini;
 pub mod htx;
 pub mod json;
@@ -215,6 +217,9 @@ registry! {
     "ascendex" => ascendex::AscendexSession::new,
     "htx-swap" => htx::HtxSession::new,
     "upbit" => upbit::UpbitSession::new,
+    "gateio" => |o| gateio::GateSession::new(gateio::Market::Spot, o),
+    "gateio-futures" => |o| gateio::GateSession::new(gateio::Market::Futures, o),
+    "bitget" => bitget::BitgetSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
