@@ -4,6 +4,7 @@ pub mod binance;
 pub mod bitfinex;
 pub mod bybit;
 pub mod coinbase;
+pub mod deribit;
 pub mod gemini;
 pub mod json;
 pub mod kraken;
@@ -207,6 +208,7 @@ registry! {
     "bitfinex" => bitfinex::BitfinexSession::new,
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
+    "deribit" => deribit::DeribitSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
