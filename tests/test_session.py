@@ -152,6 +152,8 @@ def test_oversized_frame() -> None:
         "errors": 1,
         "unsubscribed": 0,
         "closing_notices": 0,
+        "replies": 0,
+        "replies_unanswered": 0,
     }
 
 
@@ -215,3 +217,17 @@ def test_default_frame_limit_is_8_mib() -> None:
     s = Session("binance")
     with pytest.raises(OversizedFrameError):
         s.receive(b" " * (8 * 1024 * 1024 + 1), 1)
+
+
+def test_replier_must_be_callable_and_replies_start_uncounted() -> None:
+    s = Session("binance")
+    with pytest.raises(lobfeed.ConfigError, match="replier must be callable or None, not int"):
+        s.set_replier(5)  # type: ignore[arg-type]
+    sent: list[str] = []
+    s.set_replier(sent.append)
+    s.receive(depth("BTCUSDT", 1, 2, [["10.00", "1"]], []), 1)
+    # Binance never asks for an answer: nothing is sent, nothing is counted.
+    assert sent == []
+    stats = s.stats()
+    assert (stats["replies"], stats["replies_unanswered"]) == (0, 0)
+    s.set_replier(None)

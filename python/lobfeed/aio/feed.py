@@ -114,6 +114,8 @@ class FeedStats:
     """Frames about symbols this feed did not subscribe to: dropped, never given a book."""
     callback_errors: int = 0
     """Exceptions raised by callbacks (each logged; the feed goes on)."""
+    replies: int = 0
+    """Answers sent because the venue asked for them (its application-level pings)."""
 
 
 # Events that carry data for the user (the rest are sync signals for the feed itself).
@@ -136,6 +138,7 @@ class Connection:
         self.name = f"c{number}"
         self.link = link
         self.session = session
+        session.set_replier(self.reply)
         self.opened = time.monotonic()
         #: Why we are closing it ourselves, if we are.
         self.replacing: str | None = None
@@ -254,6 +257,17 @@ class Connection:
                 self.name,
                 exc_info=task.exception(),
             )
+
+    def reply(self, text: str) -> None:
+        """The venue asked this connection for an answer (a ping): sent as soon as the loop
+        runs; a connection that is gone by then ends the send quietly, it is being replaced."""
+        self.feed.stats.replies += 1
+
+        async def answer() -> None:
+            with contextlib.suppress(ConnectionError):
+                await self.send(text)
+
+        self.spawn(answer())
 
     async def send(self, message: str) -> None:
         tape = self.feed._tape

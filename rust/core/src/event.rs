@@ -151,11 +151,18 @@ pub enum Event {
     Trade(Trade),
     Candle(Candle),
     Quote(Quote),
+    /// The venue asked the client to answer on this connection (an application-level ping:
+    /// HTX `{"ping":T}`, AscendEX `{"m":"ping"}`, a Deribit `test_request`): send `text` back
+    /// on the connection whose frame caused it. Belongs to no symbol.
+    Reply {
+        text: String,
+    },
 }
 
 impl Event {
-    pub fn symbol(&self) -> SymbolId {
-        match self {
+    /// The symbol the event is about; `None` for a connection's `Reply`.
+    pub fn symbol(&self) -> Option<SymbolId> {
+        Some(match self {
             Event::BookUpdated { symbol, .. }
             | Event::NeedSnapshot { symbol }
             | Event::NeedResubscribe { symbol }
@@ -166,6 +173,7 @@ impl Event {
             Event::Trade(t) => t.symbol,
             Event::Candle(c) => c.symbol,
             Event::Quote(q) => q.symbol,
-        }
+            Event::Reply { .. } => return None,
+        })
     }
 }

@@ -30,6 +30,12 @@ pub struct Session {
     /// Per symbol, the health the I/O layer last set (`set_status`): what `BookView.state`
     /// shows before the sync state. Kept here because views reach the session, not the feed.
     statuses: Vec<Option<Py<PyString>>>,
+    /// Called with the text of each `Reply` the venue asks for (`set_replier`); replies never
+    /// enter the event tuple, so the hot path pays nothing for them.
+    replier: Option<Py<PyAny>>,
+    replies: u64,
+    /// Replies asked for while no replier was set (a replay, a bench): counted, not sent.
+    replies_unanswered: u64,
 }
 
 /// The venues this build understands.
@@ -91,14 +97,22 @@ impl Session {
         let events = std::mem::take(&mut this.events);
         for ev in &events {
             if !matches!(ev, Event::Trade(_) | Event::Candle(_) | Event::Quote(_)) {
-                let id = ev.symbol();
-                this.symbol_name(py, id);
-                this.versions[id as usize] += 1;
+                if let Some(id) = ev.symbol() {
+                    this.symbol_name(py, id);
+                    this.versions[id as usize] += 1;
+                }
             }
         }
         let mut objects: Vec<Bound<'py, PyAny>> = Vec::with_capacity(events.len());
+        let mut replies: Vec<&str> = Vec::new();
         for ev in &events {
-            let symbol = this.symbol_name(py, ev.symbol());
+            let Some(id) = ev.symbol() else {
+                if let Event::Reply { text } = ev {
+                    replies.push(text);
+                }
+                continue;
+            };
+            let symbol = this.symbol_name(py, id);
             let venue = this.feed_name.clone_ref(py);
             let obj = match ev {
                 Event::BookUpdated {
@@ -205,6 +219,7 @@ impl Session {
                     },
                 )?
                 .into_any(),
+                Event::Reply { .. } => unreachable!("replies have no symbol"),
                 Event::Quote(q) => Bound::new(
                     py,
                     events::Quote {
@@ -222,6 +237,15 @@ impl Session {
                 .into_any(),
             };
             objects.push(obj);
+        }
+        for text in replies {
+            this.replies += 1;
+            match &this.replier {
+                Some(replier) => {
+                    replier.call1(py, (text,))?;
+                }
+                None => this.replies_unanswered += 1,
+            }
         }
         // Keep the buffer's capacity for the next frame.
         this.events = events;
@@ -335,6 +359,9 @@ impl Session {
             names: Vec::new(),
             versions: Vec::new(),
             statuses: Vec::new(),
+            replier: None,
+            replies: 0,
+            replies_unanswered: 0,
         })
     }
 
@@ -504,7 +531,29 @@ impl Session {
         dict.set_item("errors", s.errors)?;
         dict.set_item("unsubscribed", s.unsubscribed)?;
         dict.set_item("closing_notices", s.closing_notices)?;
+        dict.set_item("replies", self.replies)?;
+        dict.set_item("replies_unanswered", self.replies_unanswered)?;
         Ok(dict)
+    }
+
+    /// `replier(text)` is called, during `receive`, with each answer the venue asks this
+    /// connection for (an application-level ping); None stops it. Without one, replies are
+    /// only counted (`stats()["replies_unanswered"]`).
+    #[pyo3(signature = (replier))]
+    fn set_replier(&mut self, py: Python<'_>, replier: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        if let Some(r) = &replier {
+            if !r.is_callable() {
+                return Err(config_error(
+                    py,
+                    format!(
+                        "replier must be callable or None, not {}",
+                        r.get_type().name()?
+                    ),
+                ));
+            }
+        }
+        self.replier = replier.map(Bound::unbind);
+        Ok(())
     }
 
     /// The health the I/O layer gives a symbol ("connecting", "stale", ...), shown by its
