@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 TAPES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tapes"
+MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
 
 #: The real captures, named here rather than globbed at import time: a missing tape then fails
 #: its tests instead of quietly shrinking a parametrized list (``test_registry`` checks the
@@ -26,6 +27,9 @@ REAL_TAPES = (
     "kraken-v1-book1000-10sym-2021.jsonl.gz",
     "okx-books-3inst-2022.jsonl.gz",
 )
+
+#: The captures of the venues of issue 12, in ``tapes-more/`` beside ``tapes/``.
+MORE_TAPES = ("deribit-options-10inst-2021.jsonl.gz",)
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +52,19 @@ def tape_path(tapes_dir: Path) -> Callable[[str], Path]:
         path = tapes_dir / name
         if not path.is_file():
             pytest.fail(f"tape {name} is missing from {tapes_dir}", pytrace=False)
+        return path
+
+    return resolve
+
+
+@pytest.fixture(scope="session")
+def more_tape_path() -> Callable[[str], Path]:
+    """``more_tape_path(name)`` -> the path of a ``tapes-more/`` capture (fails if absent)."""
+
+    def resolve(name: str) -> Path:
+        path = MORE_TAPES_DIR / name
+        if not path.is_file():
+            pytest.fail(f"tape {name} is missing from {MORE_TAPES_DIR}", pytrace=False)
         return path
 
     return resolve

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import MORE_TAPES
 from lobfeed import BookUpdate, Candle, Feed, GapDetected, Quote, Trade
 from lobfeed.aio import Backoff
 from lobfeed.replay import TapeReplayer, verify
@@ -188,7 +189,36 @@ CASES = [
         trades=0,  # all 210 are the history sent on subscribe
         quotes=21,
     ),
+    Case(
+        "deribit",
+        "deribit-options-10inst-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "BTC-24SEP21-8000-P",
+            "BTC-30JUL21-24000-P",
+            "ETH-30JUL21-2800-C",
+            "BTC-31DEC21-34000-P",
+            "BTC-24SEP21-34000-P",
+            "BTC-24JUN22-15000-C",
+            "BTC-31DEC21-300000-C",
+            "ETH-27AUG21-4000-P",
+            "BTC-25MAR22-30000-C",
+            "ETH-23JUL21-2300-C",
+        ),
+        ("book", "trades", "quotes"),
+        books=46,
+        trades=0,  # subscribed, but nothing traded during the capture
+        quotes=89,
+    ),
 ]
+
+
+@pytest.fixture
+def case_tape(
+    tape_path: Callable[[str], Path], more_tape_path: Callable[[str], Path]
+) -> Callable[[str], Path]:
+    """A case's tape, from ``tapes-more/`` for the venues of issue 12."""
+    return lambda name: more_tape_path(name) if name in MORE_TAPES else tape_path(name)
 
 
 def in_process(tape: Tape, conns: frozenset[str], *, history: bool = False) -> Got:
@@ -225,9 +255,9 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_feed_over_loopback_equals_in_process_replay(
-    case: Case, tape_path: Callable[[str], Path], tmp_path: Path
+    case: Case, case_tape: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    tape = Tape.open(tape_path(case.tape))
+    tape = Tape.open(case_tape(case.tape))
     expected = in_process(tape, case.conns)
     got = Got()
     recording = tmp_path / "recorded.jsonl.gz"
@@ -407,3 +437,24 @@ def test_channels_a_venue_does_not_offer_are_refused() -> None:
     with pytest.raises(ValueError, match="quotes"):
         Feed("gemini", ["BTCUSD"], channels=("quotes",))
     Feed("bybit-spot", ["BTCUSDT"], channels=("book", "candles"))
+
+
+async def test_deribit_test_requests_are_answered_with_public_test(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """``public/set_heartbeat`` makes the venue send ``test_request``s: the session asks for
+    ``public/test`` (a ``Reply``), the Feed sends it on that connection and counts it."""
+    case = next(c for c in CASES if c.venue == "deribit")
+    got = Got()
+    recording = tmp_path / "deribit.jsonl"
+    async with ExchangeServer(more_tape_path(case.tape), speed=float("inf")) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+        answers = getattr(server.profile, "test_answers", None)
+    assert feed.stats.replies == 1
+    assert answers == 1
+    sent = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    methods = sorted(m["method"] for m in sent)
+    assert methods == ["public/set_heartbeat", "public/subscribe", "public/test"]
+    assert sent[0]["params"] == {"interval": 30}
+    assert len(got.books) == case.books

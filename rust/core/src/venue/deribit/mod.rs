@@ -101,7 +101,9 @@ impl DeribitSession {
                 }
             }
             (Some("heartbeat"), Some(params)) if params.kind == Some("test_request") => {
-                self.core.stats.ignored += 1;
+                out.push(Event::Reply {
+                    text: TEST_ANSWER.to_owned(),
+                });
                 Ok(())
             }
             _ => {

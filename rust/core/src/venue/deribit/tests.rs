@@ -298,3 +298,18 @@ fn garbage_is_a_typed_error() {
     let err = s.receive(b"{not json", 1, &mut out).unwrap_err();
     assert!(matches!(err.error, FrameError::Json(_)));
 }
+
+#[test]
+fn test_request_is_answered_with_public_test() {
+    let mut s = session();
+    let out = feed(
+        &mut s,
+        r#"{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}"#,
+    );
+    assert_eq!(
+        out,
+        vec![Event::Reply {
+            text: r#"{"jsonrpc":"2.0","method":"public/test","params":{}}"#.into()
+        }]
+    );
+}
