@@ -7,6 +7,7 @@ connection sequence numbers, and everywhere a book that is never crossed.
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import subprocess
@@ -218,3 +219,26 @@ def test_markets_of_one_venue_are_told_apart(tape_path: Callable[[str], Path]) -
         ("bybit-spot", "BTCUSDT"),
         ("bybit-spot", "ETHUSDT"),
     }
+
+
+def test_verify_fails_when_a_deribit_ticker_contradicts_the_book(
+    any_tape: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """One ticker's best bid amount changed: the time tie finds it, and the CLI exits non-zero."""
+    source = any_tape("deribit-options-10inst-2021.jsonl.gz")
+    lines = gzip.decompress(source.read_bytes()).decode().splitlines()
+    at = next(i for i, line in enumerate(lines) if '"best_bid_amount\\":91.6' in line)
+    lines[at] = lines[at].replace('"best_bid_amount\\":91.6', '"best_bid_amount\\":91.7', 1)
+    tampered = tmp_path / "deribit-tampered.jsonl.gz"
+    tampered.write_bytes(gzip.compress("\n".join(lines).encode() + b"\n"))
+    proof = verify(Tape.open(tampered))
+    assert (proof.quotes_checked, proof.quotes_agreed) == (89, 88)
+    result = subprocess.run(
+        [sys.executable, "-m", "lobfeed", "verify", str(tampered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ticker at its time      88/89" in result.stdout
+    assert "FAILED" in result.stdout

@@ -267,11 +267,12 @@ def verify(tape: Tape) -> Proof:
             max_bids, max_asks = max(max_bids, bids), max(max_asks, asks)
             min_bids = bids if min_bids is None else min(min_bids, bids)
             min_asks = asks if min_asks is None else min(min_asks, asks)
-            top = (book.best_bid_exact(), book.best_ask_exact())
+            book_top = (book.best_bid_exact(), book.best_ask_exact())
             if _quote_tie(ev.venue) != "seq":
-                states.setdefault((ev.venue, ev.symbol), []).append((ev.exchange_ts_ns, top))
+                state = (ev.exchange_ts_ns, book_top)
+                states.setdefault((ev.venue, ev.symbol), []).append(state)
             elif ev.seq is not None:
-                tops[(ev.venue, ev.symbol, ev.seq)] = top
+                tops[(ev.venue, ev.symbol, ev.seq)] = book_top
         elif isinstance(ev, Quote):
             quoted = ((ev.bid_price, ev.bid_size), (ev.ask_price, ev.ask_size))
             if _quote_tie(ev.venue) != "seq":
