@@ -29,7 +29,10 @@ REAL_TAPES = (
 )
 
 #: The captures of the venues of issue 12, in ``tapes-more/`` beside ``tapes/``.
-MORE_TAPES = ("deribit-options-10inst-2021.jsonl.gz",)
+MORE_TAPES = (
+    "deribit-options-10inst-2021.jsonl.gz",
+    "bitmex-l2-10sym-2021.jsonl.gz",
+)
 
 
 @pytest.fixture(scope="session")

@@ -210,6 +210,27 @@ CASES = [
         trades=0,  # subscribed, but nothing traded during the capture
         quotes=89,
     ),
+    Case(
+        "bitmex",
+        "bitmex-l2-10sym-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "XRPU21",
+            "UNIUSDT",
+            "XBTUSD",
+            "ADAUSDT",
+            "SOLUSDT",
+            "TRXU21",
+            "EOSUSDT",
+            "TRXUSDT",
+            "BCHUSD",
+            "MATICUSDT",
+        ),
+        ("book", "trades", "quotes"),
+        books=1979,
+        trades=17,  # and 10 sent as history on subscribe (the trade table's partial)
+        quotes=426,
+    ),
 ]
 
 
@@ -294,13 +315,13 @@ async def test_feed_over_loopback_equals_in_process_replay(
 
 @pytest.mark.parametrize(
     ("venue", "history_trades", "history_candles"),
-    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 200, 200)],
+    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 200, 200), ("bitmex", 10, 0)],
 )
 async def test_history_sent_on_subscribe_is_marked_and_delivered_only_when_asked(
-    venue: str, history_trades: int, history_candles: int, tape_path: Callable[[str], Path]
+    venue: str, history_trades: int, history_candles: int, case_tape: Callable[[str], Path]
 ) -> None:
     case = next(c for c in CASES if c.venue == venue)
-    tape = Tape.open(tape_path(case.tape))
+    tape = Tape.open(case_tape(case.tape))
     expected = in_process(tape, case.conns, history=True)
     got = Got()
     async with ExchangeServer(tape, speed=float("inf")) as server:

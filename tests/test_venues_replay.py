@@ -46,6 +46,8 @@ EXPECTED = {
     "bitfinex": Expected("bitfinex-book-p0-7sym-2021.jsonl.gz", 1600, 210),
     # Trades subscribed but none traded; each ticker is the book at its timestamp.
     "deribit": Expected("deribit-options-10inst-2021.jsonl.gz", 46, 0, quotes=89),
+    # Every quote row is found among the book's top-of-book states, in order.
+    "bitmex": Expected("bitmex-l2-10sym-2021.jsonl.gz", 1979, 27, quotes=426),
 }
 VENUES = sorted(EXPECTED)
 
@@ -148,8 +150,8 @@ def test_replay_lines_have_one_format(venue: str, any_tape: Callable[[str], Path
         assert line["venue"] == ("bybit-spot" if spot else venue)
         # The symbol as the venue spells it: the recording client asked for it so (as a
         # string, or as the end of a Bybit topic).
-        # (Deribit channels are `book.SYMBOL.raw`.)
-        assert re.search(rf'[".]{re.escape(line["symbol"])}[".]', sent)
+        # (Deribit channels are `book.SYMBOL.raw`, BitMEX topics `orderBookL2:SYMBOL`.)
+        assert re.search(rf'[".:]{re.escape(line["symbol"])}[".]', sent)
         record = by_line[line["line"]]
         assert record.type == "recv"  # no venue here takes a REST snapshot
         assert record.ts_ns == line["ts_ns"]

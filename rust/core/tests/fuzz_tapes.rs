@@ -53,6 +53,16 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
             .filter(|n| n.ends_with(".jsonl.gz"))
             .collect();
         names.sort();
+        // The captures of the venues of issue 12, beside `tapes/`.
+        let more = common::tapes_dir().join("../tapes-more");
+        let mut more_names: Vec<String> = std::fs::read_dir(&more)
+            .unwrap_or_else(|e| panic!("{}: {e}", more.display()))
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".jsonl.gz"))
+            .map(|n| format!("../tapes-more/{n}"))
+            .collect();
+        more_names.sort();
+        names.extend(more_names);
         for name in names {
             let tape = common::read_tape(&name);
             let venue = tape[0].venue.clone().expect("header names the venue");
@@ -98,8 +108,58 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
         }
         let v1 = gemini_v1_streams(&by_venue["gemini"]);
         by_venue.insert(GEMINI_V1.to_owned(), v1);
+        // Kraken Futures has no capture: a stream written from the documented frame shapes.
+        by_venue.insert("kraken-futures".to_owned(), vec![kraken_futures_stream()]);
         by_venue
     })
+}
+
+/// Two products' `book_snapshot`s, then `book` levels with `seq` + 1 (some deletes) and
+/// trades, in the shapes of the protocol notes: the corpus the mutations damage.
+fn kraken_futures_stream() -> Vec<Record> {
+    let mut frames = Vec::new();
+    for (product, mid) in [("PI_XBTUSD", 34_900u64), ("PI_ETHUSD", 2_000)] {
+        let side = |from: u64, step: i64| {
+            (0..20)
+                .map(|i| {
+                    let price = from as i64 + step * i;
+                    format!(r#"{{"price":{price}.5,"qty":{}}}"#, 100 + i)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        frames.push(format!(
+            r#"{{"feed":"book_snapshot","product_id":"{product}","timestamp":1612269825817,"seq":1000,"bids":[{}],"asks":[{}]}}"#,
+            side(mid - 1, -1),
+            side(mid + 1, 1)
+        ));
+    }
+    for i in 1..=300u64 {
+        let (product, mid) = if i % 2 == 0 {
+            ("PI_XBTUSD", 34_900)
+        } else {
+            ("PI_ETHUSD", 2_000)
+        };
+        let seq = 1000 + i.div_ceil(2);
+        let (side, price) = if i % 3 == 0 {
+            ("sell", mid + 1 + i % 20)
+        } else {
+            ("buy", mid - 1 - i % 20)
+        };
+        let qty = if i % 5 == 0 { 0 } else { i };
+        frames.push(format!(
+            r#"{{"feed":"book","product_id":"{product}","side":"{side}","seq":{seq},"price":{price}.5,"qty":{qty},"timestamp":1612269953629}}"#
+        ));
+        if i % 25 == 0 {
+            frames.push(format!(
+                r#"{{"feed":"trade","product_id":"{product}","uid":"t{i}","side":"buy","type":"fill","seq":{i},"time":1612266317519,"qty":{i},"price":{mid}.5}}"#
+            ));
+        }
+    }
+    frames
+        .into_iter()
+        .map(|f| Record::Frame(f.into_bytes()))
+        .collect()
 }
 
 /// Gemini v1 has no recording: each symbol of each v2 connection, rewritten as a v1 connection.
@@ -662,4 +722,7 @@ venue_fuzz! {
     bitfinex => "bitfinex",
     bybit => "bybit",
     coinbase => "coinbase",
+    deribit => "deribit",
+    bitmex => "bitmex",
+    kraken_futures => "kraken-futures",
 }

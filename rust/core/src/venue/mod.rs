@@ -2,12 +2,14 @@
 
 pub mod binance;
 pub mod bitfinex;
+pub mod bitmex;
 pub mod bybit;
 pub mod coinbase;
 pub mod deribit;
 pub mod gemini;
 pub mod json;
 pub mod kraken;
+pub mod kraken_futures;
 pub mod okx;
 pub mod publication;
 pub mod scan;
@@ -209,6 +211,8 @@ registry! {
     "bybit" => bybit::BybitSession::new,
     "coinbase" => coinbase::CoinbaseSession::new,
     "deribit" => deribit::DeribitSession::new,
+    "bitmex" => bitmex::BitmexSession::new,
+    "kraken-futures" => kraken_futures::KrakenFuturesSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).
