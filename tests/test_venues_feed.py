@@ -479,3 +479,35 @@ async def test_deribit_test_requests_are_answered_with_public_test(
     assert methods == ["public/set_heartbeat", "public/subscribe", "public/test"]
     assert sent[0]["params"] == {"interval": 30}
     assert len(got.books) == case.books
+
+
+async def test_deribit_broken_chain_resubscribes_that_book(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost book change breaks one instrument's ``prev_change_id`` chain: only that book is
+    unsubscribed and subscribed again, the others go on."""
+    case = next(c for c in CASES if c.venue == "deribit")
+    got = Got()
+    recording = tmp_path / "deribit.jsonl"
+    # Frame 21 of the stream is the first change of BTC-24SEP21-8000-P (change_id 33195894355).
+    faults = FaultPlan(drop_frames=frozenset({21}))
+    # Paced, so the resubscription goes out before the tape ends and the connection with it.
+    async with ExchangeServer(more_tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    gaps = [e for e in got.events if isinstance(e, GapDetected)]
+    assert [(g.symbol, g.expected, g.received) for g in gaps] == [
+        ("BTC-24SEP21-8000-P", 33195894164, 33195894355)
+    ]
+    assert feed.stats.resubscribes == 1
+    sent = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    again = [(m["method"], m["params"]) for m in sent if m["method"].endswith("subscribe")][1:]
+    assert again == [
+        ("public/unsubscribe", {"channels": ["book.BTC-24SEP21-8000-P.raw"]}),
+        ("public/subscribe", {"channels": ["book.BTC-24SEP21-8000-P.raw"]}),
+    ]
+    # Every other instrument's books arrive as the replay of the whole tape gives them.
+    lost = "BTC-24SEP21-8000-P"
+    expected = in_process(Tape.open(more_tape_path(case.tape)), case.conns)
+    assert [b for b in got.books if b[0] != lost] == [b for b in expected.books if b[0] != lost]
+    assert feed.stats.frame_errors == 0

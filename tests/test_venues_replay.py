@@ -244,3 +244,29 @@ def test_verify_fails_when_a_deribit_ticker_contradicts_the_book(
     assert result.returncode != 0
     assert "ticker at its time      88/89" in result.stdout
     assert "FAILED" in result.stdout
+
+
+def test_verify_fails_when_a_bitmex_quote_is_no_state_of_the_book(
+    any_tape: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """One ``quote`` row's ask size changed: no top of the book holds it, and the CLI says so."""
+    source = any_tape("bitmex-l2-10sym-2021.jsonl.gz")
+    lines = gzip.decompress(source.read_bytes()).decode().splitlines()
+    row = '\\"askPrice\\":17.297,\\"askSize\\":123}'
+    at = next(
+        i for i, line in enumerate(lines) if '\\"table\\":\\"quote\\"' in line and row in line
+    )
+    lines[at] = lines[at].replace(row, row.replace("123", "987654321"), 1)
+    tampered = tmp_path / "bitmex-tampered.jsonl.gz"
+    tampered.write_bytes(gzip.compress("\n".join(lines).encode() + b"\n"))
+    proof = verify(Tape.open(tampered))
+    assert (proof.quotes_checked, proof.quotes_agreed) == (426, 425)
+    result = subprocess.run(
+        [sys.executable, "-m", "lobfeed", "verify", str(tampered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "quotes found in order   425/426" in result.stdout
+    assert "is not a later top of the book" in result.stdout
