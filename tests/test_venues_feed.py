@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from conftest import MORE_TAPES
-from lobfeed import BookUpdate, Candle, Feed, GapDetected, Quote, Trade
+from lobfeed import BookUpdate, Candle, Feed, GapDetected, Quote, SyncLost, Trade
 from lobfeed.aio import Backoff
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
@@ -511,3 +511,32 @@ async def test_deribit_broken_chain_resubscribes_that_book(
     expected = in_process(Tape.open(more_tape_path(case.tape)), case.conns)
     assert [b for b in got.books if b[0] != lost] == [b for b in expected.books if b[0] != lost]
     assert feed.stats.frame_errors == 0
+
+
+async def test_bitmex_unknown_id_resubscribes_that_book(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost ``insert`` leaves its level id unknown: the ``update`` that names it costs that
+    symbol its book, which is unsubscribed and subscribed again; the others go on."""
+    case = next(c for c in CASES if c.venue == "bitmex")
+    got = Got()
+    recording = tmp_path / "bitmex.jsonl"
+    # Frame 73 of the stream inserts a BCHUSD level that frame 77 updates.
+    faults = FaultPlan(drop_frames=frozenset({73}))
+    # Paced, so the resubscription goes out before the tape ends and the connection with it.
+    async with ExchangeServer(more_tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    lost = [e for e in got.events if isinstance(e, SyncLost)]
+    assert [(e.symbol, e.reason) for e in lost] == [("BCHUSD", "bad-frame")]
+    # The update naming the unknown id is the one frame refused.
+    assert feed.stats.frame_errors == 1
+    assert feed.stats.resubscribes == 1
+    sent = [r.data for r in Tape.open(recording).iter_records("send")]
+    assert sent[-2:] == [
+        '{"op":"unsubscribe","args":["orderBookL2:BCHUSD"]}',
+        '{"op":"subscribe","args":["orderBookL2:BCHUSD"]}',
+    ]
+    expected = in_process(Tape.open(more_tape_path(case.tape)), case.conns)
+    others = [b for b in expected.books if b[0] != "BCHUSD"]
+    assert [b for b in got.books if b[0] != "BCHUSD"] == others
