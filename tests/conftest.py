@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 TAPES_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tapes"
+MORE_TAPES_DIR = TAPES_DIR.parent / "tapes-more"
 
 #: The real captures, named here rather than globbed at import time: a missing tape then fails
 #: its tests instead of quietly shrinking a parametrized list (``test_registry`` checks the

@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RUST_VENUES = supported_venues()
 # Specs the local exchange cannot serve, and why: a profile replays a capture of the venue's
 # own frames, and there is none of these.
-NO_CAPTURE = {"kraken-v2": "no Kraken ws v2 capture is shared; its decoder is unit-tested"}
+NO_CAPTURE = {
+    "kraken-v2": "no Kraken ws v2 capture is shared; its decoder is unit-tested",
+    "kraken-futures": "no Kraken Futures capture is shared; its decoder is unit-tested",
+}
 
 
 def family(venue: str) -> str:

@@ -298,3 +298,58 @@ async def test_a_tape_named_by_a_venue_alias(tapes: Callable[[str], Tape], tmp_p
         )
         await asyncio.wait_for(feed.run(), 30)
     assert books == ["ETHUSDT"] * 250
+
+
+def test_deribit_bitmex_and_kraken_futures_messages() -> None:
+    deribit = spec_for("deribit")
+    heartbeat, subscribe = map(orjson.loads, deribit.subscribe_messages(sub("BTC-PERPETUAL")))
+    assert (heartbeat["method"], heartbeat["params"]) == ("public/set_heartbeat", {"interval": 30})
+    assert (subscribe["jsonrpc"], subscribe["method"]) == ("2.0", "public/subscribe")
+    assert subscribe["params"] == {"channels": ["book.BTC-PERPETUAL.raw"]}
+    assert heartbeat["id"] != subscribe["id"]
+    again = [orjson.loads(m) for m in deribit.resubscribe_messages("ETH-PERPETUAL", sub("X"))]
+    assert [(m["method"], m["params"]) for m in again] == [
+        ("public/unsubscribe", {"channels": ["book.ETH-PERPETUAL.raw"]}),
+        ("public/subscribe", {"channels": ["book.ETH-PERPETUAL.raw"]}),
+    ]
+    assert deribit.connect_url(deribit.ws_url, sub("X")) == "wss://www.deribit.com/ws/api/v2"
+    bitmex = spec_for("bitmex")
+    channels = ("book", "trades", "quotes")
+    assert bitmex.subscribe_messages(sub("XBTUSD", channels=channels)) == [
+        '{"op":"subscribe","args":["orderBookL2:XBTUSD","quote:XBTUSD","trade:XBTUSD"]}'
+    ]
+    assert bitmex.resubscribe_messages("XBTUSD", sub("XBTUSD")) == [
+        '{"op":"unsubscribe","args":["orderBookL2:XBTUSD"]}',
+        '{"op":"subscribe","args":["orderBookL2:XBTUSD"]}',
+    ]
+    assert bitmex.heartbeat_message() == "ping" and bitmex.heartbeat_interval == 5
+    # Kraken Futures: the subscribe shape of the protocol notes, word for word.
+    futures = spec_for("kraken-futures")
+    assert futures.subscribe_messages(sub("PI_XBTUSD", channels=("book", "trades"))) == [
+        '{"event":"subscribe","feed":"book","product_ids":["PI_XBTUSD"]}',
+        '{"event":"subscribe","feed":"trade","product_ids":["PI_XBTUSD"]}',
+    ]
+    assert futures.resubscribe_messages("PI_ETHUSD", sub("PI_ETHUSD")) == [
+        '{"event":"unsubscribe","feed":"book","product_ids":["PI_ETHUSD"]}',
+        '{"event":"subscribe","feed":"book","product_ids":["PI_ETHUSD"]}',
+    ]
+    assert futures.normalize_symbol("pi_xbtusd") == "PI_XBTUSD"
+    with pytest.raises(ValueError, match="quotes"):
+        Feed("kraken-futures", ["PI_XBTUSD"], channels=("quotes",))
+
+
+def test_kraken_futures_session_reads_the_documented_shapes() -> None:
+    """No capture exists: the binding's session on frames in the documented shapes, a gap
+    asking for that product's resubscription."""
+    session = Session("kraken-futures")
+    snapshot = (
+        b'{"feed":"book_snapshot","product_id":"PI_XBTUSD","timestamp":1612269825817,"seq":5,'
+        b'"bids":[{"price":34892.5,"qty":6385}],"asks":[{"price":34911.5,"qty":2.5e3}]}'
+    )
+    [update] = session.receive(snapshot, 1)
+    assert update.book.best_ask_exact() == ("34911.5", "2500")
+    level = b'{"feed":"book","product_id":"PI_XBTUSD","side":"buy","seq":%d,"price":34893,"qty":1}'
+    [update] = session.receive(level % 6, 2)
+    assert (update.seq, update.book.best_bid_exact()) == (6, ("34893", "1"))
+    names = [type(e).__name__ for e in session.receive(level % 8, 3)]
+    assert names == ["GapDetected", "SyncLost", "NeedResubscribe"]

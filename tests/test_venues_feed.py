@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 
-from conftest import MORE_TAPES
 from lobfeed import (
     BookUpdate,
     Candle,
@@ -25,6 +24,7 @@ from lobfeed import (
     GapDetected,
     NeedSnapshot,
     Quote,
+    SyncLost,
     Trade,
 )
 from lobfeed.aio import Backoff
@@ -296,6 +296,48 @@ CASES = [
         trades=25,  # and 100 sent as history on subscribe
         candles=25,  # and 2,000 sent as history on subscribe
     ),
+    Case(
+        "deribit",
+        "deribit-options-10inst-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "BTC-24SEP21-8000-P",
+            "BTC-30JUL21-24000-P",
+            "ETH-30JUL21-2800-C",
+            "BTC-31DEC21-34000-P",
+            "BTC-24SEP21-34000-P",
+            "BTC-24JUN22-15000-C",
+            "BTC-31DEC21-300000-C",
+            "ETH-27AUG21-4000-P",
+            "BTC-25MAR22-30000-C",
+            "ETH-23JUL21-2300-C",
+        ),
+        ("book", "trades", "quotes"),
+        books=46,
+        trades=0,  # subscribed, but nothing traded during the capture
+        quotes=89,
+    ),
+    Case(
+        "bitmex",
+        "bitmex-l2-10sym-2021.jsonl.gz",
+        frozenset({"c1"}),
+        (
+            "XRPU21",
+            "UNIUSDT",
+            "XBTUSD",
+            "ADAUSDT",
+            "SOLUSDT",
+            "TRXU21",
+            "EOSUSDT",
+            "TRXUSDT",
+            "BCHUSD",
+            "MATICUSDT",
+        ),
+        ("book", "trades", "quotes"),
+        books=1979,
+        trades=17,  # and 10 sent as history on subscribe (the trade table's partial)
+        quotes=426,
+    ),
 ]
 
 
@@ -348,12 +390,9 @@ def make_feed(case: Case, server: ExchangeServer, got: Got, **options: Any) -> F
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 async def test_feed_over_loopback_equals_in_process_replay(
-    case: Case,
-    tape_path: Callable[[str], Path],
-    more_tape_path: Callable[[str], Path],
-    tmp_path: Path,
+    case: Case, tape_path: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    tape = Tape.open((more_tape_path if case.tape in MORE_TAPES else tape_path)(case.tape))
+    tape = Tape.open(tape_path(case.tape))
     expected = in_process(tape, case.conns)
     got = Got()
     recording = tmp_path / "recorded.jsonl.gz"
@@ -394,7 +433,7 @@ async def test_feed_over_loopback_equals_in_process_replay(
 
 @pytest.mark.parametrize(
     ("venue", "history_trades", "history_candles"),
-    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 200, 200)],
+    [("gemini", 500, 0), ("bitfinex", 210, 0), ("coinbase", 200, 200), ("bitmex", 10, 0)],
 )
 async def test_history_sent_on_subscribe_is_marked_and_delivered_only_when_asked(
     venue: str, history_trades: int, history_candles: int, tape_path: Callable[[str], Path]
@@ -848,3 +887,85 @@ def test_gate_and_bitget_refuse_what_they_cannot_serve() -> None:
         Feed("bitget", ["BTCUSDT"], channels=("book", "quotes"))
     Feed("gateio", ["BTC_USDT"], depth=100, channels=("book", "quotes"))
     Feed("bitget-futures", ["BTCUSDT"], depth=1000, channels=("candles",), candle_interval="4h")
+
+
+async def test_deribit_test_requests_are_answered_with_public_test(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """``public/set_heartbeat`` makes the venue send ``test_request``s: the session asks for
+    ``public/test`` (a ``Reply``), the Feed sends it on that connection and counts it."""
+    case = next(c for c in CASES if c.venue == "deribit")
+    got = Got()
+    recording = tmp_path / "deribit.jsonl"
+    async with ExchangeServer(more_tape_path(case.tape), speed=float("inf")) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+        answers = getattr(server.profile, "test_answers", None)
+    assert feed.stats.replies == 1
+    assert answers == 1
+    sent = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    methods = sorted(m["method"] for m in sent)
+    assert methods == ["public/set_heartbeat", "public/subscribe", "public/test"]
+    assert sent[0]["params"] == {"interval": 30}
+    assert len(got.books) == case.books
+
+
+async def test_deribit_broken_chain_resubscribes_that_book(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost book change breaks one instrument's ``prev_change_id`` chain: only that book is
+    unsubscribed and subscribed again, the others go on."""
+    case = next(c for c in CASES if c.venue == "deribit")
+    got = Got()
+    recording = tmp_path / "deribit.jsonl"
+    # Frame 21 of the stream is the first change of BTC-24SEP21-8000-P (change_id 33195894355).
+    faults = FaultPlan(drop_frames=frozenset({21}))
+    # Paced, so the resubscription goes out before the tape ends and the connection with it.
+    async with ExchangeServer(more_tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    gaps = [e for e in got.events if isinstance(e, GapDetected)]
+    assert [(g.symbol, g.expected, g.received) for g in gaps] == [
+        ("BTC-24SEP21-8000-P", 33195894164, 33195894355)
+    ]
+    assert feed.stats.resubscribes == 1
+    sent = [orjson.loads(r.data or "null") for r in Tape.open(recording).iter_records("send")]
+    again = [(m["method"], m["params"]) for m in sent if m["method"].endswith("subscribe")][1:]
+    assert again == [
+        ("public/unsubscribe", {"channels": ["book.BTC-24SEP21-8000-P.raw"]}),
+        ("public/subscribe", {"channels": ["book.BTC-24SEP21-8000-P.raw"]}),
+    ]
+    # Every other instrument's books arrive as the replay of the whole tape gives them.
+    lost = "BTC-24SEP21-8000-P"
+    expected = in_process(Tape.open(more_tape_path(case.tape)), case.conns)
+    assert [b for b in got.books if b[0] != lost] == [b for b in expected.books if b[0] != lost]
+    assert feed.stats.frame_errors == 0
+
+
+async def test_bitmex_unknown_id_resubscribes_that_book(
+    more_tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """A lost ``insert`` leaves its level id unknown: the ``update`` that names it costs that
+    symbol its book, which is unsubscribed and subscribed again; the others go on."""
+    case = next(c for c in CASES if c.venue == "bitmex")
+    got = Got()
+    recording = tmp_path / "bitmex.jsonl"
+    # Frame 73 of the stream inserts a BCHUSD level that frame 77 updates.
+    faults = FaultPlan(drop_frames=frozenset({73}))
+    # Paced, so the resubscription goes out before the tape ends and the connection with it.
+    async with ExchangeServer(more_tape_path(case.tape), speed=20, faults=faults) as server:
+        feed = make_feed(case, server, got, record=str(recording))
+        await asyncio.wait_for(feed.run(), TIMEOUT)
+    lost = [e for e in got.events if isinstance(e, SyncLost)]
+    assert [(e.symbol, e.reason) for e in lost] == [("BCHUSD", "bad-frame")]
+    # The update naming the unknown id is the one frame refused.
+    assert feed.stats.frame_errors == 1
+    assert feed.stats.resubscribes == 1
+    sent = [r.data for r in Tape.open(recording).iter_records("send")]
+    assert sent[-2:] == [
+        '{"op":"unsubscribe","args":["orderBookL2:BCHUSD"]}',
+        '{"op":"subscribe","args":["orderBookL2:BCHUSD"]}',
+    ]
+    expected = in_process(Tape.open(more_tape_path(case.tape)), case.conns)
+    others = [b for b in expected.books if b[0] != "BCHUSD"]
+    assert [b for b in got.books if b[0] != "BCHUSD"] == others

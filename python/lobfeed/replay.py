@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import IO, Any
 
 import orjson
@@ -249,6 +250,9 @@ def verify(tape: Tape) -> Proof:
     replayer = TapeReplayer(tape)
     tops: dict[tuple[str, str, int], Top] = {}
     quotes: dict[tuple[str, str, int], Top] = {}
+    # For venues whose quotes carry no id: every book state and quote, in stream order.
+    states: dict[tuple[str, str], list[tuple[int, Top]]] = {}
+    unkeyed: list[tuple[str, str, int, Top]] = []
     max_bids = max_asks = 0
     min_bids: int | None = None
     min_asks: int | None = None
@@ -263,15 +267,18 @@ def verify(tape: Tape) -> Proof:
             max_bids, max_asks = max(max_bids, bids), max(max_asks, asks)
             min_bids = bids if min_bids is None else min(min_bids, bids)
             min_asks = asks if min_asks is None else min(min_asks, asks)
-            if ev.seq is not None:
-                key = (ev.venue, ev.symbol, ev.seq)
-                tops[key] = (book.best_bid_exact(), book.best_ask_exact())
+            book_top = (book.best_bid_exact(), book.best_ask_exact())
+            if _quote_tie(ev.venue) != "seq":
+                state = (ev.exchange_ts_ns, book_top)
+                states.setdefault((ev.venue, ev.symbol), []).append(state)
+            elif ev.seq is not None:
+                tops[(ev.venue, ev.symbol, ev.seq)] = book_top
         elif isinstance(ev, Quote):
-            if ev.seq is not None:
-                quotes[(ev.venue, ev.symbol, ev.seq)] = (
-                    (ev.bid_price, ev.bid_size),
-                    (ev.ask_price, ev.ask_size),
-                )
+            quoted = ((ev.bid_price, ev.bid_size), (ev.ask_price, ev.ask_size))
+            if _quote_tie(ev.venue) != "seq":
+                unkeyed.append((ev.venue, ev.symbol, ev.exchange_ts_ns, quoted))
+            elif ev.seq is not None:
+                quotes[(ev.venue, ev.symbol, ev.seq)] = quoted
         elif isinstance(ev, Trade):
             proof.trades += 1
         elif isinstance(ev, Candle):
@@ -292,6 +299,7 @@ def verify(tape: Tape) -> Proof:
             proof.disagreements.append(
                 f"{key[0]} {key[1]} at {key[2]}: book {top} vs ticker {quote}"
             )
+    _check_unkeyed_quotes(proof, states, unkeyed)
     # A market is a (venue, symbol): Bybit linear and spot BTCUSDT are two books.
     symbols: set[tuple[str, str]] = set()
     for conn, session in replayer.sessions.items():
@@ -311,12 +319,72 @@ def verify(tape: Tape) -> Proof:
     return proof
 
 
+def _quote_tie(venue: str) -> str:
+    spec = SPECS.get(venue)
+    return "seq" if spec is None else spec.quote_tie
+
+
+def _quoted_top(quoted: Top) -> Top:
+    """A quote's sides as the book shows them: a side quoted with size 0 is an empty side."""
+    bid, ask = quoted
+    return (
+        bid if bid is not None and Decimal(bid[1]) != 0 else None,
+        ask if ask is not None and Decimal(ask[1]) != 0 else None,
+    )
+
+
+def _check_unkeyed_quotes(
+    proof: Proof,
+    states: dict[tuple[str, str], list[tuple[int, Top]]],
+    unkeyed: list[tuple[str, str, int, Top]],
+) -> None:
+    """Quotes without an id, against the book states of their market (see
+    ``VenueSpec.quote_tie``): "time" takes the state after the last update not later than the
+    quote; "order" looks for the quote among the states after the one the previous quote of
+    the market matched."""
+    found_at: dict[tuple[str, str], int] = {}
+    for venue, symbol, at_ns, quoted in unkeyed:
+        market = (venue, symbol)
+        history = states.get(market, [])
+        top = _quoted_top(quoted)
+        if _quote_tie(venue) == "time":
+            earlier = [state for ts, state in history if ts <= at_ns]
+            if not earlier:
+                continue
+            proof.quotes_checked += 1
+            if earlier[-1] == top:
+                proof.quotes_agreed += 1
+            else:
+                proof.disagreements.append(
+                    f"{venue} {symbol} at {at_ns} ns: book {earlier[-1]} vs ticker {top}"
+                )
+            continue
+        proof.quotes_checked += 1
+        start = found_at.get(market, 0)
+        match = next((i for i in range(start, len(history)) if history[i][1] == top), None)
+        if match is None:
+            proof.disagreements.append(
+                f"{venue} {symbol}: quote {top} is not a later top of the book"
+            )
+        else:
+            proof.quotes_agreed += 1
+            found_at[market] = match
+
+
+QUOTE_LABELS = {
+    "seq": "bookTicker agreement",
+    "time": "ticker at its time",
+    "order": "quotes found in order",
+}
+
+
 def format_proof(proof: Proof, *, allow_gaps: bool = False) -> str:
     lines = [f"{proof.tape} ({proof.venue}, {proof.symbols} symbols)"]
     lines.append(f"  book updates applied    {proof.book_updates}")
     if proof.quotes_checked or proof.venue.startswith("binance"):
         lines.append(
-            f"  bookTicker agreement    {proof.quotes_agreed}/{proof.quotes_checked}"
+            f"  {QUOTE_LABELS[_quote_tie(proof.venue)]:<24}"
+            f"{proof.quotes_agreed}/{proof.quotes_checked}"
             + _percent(proof.quotes_agreed, proof.quotes_checked)
         )
     if proof.checksums_checked or proof.checksum_mismatches:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from lobfeed.exceptions import ConfigError
@@ -124,6 +124,11 @@ class VenueSpec:
     #: The candle intervals the venue streams (``candle_interval`` is refused otherwise);
     #: ``Feed(candle_interval=None)`` asks for ``1m``, or the first of them without one.
     candle_intervals: tuple[str, ...] = ()
+    #: How ``lobfeed verify`` ties the venue's ``Quote`` events to its books: ``"seq"``, the
+    #: book at the quote's ``seq`` (Binance ``bookTicker``); ``"time"``, the book after the
+    #: last update whose exchange time is not later than the quote's (Deribit tickers carry no
+    #: id); ``"order"``, each quote is one of the book's top-of-book states, in order.
+    quote_tie: Literal["seq", "time", "order"] = "seq"
     #: Venue-specific options this venue takes (``Feed(venue_options={name: value})``): each
     #: name with the values allowed, the first being the default.
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}

@@ -49,28 +49,20 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
     static STREAMS: OnceLock<HashMap<String, Vec<Vec<Record>>>> = OnceLock::new();
     STREAMS.get_or_init(|| {
         let mut by_venue: HashMap<String, Vec<Vec<Record>>> = HashMap::new();
+        // Both folders: `read_tape` finds a name of `tapes-more` there.
         let mut names: Vec<String> = std::fs::read_dir(common::tapes_dir())
             .expect("readable tapes folder")
             .chain(std::fs::read_dir(common::more_tapes_dir()).expect("readable tapes-more folder"))
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".jsonl.gz"))
             .collect();
-        // The issue-12 venues' captures, read through the same helper by a relative name.
-        let more = common::tapes_dir().join("../tapes-more");
-        names.extend(
-            std::fs::read_dir(more)
-                .expect("readable tapes-more folder")
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| n.ends_with(".jsonl.gz"))
-                .map(|n| format!("../tapes-more/{n}")),
-        );
         names.sort();
         for name in names {
             let tape = common::read_tape(&name);
             let venue = tape[0].venue.clone().expect("header names the venue");
             let mut conns: Vec<(String, Vec<Record>)> = Vec::new();
             for r in &tape[1..] {
-                let data = r.data.clone().unwrap_or_default().into_bytes();
+                let data = frame_bytes(r);
                 match r.kind.as_str() {
                     "recv" => {
                         let conn = r.conn.clone().unwrap_or_default();
@@ -113,11 +105,60 @@ fn streams() -> &'static HashMap<String, Vec<Vec<Record>>> {
                 .or_default()
                 .extend(conns.into_iter().map(|(_, r)| r).filter(|r| !r.is_empty()));
         }
-        more_streams(&mut by_venue);
         let v1 = gemini_v1_streams(&by_venue["gemini"]);
         by_venue.insert(GEMINI_V1.to_owned(), v1);
+        // Kraken Futures has no capture: a stream written from the documented frame shapes.
+        by_venue.insert("kraken-futures".to_owned(), vec![kraken_futures_stream()]);
         by_venue
     })
+}
+
+/// Two products' `book_snapshot`s, then `book` levels with `seq` + 1 (some deletes) and
+/// trades, in the shapes of the protocol notes: the corpus the mutations damage.
+fn kraken_futures_stream() -> Vec<Record> {
+    let mut frames = Vec::new();
+    for (product, mid) in [("PI_XBTUSD", 34_900u64), ("PI_ETHUSD", 2_000)] {
+        let side = |from: u64, step: i64| {
+            (0..20)
+                .map(|i| {
+                    let price = from as i64 + step * i;
+                    format!(r#"{{"price":{price}.5,"qty":{}}}"#, 100 + i)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        frames.push(format!(
+            r#"{{"feed":"book_snapshot","product_id":"{product}","timestamp":1612269825817,"seq":1000,"bids":[{}],"asks":[{}]}}"#,
+            side(mid - 1, -1),
+            side(mid + 1, 1)
+        ));
+    }
+    for i in 1..=300u64 {
+        let (product, mid) = if i % 2 == 0 {
+            ("PI_XBTUSD", 34_900)
+        } else {
+            ("PI_ETHUSD", 2_000)
+        };
+        let seq = 1000 + i.div_ceil(2);
+        let (side, price) = if i % 3 == 0 {
+            ("sell", mid + 1 + i % 20)
+        } else {
+            ("buy", mid - 1 - i % 20)
+        };
+        let qty = if i % 5 == 0 { 0 } else { i };
+        frames.push(format!(
+            r#"{{"feed":"book","product_id":"{product}","side":"{side}","seq":{seq},"price":{price}.5,"qty":{qty},"timestamp":1612269953629}}"#
+        ));
+        if i % 25 == 0 {
+            frames.push(format!(
+                r#"{{"feed":"trade","product_id":"{product}","uid":"t{i}","side":"buy","type":"fill","seq":{i},"time":1612266317519,"qty":{i},"price":{mid}.5}}"#
+            ));
+        }
+    }
+    frames
+        .into_iter()
+        .map(|f| Record::Frame(f.into_bytes()))
+        .collect()
 }
 
 /// Gemini v1 has no recording: each symbol of each v2 connection, rewritten as a v1 connection.
@@ -683,38 +724,23 @@ venue_fuzz! {
     gateio => "gateio",
     gateio_futures => "gateio-futures",
     bitget => "bitget",
+    deribit => "deribit",
+    bitmex => "bitmex",
+    kraken_futures => "kraken-futures",
 }
 
-/// The tapes of `tapes-more/`, their frames' bytes decoded from base64; a gzip frame (HTX) is
+/// A record's bytes: a binary frame's are decoded from base64, and a gzip frame (HTX) is
 /// inflated, so that the mutations damage the JSON the session reads (which also takes plain
 /// JSON) and not only the compressed stream, which its CRC would refuse whole.
-fn more_streams(by_venue: &mut HashMap<String, Vec<Vec<Record>>>) {
-    let mut names: Vec<String> = std::fs::read_dir(binary_tapes::more_tapes_dir())
-        .expect("readable tapes-more folder")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".jsonl.gz"))
-        .collect();
-    names.sort();
-    for name in names {
-        let venue = binary_tapes::tape_venue(&name);
-        let mut conns: Vec<(String, Vec<Record>)> = Vec::new();
-        for r in binary_tapes::read_more_tape(&name) {
-            if r.kind != "recv" {
-                continue;
-            }
-            let frame = if r.payload.starts_with(&[0x1f, 0x8b]) {
-                binary_tapes::gunzip(&r.payload)
-            } else {
-                r.payload
-            };
-            match conns.iter_mut().find(|(c, _)| *c == r.conn) {
-                Some((_, records)) => records.push(Record::Frame(frame)),
-                None => conns.push((r.conn, vec![Record::Frame(frame)])),
-            }
-        }
-        by_venue
-            .entry(venue)
-            .or_default()
-            .extend(conns.into_iter().map(|(_, r)| r));
+fn frame_bytes(r: &common::Record) -> Vec<u8> {
+    let data = r.data.as_deref().unwrap_or_default();
+    if r.encoding.is_none() {
+        return data.as_bytes().to_vec();
+    }
+    let raw = binary_tapes::base64_decode(data);
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        binary_tapes::gunzip(&raw)
+    } else {
+        raw
     }
 }

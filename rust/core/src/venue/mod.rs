@@ -4,13 +4,16 @@ pub mod ascendex;
 pub mod binance;
 pub mod bitfinex;
 pub mod bitget;
+pub mod bitmex;
 pub mod bybit;
 pub mod coinbase;
+pub mod deribit;
 pub mod gateio;
 pub mod gemini;
 pub mod htx;
 pub mod json;
 pub mod kraken;
+pub mod kraken_futures;
 pub mod kucoin;
 pub mod okx;
 pub mod publication;
@@ -220,6 +223,9 @@ registry! {
     "gateio" => |o| gateio::GateSession::new(gateio::Market::Spot, o),
     "gateio-futures" => |o| gateio::GateSession::new(gateio::Market::Futures, o),
     "bitget" => bitget::BitgetSession::new,
+    "deribit" => deribit::DeribitSession::new,
+    "bitmex" => bitmex::BitmexSession::new,
+    "kraken-futures" => kraken_futures::KrakenFuturesSession::new,
 }
 
 /// A session for `venue` (a name of `VENUES`, or `gemini-v1:SYMBOL`).

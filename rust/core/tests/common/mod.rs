@@ -23,6 +23,9 @@ pub struct Record {
     /// The websocket connection a record belongs to (`c1`, `c2`, ...); tapes may hold several.
     #[serde(default)]
     pub conn: Option<String>,
+    /// `"base64"` for a binary frame (its `data` is the base64 of the bytes).
+    #[serde(default)]
+    pub encoding: Option<String>,
 }
 
 /// The tapes folder; a missing folder fails the test loudly (CI must have ../shared).
