@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from lobfeed import Feed
+from lobfeed import BookUpdate, Feed
 from lobfeed._native import Session
 from lobfeed.replay import verify
 from lobfeed.tape import Tape, TapeWriter
@@ -347,9 +347,11 @@ def test_kraken_futures_session_reads_the_documented_shapes() -> None:
         b'"bids":[{"price":34892.5,"qty":6385}],"asks":[{"price":34911.5,"qty":2.5e3}]}'
     )
     [update] = session.receive(snapshot, 1)
+    assert isinstance(update, BookUpdate)
     assert update.book.best_ask_exact() == ("34911.5", "2500")
     level = b'{"feed":"book","product_id":"PI_XBTUSD","side":"buy","seq":%d,"price":34893,"qty":1}'
     [update] = session.receive(level % 6, 2)
+    assert isinstance(update, BookUpdate)
     assert (update.seq, update.book.best_bid_exact()) == (6, ("34893", "1"))
     names = [type(e).__name__ for e in session.receive(level % 8, 3)]
     assert names == ["GapDetected", "SyncLost", "NeedResubscribe"]

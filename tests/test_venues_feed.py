@@ -32,6 +32,7 @@ from lobfeed.exceptions import ConfigError
 from lobfeed.replay import TapeReplayer, verify
 from lobfeed.tape import Tape
 from lobfeed.testing import ExchangeServer, FaultPlan
+from lobfeed.testing.profiles.kucoin import KucoinProfile
 
 TIMEOUT = 60
 FAST = Backoff(initial=0.01, maximum=0.05)
@@ -615,7 +616,9 @@ async def test_kucoin_feed_pings_at_the_interval_its_token_names(
     recording = tmp_path / "kucoin.jsonl"
     async with ExchangeServer(tape_path(case.tape), speed=10) as server:
         # 18 s on the venue: shortened so that a paced replay of the tape sees pings.
-        server.profile.ping_interval_ms = 50
+        profile = server.profile
+        assert isinstance(profile, KucoinProfile)
+        profile.ping_interval_ms = 50
         feed = make_feed(case, server, got, record=str(recording))
         await asyncio.wait_for(feed.run(), TIMEOUT)
     recorded = Tape.open(recording)
