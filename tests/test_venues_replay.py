@@ -22,7 +22,7 @@ import orjson
 import pytest
 
 from conftest import MORE_TAPES, REAL_TAPES, TAPES_DIR
-from lobfeed.replay import Proof, replay, snapshot_symbol, verify
+from lobfeed.replay import Proof, format_proof, replay, snapshot_symbol, verify
 from lobfeed.tape import Tape
 from lobfeed.venues import SPECS
 
@@ -317,3 +317,21 @@ def test_verify_fails_when_a_bitmex_quote_is_no_state_of_the_book(
     assert result.returncode != 0
     assert "quotes found in order   425/426" in result.stdout
     assert "is not a later top of the book" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "truth"),
+    [
+        ("upbit-orderbook-10sym-2021.jsonl.gz", "tas/tbs totals matched  145/145"),
+        ("kucoin-l2-10sym-2021.jsonl.gz", "ticker at the same id   819/819"),
+        ("bitget-books-checksum-10sym-2022.jsonl.gz", "checksums matched       637/637"),
+        ("gateio-futures-10sym-2023.jsonl.gz", "ticker at the same id   18/18"),
+        ("binance-spot-4sym-2021.jsonl.gz", "bookTicker agreement    26/26"),
+    ],
+)
+def test_verify_names_each_venues_own_truth(
+    name: str, truth: str, tape_path: Callable[[str], Path]
+) -> None:
+    proof = verify(Tape.open(tape_path(name)))
+    assert truth in format_proof(proof)
+    assert proof.failures() == []

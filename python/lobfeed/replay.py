@@ -324,6 +324,18 @@ def _quote_tie(venue: str) -> str:
     return "seq" if spec is None else spec.quote_tie
 
 
+def _quote_label(venue: str) -> str:
+    tie = _quote_tie(venue)
+    if tie == "seq" and not venue.startswith("binance"):
+        return "ticker at the same id"
+    return QUOTE_LABELS[tie]
+
+
+def _checksum_label(venue: str) -> str:
+    spec = SPECS.get(venue)
+    return "checksums matched" if spec is None else spec.checksum_truth
+
+
 def _quoted_top(quoted: Top) -> Top:
     """A quote's sides as the book shows them: a side quoted with size 0 is an empty side."""
     bid, ask = quoted
@@ -383,14 +395,14 @@ def format_proof(proof: Proof, *, allow_gaps: bool = False) -> str:
     lines.append(f"  book updates applied    {proof.book_updates}")
     if proof.quotes_checked or proof.venue.startswith("binance"):
         lines.append(
-            f"  {QUOTE_LABELS[_quote_tie(proof.venue)]:<24}"
+            f"  {_quote_label(proof.venue):<24}"
             f"{proof.quotes_agreed}/{proof.quotes_checked}"
             + _percent(proof.quotes_agreed, proof.quotes_checked)
         )
     if proof.checksums_checked or proof.checksum_mismatches:
         matched = proof.checksums_checked - proof.checksum_mismatches
         lines.append(
-            f"  checksums matched       {matched}/{proof.checksums_checked}"
+            f"  {_checksum_label(proof.venue):<24}{matched}/{proof.checksums_checked}"
             + _percent(matched, proof.checksums_checked)
         )
     lines.append(f"  crossed books           {proof.crossed}")

@@ -129,6 +129,9 @@ class VenueSpec:
     #: last update whose exchange time is not later than the quote's (Deribit tickers carry no
     #: id); ``"order"``, each quote is one of the book's top-of-book states, in order.
     quote_tie: Literal["seq", "time", "order"] = "seq"
+    #: What ``lobfeed verify`` calls the truth the session counts as checksums (most venues
+    #: send a CRC of the top levels; Upbit sends the sums of each side).
+    checksum_truth: str = "checksums matched"
     #: Venue-specific options this venue takes (``Feed(venue_options={name: value})``): each
     #: name with the values allowed, the first being the default.
     options: ClassVar[Mapping[str, tuple[str, ...]]] = {}

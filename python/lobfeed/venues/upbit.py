@@ -27,6 +27,7 @@ ORDERBOOK_UNITS = 15
 
 class UpbitSpec(VenueSpec):
     name = "upbit"
+    checksum_truth = "tas/tbs totals matched"
     ws_url = "wss://api.upbit.com"
     rest_url = "https://api.upbit.com"
     heartbeat_interval = 60.0
