@@ -205,6 +205,13 @@ fn every_venue_has_a_tape() {
     }
 }
 
+#[test]
+fn every_venue_is_fuzzed() {
+    for venue in VENUES.iter().chain(&[GEMINI_V1]) {
+        assert!(FUZZED.contains(venue), "{venue} has no line in venue_fuzz!");
+    }
+}
+
 /// The harness feeds what the mutations damage: undamaged, the start of every venue's tape
 /// makes live books, so the invariants are checked on real books, not only on empty ones.
 #[test]
@@ -707,6 +714,10 @@ macro_rules! venue_fuzz {
                 }
             )*
         }
+
+        /// The venues given a mutation test above: a venue added to `VENUES` without one fails
+        /// `every_venue_is_fuzzed`.
+        const FUZZED: &[&str] = &[$($venue),*];
     };
 }
 
@@ -727,6 +738,10 @@ venue_fuzz! {
     deribit => "deribit",
     bitmex => "bitmex",
     kraken_futures => "kraken-futures",
+    kucoin => "kucoin",
+    ascendex => "ascendex",
+    htx_swap => "htx-swap",
+    upbit => "upbit",
 }
 
 /// A record's bytes: a binary frame's are decoded from base64, and a gzip frame (HTX) is
