@@ -8,6 +8,7 @@ here by name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,12 @@ def test_a_session_that_asks_for_snapshots_has_a_snapshot_url(name: str) -> None
     assert spec.snapshot_symbol(url) == symbol
 
 
-def test_every_tape_is_of_a_known_venue(tapes_dir: Path) -> None:
-    from conftest import REAL_TAPES
+def test_every_tape_is_of_a_known_venue(tapes_dir: Path, tape_path: Callable[[str], Path]) -> None:
+    from conftest import ALL_TAPES, MORE_TAPES, MORE_TAPES_DIR, REAL_TAPES
     from lobfeed.tape import Tape
 
     assert sorted(p.name for p in tapes_dir.iterdir()) == sorted(REAL_TAPES)
-    for path in (tapes_dir / name for name in REAL_TAPES):
+    assert sorted(p.name for p in MORE_TAPES_DIR.iterdir()) == sorted(MORE_TAPES)
+    for path in map(tape_path, ALL_TAPES):
         venue = Tape.open(path).header.venue
         assert venue in SPECS, f"{path.name} is a tape of {venue}, which no spec serves"

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 import lobfeed
+from conftest import MORE_TAPES
 from lobfeed.exceptions import ConfigError, LobfeedError, TapeFormatError
 from lobfeed.tape import (
     DEFAULT_LOAD_BYTES,
@@ -546,6 +547,28 @@ def test_streaming_reads_what_reading_whole_read(
     assert (head.line, head.type, head.ts_ns) == first
     assert (record.line, record.type, record.ts_ns) == last
     assert sha.hexdigest() == digest
+
+
+@pytest.mark.parametrize("name", MORE_TAPES)
+def test_streaming_reads_every_line_of_the_more_tapes(
+    tape_path: Callable[[str], Path], name: str
+) -> None:
+    """The captures of ``tapes-more`` (binary frames among them) read record for record as
+    their JSON lines say, each binary frame's bytes decoded from its base64."""
+    path = tape_path(name)
+    with gzip.open(path, "rb") as f:
+        lines = [orjson.loads(line) for line in f if line.strip()]
+    records = list(Tape.open(path).iter_records())
+    assert len(records) == len(lines) - 1  # the header is not a record
+    for record, obj in zip(records, lines[1:], strict=True):
+        assert (record.type, record.ts_ns, record.conn) == (
+            obj["type"],
+            obj["ts_ns"],
+            obj.get("conn"),
+        )
+        assert (record.data, record.encoding) == (obj.get("data"), obj.get("encoding"))
+        if record.encoding == "base64":
+            assert record.payload == base64.b64decode(obj["data"])
 
 
 def test_cut_gzip_yields_what_it_could_read(
