@@ -36,8 +36,8 @@ impl Slot {
 const MIN_WINDOW: usize = 64;
 /// 64 KiB a side: past this the map's log-time operations are as good as a wider window.
 const MAX_WINDOW: usize = 4096;
-/// The window grows only while it would hold at least one level per this many slots, so a
-/// sparse book keeps its tail in the map instead of in empty slots (16 bytes each).
+/// The window grows only while the side has at least one level per this many slots of it, so
+/// a sparse book keeps its tail in the map instead of in empty slots (16 bytes each).
 const SLOTS_PER_LEVEL: usize = 4;
 
 #[derive(Debug, Clone, Default)]
@@ -236,7 +236,9 @@ impl Ladder {
             return false;
         }
         let new_len = (needed as usize).next_power_of_two();
-        if new_len > SLOTS_PER_LEVEL * (self.held + 1) {
+        // Counting the map's levels too: the ones the wider window takes in are what make it
+        // worth widening, and counting exactly which would cost a walk of the map.
+        if new_len > SLOTS_PER_LEVEL * (self.len() + 1) {
             return false;
         }
         self.slots.reserve_exact(new_len - self.slots.len());
