@@ -31,6 +31,12 @@ enum Op {
     Clear,
     /// A price near the top of the fixed-point range, at this scale.
     Huge(Side, u8),
+    /// The best `n` levels of a side taken out one by one, as a market order sweeps them:
+    /// the best sinks into the window, which then moves up over the map's levels.
+    Sweep(Side, usize),
+    /// The level `k`-th from the best (wrapping around the side) gets a new size, or goes:
+    /// reaches levels wherever they are kept, deep ones included.
+    Requote(Side, usize, i64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,7 +64,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => prop_oneof![5 => -300i64..300, 1 => -200_000i64..200_000].prop_map(Op::Walk),
         1 => (0usize..80).prop_map(Op::Truncate),
         1 => Just(Op::Clear),
-        1 => (side, 0u8..19).prop_map(|(side, scale)| Op::Huge(side, scale)),
+        1 => (side.clone(), 0u8..19).prop_map(|(side, scale)| Op::Huge(side, scale)),
+        2 => (side.clone(), prop_oneof![1usize..10, 10usize..2_000]).prop_map(|(side, n)| Op::Sweep(side, n)),
+        6 => (side, 0usize..5_000, prop_oneof![Just(0i64), 1i64..1_000]).prop_map(|(side, k, qty)| Op::Requote(side, k, qty)),
     ]
 }
 
@@ -147,6 +155,35 @@ fn run(ops: &[Op], start_mid: i64) -> Result<(), TestCaseError> {
             Op::Clear => {
                 book.clear();
                 model.clear();
+            }
+            Op::Sweep(side, n) => {
+                for _ in 0..n {
+                    let best = match side {
+                        Side::Bid => model.best_bid(),
+                        Side::Ask => model.best_ask(),
+                    };
+                    let Some(best) = best else {
+                        break;
+                    };
+                    let gone = Decimal::ZERO;
+                    prop_assert_eq!(
+                        book.apply(side, best.price, gone),
+                        model.apply(side, best.price, gone)
+                    );
+                    check_same(&book, &model)?;
+                }
+                check_levels(&book, &model)?;
+            }
+            Op::Requote(side, k, qty) => {
+                let levels = match side {
+                    Side::Bid => model.bids(),
+                    Side::Ask => model.asks(),
+                };
+                if !levels.is_empty() {
+                    let price = levels[k % levels.len()].price;
+                    let qty = Decimal::new(qty, 1).unwrap();
+                    prop_assert_eq!(book.apply(side, price, qty), model.apply(side, price, qty));
+                }
             }
             Op::Huge(side, scale) => {
                 let price = Decimal::new(i64::MAX / 3, scale).unwrap();
