@@ -207,7 +207,11 @@ impl Book {
         // Exact: the key was a whole number of ticks, and a whole number of the written
         // scale's units.
         let key = ticks * self.tick.size();
-        let price_mantissa = key / pow10(self.price_scale - slot.price_scale);
+        // Most prices are written at the book's scale: no division then.
+        let price_mantissa = match self.price_scale - slot.price_scale {
+            0 => key,
+            finer => key / pow10(finer),
+        };
         Level {
             price: Decimal::new(price_mantissa, slot.price_scale).unwrap_or_default(),
             qty: Decimal::new(slot.qty_mantissa, slot.qty_scale).unwrap_or_default(),
