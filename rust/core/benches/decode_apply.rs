@@ -1,10 +1,14 @@
-//! Decode + validate + apply on the real tapes, in the Rust core alone (no Python).
+//! Decode + validate + apply on the real tapes of every venue, in the Rust core alone (no
+//! Python).
 //!
-//! `cargo bench -p lobfeed-core --bench decode_apply` (or `make bench`). For each tape:
-//! - `<tape>/depth`: every depth frame after the REST snapshot, into a synced session
-//!   (throughput in bytes of frame JSON);
-//! - `<tape>/all`: every received frame of the tape, snapshot included (throughput in frames).
+//! `cargo bench -p lobfeed-core --bench decode_apply` (or `make bench`; a filter such as
+//! `-- kraken` runs one venue). For each tape:
+//! - `<tape>/depth` (Binance tapes): every depth frame after the REST snapshot, into a synced
+//!   session (throughput in bytes of frame JSON);
+//! - `<tape>/all`: every received frame of the tape, snapshots included, one session per
+//!   websocket connection as a live feed has (throughput in bytes).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +22,8 @@ struct Tape {
     venue: String,
     /// (is REST snapshot, symbol for snapshots, bytes)
     records: Vec<(bool, String, Vec<u8>)>,
+    /// The websocket connection of each record (REST snapshots: the empty name).
+    conns: Vec<String>,
 }
 
 fn load(name: &str) -> Tape {
@@ -28,19 +34,24 @@ fn load(name: &str) -> Tape {
         .unwrap_or_else(|e| panic!("{}: {e} (clone ../shared beside the repo)", path.display()));
     let mut venue = String::new();
     let mut records = Vec::new();
+    let mut conns = Vec::new();
     for line in BufReader::new(GzDecoder::new(file)).lines() {
         let value: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         match value["type"].as_str() {
             Some("header") => venue = value["venue"].as_str().unwrap().to_owned(),
-            Some("recv") => records.push((
-                false,
-                String::new(),
-                value["data"].as_str().unwrap().as_bytes().to_vec(),
-            )),
+            Some("recv") => {
+                conns.push(value["conn"].as_str().unwrap_or_default().to_owned());
+                records.push((
+                    false,
+                    String::new(),
+                    value["data"].as_str().unwrap().as_bytes().to_vec(),
+                ));
+            }
             Some("http") => {
                 let url = value["url"].as_str().unwrap();
                 if let Some(symbol) = url.split("symbol=").nth(1) {
                     let symbol = symbol.split('&').next().unwrap().to_owned();
+                    conns.push(String::new());
                     records.push((
                         true,
                         symbol,
@@ -55,6 +66,7 @@ fn load(name: &str) -> Tape {
         name: name.trim_end_matches(".jsonl.gz").to_owned(),
         venue,
         records,
+        conns,
     }
 }
 
@@ -82,59 +94,80 @@ fn synced(tape: &Tape) -> (Box<dyn Session>, Vec<&[u8]>) {
     (session, rest)
 }
 
-fn bench_tapes(c: &mut Criterion) {
-    for name in [
-        "binance-ethusdt-20240808.jsonl.gz",
-        "binance-usdm-ethusdt-20240808.jsonl.gz",
-        "binance-coinm-ethusd_perp-20240808.jsonl.gz",
-    ] {
-        let tape = load(name);
-        let (_, depth_frames) = synced(&tape);
-        let depth_bytes: usize = depth_frames.iter().map(|f| f.len()).sum();
-        let mut sizes: Vec<usize> = depth_frames.iter().map(|f| f.len()).collect();
-        sizes.sort_unstable();
-        eprintln!(
-            "{}: {} depth frames, median {} bytes, mean {} bytes",
-            tape.name,
-            depth_frames.len(),
-            sizes[sizes.len() / 2],
-            depth_bytes / depth_frames.len()
-        );
+/// Every tape of the shared data, Binance's 2024 tapes first.
+fn tape_names() -> Vec<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/tapes");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (clone ../shared beside the repo)", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".jsonl.gz"))
+        .collect();
+    names.sort_by_key(|name| (!name.contains("20240808"), name.clone()));
+    names
+}
 
+/// Every record of the tape through one session per connection (REST snapshots go to the
+/// session of the connection that last carried a frame, as the I/O layer routes them).
+fn replay_all(tape: &Tape) -> usize {
+    let mut sessions: HashMap<&str, Box<dyn Session>> = HashMap::new();
+    let mut out = Vec::with_capacity(16);
+    let mut events = 0;
+    let mut last_conn = "";
+    for ((is_snapshot, symbol, data), conn) in tape.records.iter().zip(&tape.conns) {
+        if !*is_snapshot {
+            last_conn = conn;
+        }
+        let session = sessions
+            .entry(last_conn)
+            .or_insert_with(|| new_session(&tape.venue, SessionOptions::default()).unwrap());
+        out.clear();
+        let _ = if *is_snapshot {
+            session.receive_snapshot(symbol, data, 0, &mut out)
+        } else {
+            session.receive(data, 0, &mut out)
+        };
+        events += out.len();
+    }
+    events
+}
+
+fn bench_tapes(c: &mut Criterion) {
+    for name in tape_names() {
+        let tape = load(&name);
+        let all_bytes: usize = tape.records.iter().map(|r| r.2.len()).sum();
         let mut group = c.benchmark_group(&tape.name);
         group.measurement_time(Duration::from_secs(4));
         group.sample_size(20);
-        group.throughput(Throughput::Bytes(depth_bytes as u64));
-        group.bench_function("depth", |b| {
-            b.iter_batched(
-                || synced(&tape),
-                |(mut session, frames)| {
-                    let mut out = Vec::with_capacity(16);
-                    for frame in frames {
-                        out.clear();
-                        session.receive(frame, 0, &mut out).unwrap();
-                    }
-                    session
-                },
-                BatchSize::LargeInput,
-            )
-        });
-        group.throughput(Throughput::Elements(tape.records.len() as u64));
-        group.bench_function("all", |b| {
-            b.iter(|| {
-                let mut session = new_session(&tape.venue, SessionOptions::default()).unwrap();
-                let mut out = Vec::with_capacity(16);
-                for (is_snapshot, symbol, data) in &tape.records {
-                    out.clear();
-                    let _ = if *is_snapshot {
-                        session.receive_snapshot(symbol, data, 0, &mut out)
-                    } else {
-                        session.receive(data, 0, &mut out)
-                    };
-                }
-                session
-            })
-        });
+        if tape.records.iter().any(|r| r.0) && tape.venue.starts_with("binance") {
+            let (_, depth_frames) = synced(&tape);
+            let depth_bytes: usize = depth_frames.iter().map(|f| f.len()).sum();
+            let mut sizes: Vec<usize> = depth_frames.iter().map(|f| f.len()).collect();
+            sizes.sort_unstable();
+            eprintln!(
+                "{}: {} depth frames, median {} bytes, mean {} bytes",
+                tape.name,
+                depth_frames.len(),
+                sizes[sizes.len() / 2],
+                depth_bytes / depth_frames.len()
+            );
+            group.throughput(Throughput::Bytes(depth_bytes as u64));
+            group.bench_function("depth", |b| {
+                b.iter_batched(
+                    || synced(&tape),
+                    |(mut session, frames)| {
+                        let mut out = Vec::with_capacity(16);
+                        for frame in frames {
+                            out.clear();
+                            session.receive(frame, 0, &mut out).unwrap();
+                        }
+                        session
+                    },
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+        group.throughput(Throughput::Bytes(all_bytes as u64));
+        group.bench_function("all", |b| b.iter(|| replay_all(&tape)));
         group.finish();
     }
 }

@@ -1,6 +1,8 @@
-//! Replays a tape's frames through a session, for profilers (callgrind, perf):
+//! Replays a tape's frames through its venue's sessions (one per websocket connection), for
+//! profilers (callgrind, perf) and quick timings of any venue's tape:
 //! `cargo run --release -p lobfeed-core --example profile_replay -- TAPE [REPEATS] [depth]`.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
@@ -15,7 +17,8 @@ fn main() {
     let depth_only = args.next().as_deref() == Some("depth");
     let file = std::fs::File::open(&path).expect("tape");
     let mut venue = String::new();
-    let mut records: Vec<(Option<String>, Vec<u8>)> = Vec::new();
+    // (REST snapshot's symbol, connection, bytes)
+    let mut records: Vec<(Option<String>, String, Vec<u8>)> = Vec::new();
     for line in BufReader::new(GzDecoder::new(file)).lines() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         match v["type"].as_str() {
@@ -23,7 +26,8 @@ fn main() {
             Some("recv") => {
                 let data = v["data"].as_str().unwrap();
                 if !depth_only || data.contains("depthUpdate") {
-                    records.push((None, data.as_bytes().to_vec()));
+                    let conn = v["conn"].as_str().unwrap_or_default().to_owned();
+                    records.push((None, conn, data.as_bytes().to_vec()));
                 }
             }
             Some("http") => {
@@ -32,6 +36,7 @@ fn main() {
                     let symbol = s.split('&').next().unwrap().to_owned();
                     records.push((
                         Some(symbol),
+                        String::new(),
                         v["data"].as_str().unwrap().as_bytes().to_vec(),
                     ));
                 }
@@ -39,7 +44,7 @@ fn main() {
             _ => {}
         }
     }
-    let bytes: usize = records.iter().map(|r| r.1.len()).sum();
+    let bytes: usize = records.iter().map(|r| r.2.len()).sum();
     let start = Instant::now();
     let mut updates = 0usize;
     for _ in 0..repeats {
@@ -54,13 +59,21 @@ fn main() {
     );
 }
 
-/// The measured part (callgrind: `--toggle-collect=profile_replay::replay_all`).
+/// The measured part (callgrind: `--toggle-collect=profile_replay::replay_all`). A REST
+/// snapshot goes to the session of the connection that last carried a frame.
 #[inline(never)]
-fn replay_all(venue: &str, records: &[(Option<String>, Vec<u8>)]) -> usize {
+fn replay_all(venue: &str, records: &[(Option<String>, String, Vec<u8>)]) -> usize {
     let mut updates = 0;
-    let mut session = new_session(venue, SessionOptions::default()).unwrap();
+    let mut sessions = HashMap::new();
     let mut out = Vec::with_capacity(16);
-    for (snapshot, data) in records {
+    let mut last_conn = "";
+    for (snapshot, conn, data) in records {
+        if snapshot.is_none() {
+            last_conn = conn;
+        }
+        let session = sessions
+            .entry(last_conn)
+            .or_insert_with(|| new_session(venue, SessionOptions::default()).unwrap());
         out.clear();
         let _ = match snapshot {
             Some(symbol) => session.receive_snapshot(symbol, data, 0, &mut out),

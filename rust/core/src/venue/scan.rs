@@ -110,23 +110,135 @@ fn plain_decimal(buf: &[u8], start: usize) -> Option<(Decimal, usize)> {
     Some((Decimal::new(mantissa, (i - frac_start) as u8).ok()?, i))
 }
 
+const ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// Eight bytes at `at` as a little-endian word, if the buffer holds them.
+#[inline(always)]
+fn word_at(buf: &[u8], at: usize) -> Option<u64> {
+    let chunk = buf.get(at..at + 8)?;
+    Some(u64::from_le_bytes(chunk.try_into().ok()?))
+}
+
+/// How many of the word's bytes, from the first, are ASCII digits (8 if all are).
+#[inline(always)]
+fn leading_digits(word: u64) -> usize {
+    // A byte is a digit when its high nibble is 3 and adding 6 does not carry out of its low
+    // one. A carry out of a non-digit byte can spoil only the bytes after it, which are not
+    // looked at: the first non-zero byte of `not_digit` is exact.
+    let not_digit = ((word & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS)
+        | ((word.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ ZEROS);
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `count` (1 to 8) bytes of `word`, all known to be digits: moved to
+/// the top of the word and led by ASCII zeros, they read as eight digits.
+#[inline(always)]
+fn first_digits(word: u64, count: usize) -> u64 {
+    let word = if count == 8 {
+        word
+    } else {
+        (word << (8 * (8 - count))) | (ZEROS >> (8 * count))
+    };
+    digits_value(word)
+}
+
+/// The value of eight ASCII digits (checked by the caller) read as a little-endian word.
+/// Pairs, then quads, then the whole: three multiplications instead of eight.
+#[inline(always)]
+fn digits_value(word: u64) -> u64 {
+    let v = word - ZEROS;
+    // First byte is the most significant digit (little-endian load).
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0x0000_0000_FFFF_FFFF
+}
+
+/// The common shape of a quoted venue number, `1-7 digits[.1-8 digits]"`, from `start` (just
+/// past the opening quote): two word loads, no loop. The decimal and the index just past the
+/// closing quote; `None` for anything else (the general path then reads it).
+#[inline(always)]
+fn short_quoted_decimal(buf: &[u8], start: usize) -> Option<(Decimal, usize)> {
+    let head = word_at(buf, start)?;
+    let int_len = leading_digits(head);
+    if int_len == 0 || int_len == 8 {
+        return None;
+    }
+    let int_value = first_digits(head, int_len);
+    match (head >> (8 * int_len)) as u8 {
+        b'"' => Some((Decimal::new(int_value as i64, 0).ok()?, start + int_len + 1)),
+        b'.' => {
+            let frac_start = start + int_len + 1;
+            let tail = word_at(buf, frac_start)?;
+            let frac_len = leading_digits(tail);
+            if frac_len == 0 || *buf.get(frac_start + frac_len)? != b'"' {
+                return None;
+            }
+            let frac_value = first_digits(tail, frac_len);
+            let mantissa = int_value * POW10_U64[frac_len] + frac_value;
+            Some((
+                Decimal::new(mantissa as i64, frac_len as u8).ok()?,
+                frac_start + frac_len + 1,
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// An unsigned integer of 1 to 15 digits from `start` (ids and millisecond times are 10 to 13),
+/// ended by a JSON delimiter: two word loads, no loop. The value and where it ends; `None` for
+/// anything else (the general path then reads it).
+#[inline(always)]
+fn short_u64(buf: &[u8], start: usize) -> Option<(u64, usize)> {
+    let head = word_at(buf, start)?;
+    let head_len = leading_digits(head);
+    // JSON allows no leading zero ("0" alone is fine).
+    if head_len == 0 || (head_len > 1 && head as u8 == b'0') {
+        return None;
+    }
+    let (value, end) = if head_len < 8 {
+        (first_digits(head, head_len), start + head_len)
+    } else {
+        let tail = word_at(buf, start + 8)?;
+        let tail_len = leading_digits(tail);
+        match tail_len {
+            0 => (digits_value(head), start + 8),
+            8 => return None,
+            _ => (
+                digits_value(head) * POW10_U64[tail_len] + first_digits(tail, tail_len),
+                start + 8 + tail_len,
+            ),
+        }
+    };
+    matches!(
+        buf.get(end),
+        None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+    )
+    .then_some((value, end))
+}
+
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
 /// The value of eight ASCII digits read as a little-endian word, or None if any byte is not a
 /// digit. Pairs, then quads, then the whole: three multiplications instead of eight.
 #[inline(always)]
 fn eight_digits(word: u64) -> Option<u64> {
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
     // Every byte in 0x30..=0x39: high nibble 3, and adding 6 does not carry into it.
     let all_digits = (word & 0xF0F0_F0F0_F0F0_F0F0) == ZEROS
         && (word.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == ZEROS;
     if !all_digits {
         return None;
     }
-    let v = word - ZEROS;
-    // First byte is the most significant digit (little-endian load).
-    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
-    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
-    let v = (v.wrapping_mul(10_000) + (v >> 32)) & 0x0000_0000_FFFF_FFFF;
-    Some(v)
+    Some(digits_value(word))
 }
 
 /// Bytes that end the fast part of a string scan: `"`, `\\` and control characters.
@@ -294,6 +406,10 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         let buf = self.buf;
         let start = self.pos;
+        if let Some((decimal, end)) = short_quoted_decimal(buf, start) {
+            self.pos = end;
+            return Ok(Ok(decimal));
+        }
         if let Some((decimal, end)) = plain_decimal(buf, start) {
             if buf.get(end) == Some(&b'"') {
                 self.pos = end + 1;
@@ -303,6 +419,27 @@ impl<'a> Scanner<'a> {
         self.pos = start - 1;
         let raw = self.string()?;
         Ok(Decimal::parse_bytes(raw))
+    }
+
+    /// A `["price","qty"]` level in its common shape (compact, both numbers short and plain),
+    /// read without the general walk; `None` (nothing consumed) for anything else.
+    #[inline(always)]
+    pub fn short_level(&mut self) -> Option<(Decimal, Decimal)> {
+        let buf = self.buf;
+        let at = self.pos;
+        if buf.get(at..at + 2)? != b"[\"" {
+            return None;
+        }
+        let (price, end) = short_quoted_decimal(buf, at + 2)?;
+        if buf.get(end..end + 2)? != b",\"" {
+            return None;
+        }
+        let (qty, end) = short_quoted_decimal(buf, end + 2)?;
+        if *buf.get(end)? != b']' {
+            return None;
+        }
+        self.pos = end + 1;
+        Some((price, qty))
     }
 
     /// A string value as `&str` (checked UTF-8, no escapes allowed: venues never escape the
@@ -363,7 +500,11 @@ impl<'a> Scanner<'a> {
     /// An unsigned integer value.
     #[inline]
     pub fn u64(&mut self) -> Result<u64, ScanError> {
-        // Fast path: up to 19 plain digits followed by a delimiter.
+        if let Some((value, end)) = short_u64(self.buf, self.pos) {
+            self.pos = end;
+            return Ok(value);
+        }
+        // Up to 19 plain digits followed by a delimiter.
         let buf = self.buf;
         let start = self.pos;
         let mut i = start;
@@ -538,6 +679,96 @@ mod tests {
         }
         assert!(Scanner::new(b"\"12").quoted_decimal().is_err());
         assert!(Scanner::new(b"12").quoted_decimal().is_err());
+    }
+
+    #[test]
+    fn short_numbers_and_levels_match_the_general_parser() {
+        let shapes = [
+            "0",
+            "7",
+            "1234567",
+            "12345678",
+            "2682.78000000",
+            "0.00000000",
+            "2681.25",
+            "1.5",
+            "1234567.12345678",
+            "1.123456789",
+            "12.",
+            ".5",
+            "1.2.3",
+            "1e5",
+            "-1",
+            "1\\u0030",
+            "00.10",
+            "99999999.9",
+        ];
+        for text in shapes {
+            for tail in ["", "]", ",\"1\"]]"] {
+                let json = format!("\"{text}\"{tail}");
+                let mut s = Scanner::new(json.as_bytes());
+                let got = s.quoted_decimal();
+                let want = Decimal::parse(&text.replace("\\\\", "\\"));
+                assert_eq!(got, Ok(want), "{json}");
+                assert_eq!(s.position(), text.len() + 2, "{json}");
+            }
+        }
+        for (text, want) in [
+            (
+                "[\"2682.78000000\",\"26.5339\"],[\"1\",\"2\"]]",
+                Some(("2682.78000000", "26.5339")),
+            ),
+            (
+                "[\"2681.25\",\"0\"],[\"1\",\"2\"]]}}",
+                Some(("2681.25", "0")),
+            ),
+            ("[\"2681.25\", \"0\"]", None),
+            ("[\"2681.25\",\"0\",\"x\"]", None),
+            ("[\"1e5\",\"0\"]", None),
+            ("[\"1\",\"2\"", None),
+        ] {
+            let mut s = Scanner::new(text.as_bytes());
+            let got = s.short_level();
+            let want = want.map(|(p, q)| (Decimal::parse(p).unwrap(), Decimal::parse(q).unwrap()));
+            assert_eq!(got, want, "{text}");
+            assert_eq!(s.position() == 0, got.is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn integers_read_alike_on_every_path() {
+        for text in [
+            "0",
+            "7",
+            "10",
+            "1234567",
+            "12345678",
+            "123456789",
+            "1723161259253",
+            "100719864906512",
+            "1007198649065123",
+            "18446744073709551615",
+            "18446744073709551616",
+            "01",
+            "00",
+            "-1",
+            "1.5",
+            "1e3",
+            "12x",
+        ] {
+            for tail in ["", ",", "}", "]", " ", ",\"E\":1}"] {
+                let json = format!("{text}{tail}");
+                let got = Scanner::new(json.as_bytes()).u64();
+                // The digits before a stray character are the number; the scanner's caller
+                // then refuses what follows.
+                let want = match text {
+                    "12x" => Some(12),
+                    t if t.len() > 1 && t.starts_with('0') => None,
+                    t => t.parse::<u64>().ok(),
+                };
+                assert_eq!(got.ok(), want, "{json:?}");
+            }
+        }
     }
 
     #[test]

@@ -170,6 +170,10 @@ fn read_levels(
     s.begin_array()?;
     let mut first = true;
     while s.next_element(&mut first)? {
+        if let Some((price, qty)) = s.short_level() {
+            levels.push((side, price, qty));
+            continue;
+        }
         s.begin_array()?;
         let mut inner = true;
         if !s.next_element(&mut inner)? {
