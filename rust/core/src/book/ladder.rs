@@ -275,6 +275,8 @@ impl Ladder {
         }
         self.lo = new_lo;
         self.rescan();
+        // A window that doubled may now reach over levels the map holds.
+        self.pull_far();
     }
 
     /// The best sank past the window's middle: the window moves up by `shift` slots (all
@@ -296,5 +298,45 @@ impl Ladder {
             self.best = self.slots.iter().position(Slot::is_held).unwrap_or(0);
             self.end = self.slots.iter().rposition(Slot::is_held).unwrap_or(0) + 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(q: i64) -> Slot {
+        Slot {
+            qty_mantissa: q,
+            qty_scale: 0,
+            price_scale: 0,
+        }
+    }
+
+    fn ranks(ladder: &Ladder) -> Vec<i64> {
+        ladder.iter().map(|(rank, _)| rank).collect()
+    }
+
+    /// A level parked in the map while the side was sparse, then a better price that doubles
+    /// the window over it: the map's level must move into the window, or a later level set
+    /// in the window past it is listed before it (found by the BitMEX tape).
+    #[test]
+    fn a_window_doubled_by_a_better_price_takes_in_the_map_levels_it_covers() {
+        let mut side = Ladder::default();
+        side.set(1000, level(1)); // the window is [984, 1048)
+        side.set(1060, level(2)); // too sparse to grow over: parked in the map
+        for rank in 1001..=1040 {
+            side.set(rank, level(3));
+        }
+        side.set(980, level(4)); // better than the window: it doubles to [948, 1076)
+        side.set(1070, level(5));
+        let listed = ranks(&side);
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted);
+        assert_eq!(listed.len(), 44);
+        assert!(side.remove(1060));
+        assert!(!side.remove(1060));
+        assert_eq!(side.len(), 43);
     }
 }
