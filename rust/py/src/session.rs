@@ -3,15 +3,19 @@
 use lobfeed_core::{
     new_session, Event, ResyncBy, SessionError, SessionOptions, SymbolSync, SyncState, VENUES,
 };
+use std::sync::Arc;
+
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::args;
 use crate::errors::{config_error, raise, receive_error};
 use crate::events;
+use crate::routes::Routes;
 use crate::view::BookView;
 
-#[pyclass(unsendable, module = "lobfeed._native")]
+#[pyclass(unsendable, weakref, module = "lobfeed._native")]
 pub struct Session {
     inner: Box<dyn lobfeed_core::Session>,
     venue: &'static str,
@@ -30,6 +34,10 @@ pub struct Session {
     /// Per symbol, the health the I/O layer last set (`set_status`): what `BookView.state`
     /// shows before the sync state. Kept here because views reach the session, not the feed.
     statuses: Vec<Option<Py<PyString>>>,
+    /// Where `receive_routed` delivers events (`set_routes`).
+    routes: Option<Arc<Routes>>,
+    /// The last event `receive_routed` made, until `take_last_event` (the feed's lag sample).
+    last_event: Option<Py<PyAny>>,
 }
 
 /// The venues this build understands.
@@ -88,6 +96,15 @@ impl Session {
         if this.events.is_empty() {
             return Ok(PyTuple::empty(py));
         }
+        PyTuple::new(py, Self::event_objects(slf, this)?)
+    }
+
+    /// The events of one call as Python objects, in order (the event buffer is left empty).
+    fn event_objects<'py>(
+        slf: &Bound<'py, Self>,
+        this: &mut Session,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let py = slf.py();
         let events = std::mem::take(&mut this.events);
         for ev in &events {
             if !matches!(ev, Event::Trade(_) | Event::Candle(_) | Event::Quote(_)) {
@@ -226,7 +243,7 @@ impl Session {
         // Keep the buffer's capacity for the next frame.
         this.events = events;
         this.events.clear();
-        PyTuple::new(py, objects)
+        Ok(objects)
     }
 
     fn finish<'py>(
@@ -335,7 +352,85 @@ impl Session {
             names: Vec::new(),
             versions: Vec::new(),
             statuses: Vec::new(),
+            routes: None,
+            last_event: None,
         })
+    }
+
+    /// Where `receive_routed` sends events from now on: `table` maps an event class to the
+    /// callable taking it (None: dropped); other classes go to `fallback` (None: dropped).
+    /// `on_error(handler, event, exception)` gets what a handler raised; `on_rejected(error)`
+    /// the `FrameError` of a frame that failed, carrying the events it made.
+    #[pyo3(signature = (table, fallback, on_error, on_rejected))]
+    fn set_routes(
+        &mut self,
+        table: &Bound<'_, PyDict>,
+        fallback: Option<Bound<'_, PyAny>>,
+        on_error: Bound<'_, PyAny>,
+        on_rejected: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.routes = Some(Routes::new(table, fallback, on_error, on_rejected)?);
+        Ok(())
+    }
+
+    /// `receive` that hands each event to its route (`set_routes`) instead of returning them,
+    /// and a failed frame's error to `on_rejected` instead of raising it: the feed's hot path,
+    /// called by the transport with no Python frame in between.
+    #[pyo3(name = "receive_routed")]
+    fn py_receive_routed(
+        slf: &Bound<'_, Self>,
+        frame: &Bound<'_, PyAny>,
+        ts_ns: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let bytes = frame_bytes(frame)?;
+        let ts_ns = args::ts_ns(ts_ns)?;
+        let (routes, outcome) = {
+            // Borrowed only while decoding: the handlers read views and call the session.
+            let mut guard = slf.borrow_mut();
+            let this = &mut *guard;
+            let Some(routes) = this.routes.clone() else {
+                return Err(config_error(
+                    py,
+                    "receive_routed before set_routes: no route for the events".to_owned(),
+                ));
+            };
+            let outcome = match this.inner.receive(bytes, ts_ns, &mut this.events) {
+                Ok(()) if this.events.is_empty() => return Ok(()),
+                Ok(()) => {
+                    let objects = Self::event_objects(slf, this)?;
+                    this.last_event = objects.last().map(|o| o.clone().unbind());
+                    Ok(objects)
+                }
+                Err(err) => Err(receive_error(py, &err, Self::drain(slf, this)?)),
+            };
+            (routes, outcome)
+        };
+        match outcome {
+            Ok(objects) => routes.deliver(objects),
+            Err(rejected) => routes
+                .on_rejected
+                .call1(py, (rejected.into_value(py),))
+                .map(drop),
+        }
+    }
+
+    /// The last event `receive_routed` made since the previous call, if any.
+    fn take_last_event(&mut self) -> Option<Py<PyAny>> {
+        self.last_event.take()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.last_event)?;
+        if let Some(routes) = &self.routes {
+            routes.traverse(&visit)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.last_event = None;
+        self.routes = None;
     }
 
     /// The feed's name, stamped on every event as `venue`: the `name` given, else the venue's.
