@@ -81,6 +81,8 @@ class DepthTape:
     """Book updates lobfeed makes from the timed frames (-1: one per frame, Binance)."""
     cut: int = -1
     """In-band venues: the index of the last sync frame (-1: Binance, see ``bridge_index``)."""
+    url: str = ""
+    """In-band venues: the websocket address the frames came from (Bybit's names the market)."""
 
     @property
     def updates(self) -> int:
@@ -199,7 +201,11 @@ class DepthTape:
         sessions: dict[str, Session] = {}
         frames: dict[str, list[bytes]] = {}
         books: dict[str, list[str | None]] = {}  # per frame: the symbol it updated, if any
-        for record in tape.iter_records("recv"):
+        urls: dict[str, str] = {}
+        for record in tape.iter_records("recv", "open"):
+            if record.type == "open":
+                urls[record.conn or ""] = record.url or ""
+                continue
             if record.data is None or record.conn is None or record.encoding is not None:
                 continue
             raw = record.data.encode()
@@ -239,4 +245,5 @@ class DepthTape:
             dict.fromkeys(first, cut),
             sum(s is not None for s in timed),
             cut,
+            urls.get(conn, ""),
         )

@@ -198,12 +198,16 @@ class CryptofeedRunner:
     def prepare(self) -> None:
         tape = self.tape
         books = self._books_class(
-            tape.venue, tape.symbol_list, tape.snapshots.__getitem__, touch=self.touch
+            tape.venue,
+            tape.symbol_list,
+            tape.snapshots.__getitem__,
+            touch=self.touch,
+            address=tape.url,
         )
 
         async def sync() -> None:
             for text in self.sync_texts:
-                await books.receive(text, None, time.time())
+                await books.receive(text, books.conn, time.time())
 
         self.loop.run_until_complete(sync())
         books.reset_counts()
@@ -215,10 +219,11 @@ class CryptofeedRunner:
 
         async def timed() -> int:
             receive = books.receive
+            conn = books.conn
             clock = time.time
             start = time.perf_counter_ns()
             for text in texts:
-                await receive(text, None, clock())
+                await receive(text, conn, clock())
             return time.perf_counter_ns() - start
 
         elapsed = self.loop.run_until_complete(timed())
