@@ -338,6 +338,7 @@ class TapeResult:
             "books_agree": not self.disagreements,
             "disagreements": self.disagreements,
             "updates": self.tape.updates,
+            "timed_bytes": sum(len(f) for f in self.tape.timed_frames),
             "skipped": self.skipped,
         }
 
