@@ -206,8 +206,9 @@ class PicowsLink:
     def __init__(self, url: str) -> None:
         self.url = url
         self.transport: Any = None
-        self._on_frame: OnFrame | None = None
+        # Frames before ``run`` wait in ``_early``; then each goes straight to the handler.
         self._early: list[tuple[bytes, int]] = []
+        self._on_frame: OnFrame = self._keep_early
         self._closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
         self._by_us = False
 
@@ -252,6 +253,8 @@ class PicowsLink:
 
         link = self
         parts: list[bytes] = []
+        clock = time.time_ns
+        data_kinds = (WSMsgType.TEXT, WSMsgType.BINARY)
 
         class Listener(WSListener):
             code = ABNORMAL_CLOSURE
@@ -259,17 +262,17 @@ class PicowsLink:
 
             def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
                 kind = frame.msg_type
-                if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
-                    if frame.fin:
-                        link._frame(frame.get_payload_as_bytes())
-                    else:
-                        parts.append(frame.get_payload_as_bytes())
+                if kind in data_kinds and frame.fin:
+                    # The hot path: the frame straight to the feed's handler (the session).
+                    link._on_frame(frame.get_payload_as_bytes(), clock())
+                elif kind in data_kinds:
+                    parts.append(frame.get_payload_as_bytes())
                 elif kind == WSMsgType.CONTINUATION:
                     parts.append(frame.get_payload_as_bytes())
                     if frame.fin:
                         whole = b"".join(parts)
                         parts.clear()
-                        link._frame(whole)
+                        link._on_frame(whole, clock())
                 elif kind == WSMsgType.CLOSE:
                     code = frame.get_close_code()
                     self.code = int(code.value)
@@ -283,12 +286,8 @@ class PicowsLink:
 
         return Listener
 
-    def _frame(self, raw: bytes) -> None:
-        ts_ns = time.time_ns()
-        if self._on_frame is None:
-            self._early.append((raw, ts_ns))
-        else:
-            self._on_frame(raw, ts_ns)
+    def _keep_early(self, raw: bytes, ts_ns: int) -> None:
+        self._early.append((raw, ts_ns))
 
     async def send(self, text: str) -> None:
         from picows import WSMsgType
