@@ -281,8 +281,11 @@ class PicowsLink:
                     transport.disconnect()
 
             def on_ws_disconnected(self, transport: WSTransport) -> None:
+                reason = self.reason
+                if self.code == ABNORMAL_CLOSURE and not reason:
+                    reason = _unanswered_close(transport)
                 if not link._closed.done():
-                    link._closed.set_result(CloseInfo(self.code, self.reason, link._by_us))
+                    link._closed.set_result(CloseInfo(self.code, reason, link._by_us))
 
         return Listener
 
@@ -324,6 +327,19 @@ class PicowsLink:
             on_frame(raw, ts_ns)
         self._on_frame = on_frame
         return await self._closed
+
+
+def _unanswered_close(transport: Any) -> str:
+    """Why a picows connection ended without the server's close frame, in the words the
+    websockets link uses: what we sent, if anything; a ping left unanswered (picows closes with
+    1001 and its own sentence) is "keepalive ping timeout", as websockets says it."""
+    handshake = getattr(transport, "close_handshake", None)
+    sent = getattr(handshake, "sent", None)
+    if sent is None:
+        return "no close frame"
+    if "ping" in sent.reason:
+        return "no close frame; keepalive ping timeout"
+    return f"no close frame; {int(sent.code)} {sent.reason}".strip()
 
 
 def _picows_error(url: str, error: Exception) -> ConnectError:
