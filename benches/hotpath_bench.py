@@ -5,28 +5,57 @@
 
 MODE is ``prepare`` (the untimed set-up only: a synced session and a Feed, ``rounds`` times),
 ``core`` (``Session.receive_batch``), ``receive`` (``Session.receive`` per frame, events
-dropped) or ``feed`` (``Feed.frame_handler`` and a callback reading the best bid: what
-``lobfeed bench throughput`` times as ``lobfeed``). Each mode also does what ``prepare`` does,
-so ``(Ir(mode) - Ir(prepare)) / (rounds * frames)`` is the instructions one frame costs in that
-stage; instruction counts do not move with the machine's load, so two commits compare exactly.
+dropped), ``dispatch`` (the Feed's frame path before issue 11: ``Session.receive``, then
+``Dispatcher.dispatch`` of the tuple, then the callback) or ``feed`` (``Feed.frame_handler``:
+``Session.receive_routed`` calling the callback from Rust; what ``lobfeed bench throughput``
+times as ``lobfeed``). The callback reads the best bid in both. Each mode also does what
+``prepare`` does, so ``(Ir(mode) - Ir(prepare)) / (rounds * frames)`` is the instructions one
+frame costs in that stage; instruction counts do not move with the machine's load, so two
+commits compare exactly.
 ``benches/README.md`` (Python hot path) has the numbers and the command that makes them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from lobfeed.bench.depth import DepthTape
 from lobfeed.bench.throughput import LobfeedCoreRunner, LobfeedReceiveRunner, LobfeedRunner
+from lobfeed.exceptions import FrameError
 
 DEFAULT_TAPE = (
     Path(__file__).resolve().parents[2] / "shared/data/tapes/binance-coinm-10sym-2021.jsonl.gz"
 )
+
+
+class DispatchRunner(LobfeedRunner):
+    """The Feed's frame path as it was before ``receive_routed`` (Feed._on_frame)."""
+
+    name = "dispatch"
+
+    def run(self) -> int:
+        assert self.session is not None and self.feed is not None
+        receive = self.session.receive
+        dispatch = self.feed.dispatcher.dispatch
+        clock = time.time_ns
+        start = time.perf_counter_ns()
+        for frame in self.frames:
+            try:
+                events = receive(frame, clock())
+            except FrameError as e:
+                events = e.events
+            if events:
+                dispatch(events)
+        return time.perf_counter_ns() - start
+
+
 RUNNERS = {
     "prepare": LobfeedRunner,
     "core": LobfeedCoreRunner,
     "receive": LobfeedReceiveRunner,
+    "dispatch": DispatchRunner,
     "feed": LobfeedRunner,
 }
 

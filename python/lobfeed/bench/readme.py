@@ -161,7 +161,8 @@ def _latency_row(latency: Mapping[str, Any] | None) -> list[str]:
 
 def _venues_row(tapes: Mapping[str, Mapping[str, Any]]) -> list[str]:
     venues = sorted({t["venue"] for t in tapes.values()})
-    with_peer = sorted({t["venue"] for t in tapes.values() if "cryptofeed" in t["results"]})
+    # Binance's three markets count as one venue.
+    with_peer = {t["venue"].split("-")[0] for t in tapes.values() if "cryptofeed" in t["results"]}
     agree = all(t["books_agree"] for t in tapes.values())
     families = {v.split("-")[0] for v in venues}
     return [
