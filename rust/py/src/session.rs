@@ -6,8 +6,8 @@ use lobfeed_core::{
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::args;
 use crate::errors::{config_error, raise, receive_error};
