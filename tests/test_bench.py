@@ -120,3 +120,52 @@ def test_latency_json_and_report(tape_path: Callable[[str], Path], tmp_path: Pat
     text = (report_dir / "latency.md").read_text()
     assert "| transport |" in text and "## Machine" in text
     assert (report_dir / "latency-cdf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+IN_BAND_TAPES = (
+    "bybit-2026.jsonl.gz",
+    "okx-books-3inst-2022.jsonl.gz",
+    "kraken-v1-book1000-10sym-2021.jsonl.gz",
+    "coinbase-2026.jsonl.gz",
+    "gemini-v2-l2-10sym-2021.jsonl.gz",
+    "bitfinex-book-p0-7sym-2021.jsonl.gz",
+)
+
+
+def test_throughput_on_every_venue_builds_the_same_books(
+    tape_path: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Every venue's tape through lobfeed (Feed path, receive, core), cryptofeed's feed for
+    that venue and the naive book: all end with lobfeed's best bid and ask; and the README's
+    tables are written from that JSON."""
+    paths = [str(tape_path(name)) for name in (*IN_BAND_TAPES, SMALL_TAPES[0])]
+    proc = _lobfeed("throughput", *paths, "--json", "--repeats", "1", "--warmup", "0")
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == len(paths)
+    venues = set()
+    for line in lines:
+        obj = orjson.loads(line)
+        venues.add(obj["venue"])
+        assert obj["books_agree"] is True, (obj["tape"], obj["disagreements"])
+        assert obj["skipped"] == {}, obj["skipped"]
+        assert obj["updates"] > 0 and obj["timed_bytes"] > 0
+        for impl in (*REQUIRED, "lobfeed_receive", "cryptofeed_noread"):
+            assert _positive_number(obj["results"][impl]["ns_per_frame"]), (obj["tape"], impl)
+        for symbol, (bid, ask) in obj["tops"].items():
+            assert bid is not None and ask is not None, (obj["tape"], symbol)
+    assert venues == {"bybit", "okx", "kraken", "coinbase", "gemini", "bitfinex", "binance"}
+
+    from lobfeed.bench.readme import update
+
+    (tmp_path / "throughput.jsonl").write_bytes(proc.stdout)
+    readme = tmp_path / "README.md"
+    markers = "".join(
+        f"<!-- bench:{n} -->\nold\n<!-- /bench:{n} -->\n" for n in ("targets", "throughput")
+    )
+    readme.write_text("# x\n" + markers + "<!-- bench:latency -->\n<!-- /bench:latency -->\n")
+    update(tmp_path, readme)
+    text = readme.read_text()
+    assert "old" not in text
+    assert "| bitfinex-book-p0-7sym-2021 (bitfinex) |" in text
+    assert "7 venues; cryptofeed on 7" in text

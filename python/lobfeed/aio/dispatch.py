@@ -65,12 +65,13 @@ import contextlib
 import inspect
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from lobfeed._native import BookUpdate, Candle, Quote, Trade
+from lobfeed._native import BookUpdate, Candle, Quote, Session, Trade
 from lobfeed.exceptions import ConfigError
 
 log = logging.getLogger("lobfeed.dispatch")
@@ -247,6 +248,8 @@ class Dispatcher:
         self._bucket_ns = max(1, int(lag_window * 1e9) // 6)
         self._buckets = 6
         self._last: tuple[object, ...] | None = None
+        # Sessions delivering through ``route``: their last event is the lag sample.
+        self._routed: weakref.WeakSet[Session] = weakref.WeakSet()
         self._lag_timer: asyncio.TimerHandle | None = None
         self._direct: frozenset[type] = frozenset()
         self._handlers = self._build_handlers()
@@ -269,6 +272,17 @@ class Dispatcher:
                 except Exception as exc:
                     self._callback_failed(handler, ev, exc)
         self._last = events
+
+    def route(
+        self, session: Session, on_rejected: Callable[[Any], object]
+    ) -> Callable[[bytes, int], None]:
+        """The hot path for ``session``'s frames: ``session.receive_routed``, which hands each
+        event straight to what ``dispatch`` would call (same table, same error handling) with
+        no Python in between; a frame that fails goes to ``on_rejected(frame_error)``.
+        Returns it, for the transport to call with each frame and its ``ts_ns``."""
+        session.set_routes(dict(self._handlers), self._control, self._callback_failed, on_rejected)
+        self._routed.add(session)
+        return session.receive_routed
 
     def emit_event(self, event: object) -> None:
         """Delivers a sync event (one the control hook passes on, or the Feed's own) to
@@ -549,14 +563,16 @@ class Dispatcher:
         """Measures the lag of the last frame ``dispatch`` delivered inline (to plain
         callbacks), delivered when it was read, at ``ts_ns``. ``start()`` arms a timer calling
         this every ``LAG_SAMPLE_INTERVAL`` seconds; without a running loop, call it yourself."""
-        events = self._last
-        if events is None:
-            return
-        self._last = None
         direct = self._direct
-        for ev in events:
+        events = self._last
+        self._last = None
+        for ev in events or ():
             if type(ev) in direct:
                 self._observe(ev, ev.ts_ns)  # type: ignore[attr-defined]
+        for session in list(self._routed):
+            last = session.take_last_event()
+            if last is not None and type(last) in direct:
+                self._observe(last, last.ts_ns)  # type: ignore[union-attr]
 
     def _lag_tick(self) -> None:
         self.sample_lag()

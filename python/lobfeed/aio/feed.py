@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import time
@@ -164,17 +163,18 @@ class Connection:
 
     def plain_handler(self) -> links.OnFrame:
         """The hot path: frames straight to the session and the dispatcher."""
-        feed, session = self.feed, self.session
+        feed = self.feed
+        receive = feed.frame_handler(self.session)
         tape = feed._tape
         if tape is None:
-            return functools.partial(feed._on_frame, session)
+            return receive
 
         link = self.link
         link.keep_kinds = True
 
         def recorded(raw: bytes, ts_ns: int) -> None:
             tape.recv_frame(self.name, raw, ts_ns, binary=link.binary)
-            feed._on_frame(session, raw, ts_ns)
+            receive(raw, ts_ns)
 
         return recorded
 
@@ -1040,12 +1040,13 @@ class Feed:
 
     # -- frames and events --------------------------------------------------------------
 
-    def _on_frame(self, session: Session, raw: bytes, ts_ns: int) -> None:
-        # The hot path: one crossing into Rust, one dispatch (the session counts the frame).
-        try:
-            events = session.receive(raw, ts_ns)
-        except FrameError as e:
-            events = self._rejected(e)
+    def frame_handler(self, session: Session) -> links.OnFrame:
+        """The hot path for ``session``'s frames: one call into Rust, which decodes, applies
+        and calls the user's callbacks itself (see ``Dispatcher.route``)."""
+        return self.dispatcher.route(session, self._rejected_routed)
+
+    def _rejected_routed(self, e: FrameError) -> None:
+        events = self._rejected(e)
         if events:
             self.dispatcher.dispatch(events)
 

@@ -222,8 +222,9 @@ class PicowsLink:
     def __init__(self, url: str) -> None:
         self.url = url
         self.transport: Any = None
-        self._on_frame: OnFrame | None = None
+        # Frames before ``run`` wait in ``_early``; then each goes straight to the handler.
         self._early: list[tuple[bytes, int, bool]] = []
+        self._on_frame: OnFrame = self._keep_early
         self.binary = False
         self.keep_kinds = False
         self._closed: asyncio.Future[CloseInfo] = asyncio.get_running_loop().create_future()
@@ -270,6 +271,9 @@ class PicowsLink:
 
         link = self
         parts: list[bytes] = []
+        clock = time.time_ns
+        data_kinds = (WSMsgType.TEXT, WSMsgType.BINARY)
+        binary_kind = WSMsgType.BINARY
         # The kind of a fragmented message is its first frame's.
         fragmented_binary = False
 
@@ -280,18 +284,20 @@ class PicowsLink:
             def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
                 nonlocal fragmented_binary
                 kind = frame.msg_type
-                if kind == WSMsgType.TEXT or kind == WSMsgType.BINARY:
-                    if frame.fin:
-                        link._frame(frame.get_payload_as_bytes(), kind == WSMsgType.BINARY)
-                    else:
-                        fragmented_binary = kind == WSMsgType.BINARY
-                        parts.append(frame.get_payload_as_bytes())
+                if kind in data_kinds and frame.fin:
+                    # The hot path: the frame straight to the feed's handler (the session).
+                    link.binary = kind == binary_kind
+                    link._on_frame(frame.get_payload_as_bytes(), clock())
+                elif kind in data_kinds:
+                    fragmented_binary = kind == binary_kind
+                    parts.append(frame.get_payload_as_bytes())
                 elif kind == WSMsgType.CONTINUATION:
                     parts.append(frame.get_payload_as_bytes())
                     if frame.fin:
                         whole = b"".join(parts)
                         parts.clear()
-                        link._frame(whole, fragmented_binary)
+                        link.binary = fragmented_binary
+                        link._on_frame(whole, clock())
                 elif kind == WSMsgType.CLOSE:
                     code = frame.get_close_code()
                     self.code = int(code.value)
@@ -300,18 +306,16 @@ class PicowsLink:
                     transport.disconnect()
 
             def on_ws_disconnected(self, transport: WSTransport) -> None:
+                reason = self.reason
+                if self.code == ABNORMAL_CLOSURE and not reason:
+                    reason = _unanswered_close(transport)
                 if not link._closed.done():
-                    link._closed.set_result(CloseInfo(self.code, self.reason, link._by_us))
+                    link._closed.set_result(CloseInfo(self.code, reason, link._by_us))
 
         return Listener
 
-    def _frame(self, raw: bytes, binary: bool) -> None:
-        ts_ns = time.time_ns()
-        if self._on_frame is None:
-            self._early.append((raw, ts_ns, binary))
-        else:
-            self.binary = binary
-            self._on_frame(raw, ts_ns)
+    def _keep_early(self, raw: bytes, ts_ns: int) -> None:
+        self._early.append((raw, ts_ns, self.binary))
 
     async def send(self, text: str) -> None:
         from picows import WSMsgType
@@ -349,6 +353,19 @@ class PicowsLink:
             on_frame(raw, ts_ns)
         self._on_frame = on_frame
         return await self._closed
+
+
+def _unanswered_close(transport: Any) -> str:
+    """Why a picows connection ended without the server's close frame, in the words the
+    websockets link uses: what we sent, if anything; a ping left unanswered (picows closes with
+    1001 and its own sentence) is "keepalive ping timeout", as websockets says it."""
+    handshake = getattr(transport, "close_handshake", None)
+    sent = getattr(handshake, "sent", None)
+    if sent is None:
+        return "no close frame"
+    if "ping" in sent.reason:
+        return "no close frame; keepalive ping timeout"
+    return f"no close frame; {int(sent.code)} {sent.reason}".strip()
 
 
 def _picows_error(url: str, error: Exception) -> ConnectError:

@@ -10,7 +10,25 @@ from lobfeed.aio.backoff import Backoff
 from lobfeed.exceptions import ConfigError
 from lobfeed.venues.base import WeightLimit
 
-TRANSPORTS = ("websockets", "picows")
+TRANSPORTS = ("auto", "websockets", "picows")
+
+
+def _picows_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("picows") is not None
+
+
+def auto_transport(proxy: str | None) -> str:
+    """What ``transport="auto"`` (the default) picks: picows, the faster client on every
+    measure (``benches/README.md``, Python hot path), when it is installed (a plain
+    ``pip install lobfeed`` installs it) and can use the proxy; websockets otherwise, and for
+    ``proxy="env"``, whose scheme is only known per URL when connecting."""
+    if not _picows_installed() or proxy == proxies.ENV:
+        return "websockets"
+    if proxy is not None and proxies.parse(proxy).scheme not in proxies.PICOWS_SCHEMES:
+        return "websockets"
+    return "picows"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +39,9 @@ class ConnectOptions:
     takes one; the Feed keyword arguments of the same names override single fields.
     """
 
-    transport: str = "websockets"
-    """``"websockets"``, or ``"picows"`` (faster; ``pip install lobfeed[fast]``)."""
+    transport: str = "auto"
+    """``"auto"``: picows where it can be used, else websockets (see :func:`auto_transport`;
+    the options then show the one picked); ``"websockets"``; or ``"picows"``."""
     open_timeout: float = 10.0
     """TCP connect plus websocket handshake."""
     close_timeout: float = 1.0
@@ -82,6 +101,10 @@ class ConnectOptions:
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport is one of {TRANSPORTS}, not {self.transport!r}")
+        if self.transport == "auto":
+            proxies.check(self.proxy, "websockets")
+            # Frozen: the pick is made once, here, so every reader sees a real transport.
+            object.__setattr__(self, "transport", auto_transport(self.proxy))
         proxies.check(self.proxy, self.transport)
         for name in (
             "open_timeout",

@@ -57,14 +57,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = commands.add_parser(
         "throughput", help="a tape's book frames in-process through each implementation"
     )
-    p.add_argument("tapes", nargs="+", help="Binance tapes (spot, USD-M, COIN-M)")
+    p.add_argument("tapes", nargs="+", help="tapes of any venue lobfeed reads")
     p.add_argument("--repeats", type=int, default=7, help="timed rounds; the median is reported")
     p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     p.add_argument(
         "--impl",
         type=_comma_list,
-        help="implementations to run (default: all of "
-        "lobfeed,lobfeed_receive,lobfeed_core,cryptofeed,naive)",
+        help="implementations to run (default: all of lobfeed,lobfeed_receive,lobfeed_core,"
+        "cryptofeed,cryptofeed_noread,naive; cryptofeed only on the venues it reads)",
     )
     p.add_argument(
         "--json",
@@ -118,8 +118,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--clients",
         type=_comma_list,
-        help="default: lobfeed,cryptofeed,transport, and lobfeed_picows,transport_picows "
-        "when picows is installed",
+        help="default: lobfeed,cryptofeed,transport, and lobfeed_websockets,transport_picows "
+        "when picows is installed (lobfeed_picows: picows named explicitly)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object on standard output")
     p.add_argument("--report", type=Path, metavar="DIR", help="write latency.md and a CDF plot")

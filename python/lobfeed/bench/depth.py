@@ -1,4 +1,11 @@
-"""The book frames of a Binance tape, as every benchmarked implementation gets them.
+"""The book frames of a tape, as every benchmarked implementation gets them.
+
+Binance tapes (below) sync on REST snapshots. Every other venue sends its snapshot in-band:
+:meth:`DepthTape.open` runs a lobfeed session over the tape's busiest connection to learn
+which frames are book frames, and cuts the frames after the last symbol's first book into the
+timed part (see :meth:`DepthTape._in_band`): the sync frames are every frame up to there
+(subscription acks, channel ids and snapshots), the timed ones every later frame of that
+connection, book frames or not (Bitfinex numbers every message, trades and heartbeats too).
 
 A :class:`DepthTape` holds a tape's ``depthUpdate`` frames (combined-stream text, as the venue
 sent them, in tape order) and its REST depth snapshots. Every implementation gets a symbol's
@@ -15,6 +22,7 @@ frames are fed first, then all timed frames, each part in tape order.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +77,17 @@ class DepthTape:
     """Symbol -> the first REST depth snapshot body recorded for it."""
     bridge_index: dict[str, int]
     """Symbol -> index of the frame that bridges its snapshot (the last of its sync frames)."""
+    book_updates: int = -1
+    """Book updates lobfeed makes from the timed frames (-1: one per frame, Binance)."""
+    cut: int = -1
+    """In-band venues: the index of the last sync frame (-1: Binance, see ``bridge_index``)."""
+    url: str = ""
+    """In-band venues: the websocket address the frames came from (Bybit's names the market)."""
+
+    @property
+    def updates(self) -> int:
+        """Book updates every implementation must report for the timed frames."""
+        return len(self.timed_frames) if self.book_updates < 0 else self.book_updates
 
     @property
     def name(self) -> str:
@@ -77,9 +96,13 @@ class DepthTape:
     @property
     def symbol_list(self) -> list[str]:
         """The symbols with a snapshot, in the order their first frame arrives."""
+        if self.cut >= 0:
+            return list(self.bridge_index)
         return list(dict.fromkeys(s for s in self.symbols if s in self.snapshots))
 
     def is_sync(self, index: int) -> bool:
+        if self.cut >= 0:
+            return index <= self.cut
         return index <= self.bridge_index[self.symbols[index]]
 
     @property
@@ -100,10 +123,7 @@ class DepthTape:
         tape = Tape.open(path)
         venue = tape.header.venue
         if venue not in BINANCE_VENUES:
-            raise ValueError(
-                f"{tape.path}: venue {venue!r}; the benchmarks replay Binance tapes "
-                f"({', '.join(BINANCE_VENUES)})"
-            )
+            return cls._in_band(Path(path), tape)
         frames: list[bytes] = []
         symbols: list[str] = []
         first_ids: list[int] = []
@@ -167,4 +187,63 @@ class DepthTape:
             final_ids,
             snapshots,
             bridge_index,
+        )
+
+    @classmethod
+    def _in_band(cls, path: Path, tape: Tape) -> DepthTape:
+        """A venue whose snapshots come in-band: the frames of its busiest book connection."""
+        from lobfeed._native import BookUpdate, Session, supported_venues
+        from lobfeed.exceptions import FrameError
+
+        venue = tape.header.venue
+        if venue not in supported_venues():
+            raise ValueError(f"{tape.path}: venue {venue!r} is not one lobfeed reads")
+        sessions: dict[str, Session] = {}
+        frames: dict[str, list[bytes]] = {}
+        books: dict[str, list[str | None]] = {}  # per frame: the symbol it updated, if any
+        urls: dict[str, str] = {}
+        for record in tape.iter_records("recv", "open"):
+            if record.type == "open":
+                urls[record.conn or ""] = record.url or ""
+                continue
+            if record.data is None or record.conn is None or record.encoding is not None:
+                continue
+            raw = record.data.encode()
+            session = sessions.get(record.conn)
+            if session is None:
+                session = sessions[record.conn] = Session(venue)
+            try:
+                events = session.receive(raw, record.ts_ns)
+            except FrameError as e:
+                events = e.events
+            updated = [e.symbol for e in events if isinstance(e, BookUpdate)]
+            frames.setdefault(record.conn, []).append(raw)
+            books.setdefault(record.conn, []).append(updated[0] if updated else None)
+        counts = Counter({conn: sum(s is not None for s in b) for conn, b in books.items()})
+        if not counts or counts.most_common(1)[0][1] == 0:
+            raise ValueError(f"{tape.path}: no frame updates a book")
+        conn = counts.most_common(1)[0][0]
+        symbols = books[conn]
+        first: dict[str, int] = {}
+        for index, symbol in enumerate(symbols):
+            if symbol is not None:
+                first.setdefault(symbol, index)
+        cut = max(first.values())
+        timed = symbols[cut + 1 :]
+        if not any(s is not None for s in timed):
+            raise ValueError(f"{tape.path}: no book frame after every symbol's first book")
+        conn_frames = frames[conn]
+        return cls(
+            path,
+            venue,
+            conn_frames,
+            # A frame that is no book update belongs to no symbol: it follows the last frame.
+            [s or "" for s in symbols],
+            [],
+            [],
+            {},
+            dict.fromkeys(first, cut),
+            sum(s is not None for s in timed),
+            cut,
+            urls.get(conn, ""),
         )

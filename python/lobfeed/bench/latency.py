@@ -78,7 +78,14 @@ __all__ = [
 log = logging.getLogger("lobfeed.bench.latency")
 
 DEFAULT_RATES: Final = (1_000, 10_000, 100_000)
-CLIENTS: Final = ("lobfeed", "cryptofeed", "transport", "lobfeed_picows", "transport_picows")
+CLIENTS: Final = (
+    "lobfeed",
+    "cryptofeed",
+    "transport",
+    "lobfeed_picows",
+    "lobfeed_websockets",
+    "transport_picows",
+)
 LOOPS: Final = ("asyncio", "uvloop")
 
 _SPIN_NS: Final = 50_000  # closer to a frame's due time than this, the server spins
@@ -444,9 +451,9 @@ class Client(abc.ABC):
 
 
 class LobfeedClient(Client):
-    """``lobfeed.Feed``, as a user runs it."""
+    """``lobfeed.Feed``, as a user runs it: the default transport (picows when installed)."""
 
-    transport = "websockets"
+    transport = "auto"
 
     async def start(self) -> None:
         from lobfeed._native import BookUpdate
@@ -578,11 +585,18 @@ class PicowsLobfeedClient(LobfeedClient):
     transport = "picows"
 
 
+class WebsocketsLobfeedClient(LobfeedClient):
+    """``lobfeed.Feed(transport="websockets")``: the fallback client."""
+
+    transport = "websockets"
+
+
 _CLIENT_CLASSES: Final[dict[str, type[Client]]] = {
     "lobfeed": LobfeedClient,
     "cryptofeed": CryptofeedClient,
     "transport": TransportClient,
     "lobfeed_picows": PicowsLobfeedClient,
+    "lobfeed_websockets": WebsocketsLobfeedClient,
     "transport_picows": PicowsTransportClient,
 }
 
@@ -594,10 +608,11 @@ def _installed(module: str) -> bool:
 
 
 def default_clients() -> list[str]:
-    """lobfeed, cryptofeed, transport, and the picows variants when picows is installed."""
+    """lobfeed (its default transport), cryptofeed, transport (websockets alone), and when
+    picows is installed (lobfeed's default then) lobfeed on websockets and picows alone."""
     names = ["lobfeed", "cryptofeed", "transport"]
     if _installed("picows"):
-        names += ["lobfeed_picows", "transport_picows"]
+        names += ["lobfeed_websockets", "transport_picows"]
     return names
 
 

@@ -1,10 +1,13 @@
-"""The naive baseline: a Binance book the way tutorials build one, in plain Python.
+"""The naive baseline: books the way tutorials build them, in plain Python.
 
 ``orjson`` parses each frame into dicts; each side of the book is a ``dict`` of float price to
 float size; after every update both sides are sorted to get the top levels, which is what the
-callback reads. The sync rules are Binance's documented ones (drop what the snapshot covers,
-the first event must bridge it, then ids must follow on), so it builds the same books as
-lobfeed and cryptofeed, only in floats.
+callback reads. On Binance (:class:`NaiveBooks`) the sync rules are its documented ones (drop
+what the snapshot covers, the first event must bridge it, then ids must follow on), so it
+builds the same books as lobfeed and cryptofeed, only in floats. The venues that send their
+snapshot in-band (:class:`InBandBooks`, one small parser per venue in ``PARSERS``) replace the
+book on each snapshot and apply each update as it comes, checking neither sequence numbers
+nor checksums: what a first client of each venue does.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import orjson
 
 from lobfeed.bench.depth import bridges
 
-__all__ = ["NaiveBook", "NaiveBooks", "NaiveGapError"]
+__all__ = ["PARSERS", "InBandBooks", "NaiveBook", "NaiveBooks", "NaiveGapError", "PlainBook"]
 
 DEFAULT_TOP = 10
 
@@ -94,3 +97,153 @@ class NaiveBooks:
             )
         if book.apply(event, self.top) and self.on_book is not None:
             self.on_book(symbol, book)
+
+
+# -- venues with in-band snapshots ---------------------------------------------------------
+
+Levels = list[Any]
+"""A side's levels as the venue sends them: ``[price, size, ...]`` per level."""
+BookMessage = tuple[str, bool, Levels, Levels]
+"""One book message of a frame: symbol, whether it is a whole book, bids, asks."""
+
+
+class PlainBook:
+    """A side is a ``dict`` of float price to float size; sorted after every update."""
+
+    __slots__ = ("asks", "bids", "top_asks", "top_bids")
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.top_bids: list[tuple[float, float]] = []
+        self.top_asks: list[tuple[float, float]] = []
+
+    def apply(self, whole: bool, bids: Levels, asks: Levels, top: int) -> None:
+        if whole:
+            self.bids.clear()
+            self.asks.clear()
+        for side, levels in ((self.bids, bids), (self.asks, asks)):
+            for level in levels:
+                price = float(level[0])
+                size = float(level[1])
+                if size == 0.0:
+                    side.pop(price, None)
+                else:
+                    side[price] = size
+        self.top_bids = sorted(self.bids.items(), reverse=True)[:top]
+        self.top_asks = sorted(self.asks.items())[:top]
+
+
+def _bybit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    if not isinstance(msg, dict) or not str(msg.get("topic", "")).startswith("orderbook."):
+        return []
+    data = msg["data"]
+    return [(data["s"], msg["type"] == "snapshot", data["b"], data["a"])]
+
+
+def _okx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    arg = msg.get("arg") if isinstance(msg, dict) else None
+    if not arg or not str(arg.get("channel", "")).startswith("books") or "data" not in msg:
+        return []
+    data = msg["data"][0]
+    return [(arg["instId"], msg.get("action") == "snapshot", data["bids"], data["asks"])]
+
+
+def _kraken(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    # [channelID, {book}, ({book},) "book-N", "PAIR"]: a snapshot has "as"/"bs".
+    if not isinstance(msg, list) or len(msg) < 4 or not str(msg[-2]).startswith("book"):
+        return []
+    parts = msg[1:-2]
+    whole = "as" in parts[0] or "bs" in parts[0]
+    bids = [lv for p in parts for lv in p.get("bs" if whole else "b", ())]
+    asks = [lv for p in parts for lv in p.get("as" if whole else "a", ())]
+    return [(msg[-1], whole, bids, asks)]
+
+
+def _coinbase(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    if not isinstance(msg, dict) or msg.get("channel") != "l2_data":
+        return []
+    out: list[BookMessage] = []
+    for event in msg["events"]:
+        updates = event["updates"]
+        bids = [(u["price_level"], u["new_quantity"]) for u in updates if u["side"] == "bid"]
+        asks = [(u["price_level"], u["new_quantity"]) for u in updates if u["side"] != "bid"]
+        out.append((event["product_id"], event["type"] == "snapshot", bids, asks))
+    return out
+
+
+def _gemini(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
+    # The first l2_updates of a symbol is its whole book.
+    if not isinstance(msg, dict) or msg.get("type") != "l2_updates":
+        return []
+    symbol = msg["symbol"]
+    whole = symbol not in state
+    state[symbol] = symbol
+    changes = msg["changes"]
+    bids = [c[1:] for c in changes if c[0] == "buy"]
+    asks = [c[1:] for c in changes if c[0] != "buy"]
+    return [(symbol, whole, bids, asks)]
+
+
+def _bitfinex_level(level: list[Any], bids: Levels, asks: Levels) -> None:
+    price, count, amount = level[0], level[1], level[2]
+    # count 0 deletes the price from the side amount's sign names (1 bids, -1 asks).
+    (bids if amount > 0 else asks).append((price, abs(amount) if count else 0))
+
+
+def _bitfinex(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
+    if isinstance(msg, dict):
+        if msg.get("event") == "subscribed" and msg.get("channel") == "book":
+            state[msg["chanId"]] = msg["symbol"]
+        return []
+    if not isinstance(msg, list) or len(msg) < 2:
+        return []
+    symbol = state.get(msg[0])
+    body = msg[1]
+    if symbol is None or not isinstance(body, list) or not body:
+        return []  # heartbeats ("hb"), checksums ("cs"), other channels
+    bids: Levels = []
+    asks: Levels = []
+    whole = isinstance(body[0], list)
+    for level in body if whole else [body]:
+        _bitfinex_level(level, bids, asks)
+    return [(symbol, whole, bids, asks)]
+
+
+PARSERS: dict[str, Callable[[Any, dict[Any, str]], list[BookMessage]]] = {
+    "bybit": _bybit,
+    "okx": _okx,
+    "kraken": _kraken,
+    "coinbase": _coinbase,
+    "gemini": _gemini,
+    "bitfinex": _bitfinex,
+}
+"""Venue -> what reads the book messages of one parsed frame (and keeps channel state)."""
+
+
+class InBandBooks:
+    """The naive client of a venue that sends its snapshots in-band (``PARSERS``)."""
+
+    def __init__(
+        self,
+        venue: str,
+        on_book: Callable[[str, PlainBook], object] | None = None,
+        top: int = DEFAULT_TOP,
+    ) -> None:
+        try:
+            self.parse = PARSERS[venue]
+        except KeyError:
+            raise ValueError(f"no naive book for venue {venue!r}") from None
+        self.on_book = on_book
+        self.top = top
+        self.state: dict[Any, str] = {}
+        self.books: dict[str, PlainBook] = {}
+
+    def receive(self, frame: bytes | str) -> None:
+        for symbol, whole, bids, asks in self.parse(orjson.loads(frame), self.state):
+            book = self.books.get(symbol)
+            if book is None:
+                book = self.books[symbol] = PlainBook()
+            book.apply(whole, bids, asks, self.top)
+            if self.on_book is not None:
+                self.on_book(symbol, book)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +29,7 @@ from lobfeed.bench.depth import Top
 __all__ = [
     "CryptofeedBooks",
     "LiveCryptofeed",
+    "cryptofeed_cannot_read",
     "cryptofeed_version",
     "live_feed",
 ]
@@ -45,12 +48,36 @@ def cryptofeed_version() -> str | None:
         return None
 
 
-def _feed_class(venue: str) -> Any:
-    from cryptofeed.exchanges import Binance, BinanceDelivery, BinanceFutures
+# cryptofeed's feed class for each venue whose tapes it reads.
+_FEED_CLASSES = {
+    "binance": "Binance",
+    "binance-usdm": "BinanceFutures",
+    "binance-coinm": "BinanceDelivery",
+    "bybit": "Bybit",
+    "okx": "OKX",
+    "kraken": "Kraken",
+    "coinbase": "Coinbase",
+    "gemini": "Gemini",
+    "bitfinex": "Bitfinex",
+}
+# Venues it has a feed for but cannot be compared on, and why.
+_CANNOT_COMPARE: dict[str, str] = {}
 
-    classes = {"binance": Binance, "binance-usdm": BinanceFutures, "binance-coinm": BinanceDelivery}
+
+def cryptofeed_cannot_read(venue: str) -> str | None:
+    """Why the benchmark's cryptofeed runner cannot read ``venue``'s tapes; None if it can."""
+    if venue in _CANNOT_COMPARE:
+        return _CANNOT_COMPARE[venue]
+    if venue not in _FEED_CLASSES:
+        return f"cryptofeed has no feed for {venue!r}"
+    return None
+
+
+def _feed_class(venue: str) -> Any:
+    import cryptofeed.exchanges
+
     try:
-        return classes[venue]
+        return getattr(cryptofeed.exchanges, _FEED_CLASSES[venue])
     except KeyError:
         raise ValueError(f"no cryptofeed adapter for venue {venue!r}") from None
 
@@ -98,6 +125,19 @@ class _RecordedSnapshots:
         return None
 
 
+def _prepare_in_band(venue: str, feed: Any, symbols: Sequence[str], conn: Any) -> None:
+    """What a feed's ``subscribe`` would have set up before the first message."""
+    from cryptofeed.types import OrderBook
+
+    if venue == "gemini":
+        # Gemini's handler adds to a book its subscribe made empty.
+        for symbol in symbols:
+            feed._l2_book[symbol] = OrderBook(feed.id, symbol, max_depth=feed.max_depth)
+    elif venue == "bitfinex":
+        # Messages are numbered from 1 on a connection (conf flag 65536).
+        feed.seq_no[conn.uuid] = 0
+
+
 class CryptofeedBooks:
     """A cryptofeed Binance feed driven in-process, one frame at a time, no network.
 
@@ -112,11 +152,15 @@ class CryptofeedBooks:
         snapshot_for: Callable[[str], bytes],
         *,
         touch: bool = True,
+        address: str = "",
     ) -> None:
         from cryptofeed.defines import L2_BOOK
 
         cls = _feed_class(venue)
         _set_symbols(cls, symbols)
+        # A tape holds channels the feed was not asked for (tickers, heartbeats): cryptofeed
+        # logs a warning for each, which would time the log handler, not the feed.
+        logging.getLogger("feedhandler").setLevel(logging.ERROR)
         self.updates = 0
 
         async def on_book(book: Any, receipt_timestamp: float) -> None:
@@ -129,6 +173,10 @@ class CryptofeedBooks:
         )
         self.snapshots = _RecordedSnapshots(snapshot_for)
         self._feed.http_conn = self.snapshots
+        # What a cryptofeed connection is to its feed's handler: an id, and the address (Bybit
+        # reads the market from it).
+        self.conn = SimpleNamespace(uuid="lobfeed-bench", address=address, subscription={})
+        _prepare_in_band(venue, self._feed, symbols, self.conn)
         handler: Callable[[str, object, float], Awaitable[None]] = self._feed.message_handler
         self.receive = handler
 

@@ -33,15 +33,18 @@ __all__ = [
 ]
 
 _DESCRIPTIONS: Mapping[str, str] = {
-    "lobfeed": "Feed hot path: Session.receive + dispatch + callback reading the book",
+    "lobfeed": "Feed hot path: Session.receive_routed (Rust decodes, applies and calls the "
+    "callback) + a callback reading the book; live: the default transport (picows if installed)",
     "lobfeed_receive": "Session.receive per frame from Python, events dropped",
     "lobfeed_core": "Session.receive_batch: Rust core, no Python object per frame",
-    "cryptofeed": "cryptofeed Binance message_handler + order_book + callback reading the best bid",
+    "cryptofeed": "cryptofeed's feed for the venue: message_handler + order_book + callback "
+    "reading the best bid",
     "cryptofeed_noread": "the same, the callback not reading the book",
-    "naive": "orjson + dicts of floats + sort on every update",
+    "naive": "orjson + dicts of floats + sort on every update (per-venue parser, bench/naive.py)",
     "transport": "websockets recv loop alone (same connect as the Feed)",
     "transport_picows": "picows frame callback alone",
     "lobfeed_picows": 'lobfeed Feed(transport="picows"): the same hot path on the picows client',
+    "lobfeed_websockets": 'lobfeed Feed(transport="websockets"): the fallback client',
 }
 
 

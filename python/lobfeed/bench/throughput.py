@@ -6,8 +6,9 @@ brings every symbol in sync untimed, then times the rest of the frames:
 
 ``lobfeed``
     the path a live ``Feed`` runs for each websocket message: ``time.time_ns()``,
-    ``Feed._on_frame`` (``Session.receive`` into Rust: decode, validate, apply; then the event
-    dispatch) and a trivial user callback that reads ``update.book.best_bid()``.
+    ``Feed.frame_handler`` (``Session.receive_routed``: into Rust to decode, validate and
+    apply, then straight from Rust to the callbacks) and a trivial user callback that reads
+    ``update.book.best_bid()``.
 ``lobfeed_receive``
     ``Session.receive(frame, ts)`` in a Python loop, the events dropped: the cost of crossing
     into Rust and back once per frame, without the Feed's dispatch or a callback.
@@ -44,7 +45,8 @@ from typing import Any, Protocol
 from lobfeed._native import BookUpdate, NeedSnapshot, Session
 from lobfeed.aio.feed import Feed
 from lobfeed.bench.depth import DepthTape, Top, top_equal
-from lobfeed.bench.naive import NaiveBook, NaiveBooks
+from lobfeed.bench.naive import InBandBooks, NaiveBook, NaiveBooks, PlainBook
+from lobfeed.exceptions import FrameError
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -64,6 +66,9 @@ IMPLEMENTATIONS = (
     "naive",
 )
 REQUIRED = ("lobfeed", "lobfeed_core", "cryptofeed", "naive")
+# Peers count book callbacks their own way (cryptofeed calls back on snapshots too, and not
+# for a message that changes nothing); their books are checked at the end instead.
+PEERS = ("cryptofeed", "cryptofeed_noread")
 
 
 class Runner(Protocol):
@@ -83,7 +88,11 @@ class Runner(Protocol):
 def _synced_session(tape: DepthTape) -> Session:
     session = Session(tape.venue)
     for frame in tape.sync_frames:
-        for ev in session.receive(frame, 0):
+        try:
+            events = session.receive(frame, 0)
+        except FrameError as e:  # a venue's error reply to a subscription, say
+            events = e.events
+        for ev in events:
             if isinstance(ev, NeedSnapshot):
                 session.receive_snapshot(ev.symbol, tape.snapshots[ev.symbol], 0)
     for symbol in tape.symbol_list:
@@ -124,12 +133,13 @@ class LobfeedRunner:
     def run(self) -> int:
         assert self.session is not None and self.feed is not None
         session = self.session
-        # The method a live Feed calls for every websocket message (see Feed._connect_once).
-        on_frame = self.feed._on_frame
+        # What a live Feed's transport calls for every websocket message (see
+        # Connection.plain_handler).
+        on_frame = self.feed.frame_handler(session)
         clock = time.time_ns
         start = time.perf_counter_ns()
         for frame in self.frames:
-            on_frame(session, frame, clock())
+            on_frame(frame, clock())
         return time.perf_counter_ns() - start
 
     def tops(self) -> dict[str, Top]:
@@ -147,7 +157,9 @@ class LobfeedReceiveRunner(LobfeedRunner):
         updates = 0
         start = time.perf_counter_ns()
         for frame in self.frames:
-            updates += len(receive(frame, clock()))
+            for ev in receive(frame, clock()):
+                if type(ev) is BookUpdate:
+                    updates += 1
         elapsed = time.perf_counter_ns() - start
         self.updates = updates
         return elapsed
@@ -186,12 +198,16 @@ class CryptofeedRunner:
     def prepare(self) -> None:
         tape = self.tape
         books = self._books_class(
-            tape.venue, tape.symbol_list, tape.snapshots.__getitem__, touch=self.touch
+            tape.venue,
+            tape.symbol_list,
+            tape.snapshots.__getitem__,
+            touch=self.touch,
+            address=tape.url,
         )
 
         async def sync() -> None:
             for text in self.sync_texts:
-                await books.receive(text, None, time.time())
+                await books.receive(text, books.conn, time.time())
 
         self.loop.run_until_complete(sync())
         books.reset_counts()
@@ -203,10 +219,11 @@ class CryptofeedRunner:
 
         async def timed() -> int:
             receive = books.receive
+            conn = books.conn
             clock = time.time
             start = time.perf_counter_ns()
             for text in texts:
-                await receive(text, None, clock())
+                await receive(text, conn, clock())
             return time.perf_counter_ns() - start
 
         elapsed = self.loop.run_until_complete(timed())
@@ -232,15 +249,20 @@ class NaiveRunner:
     def __init__(self, tape: DepthTape) -> None:
         self.tape = tape
         self.frames = tape.timed_frames
-        self.books: NaiveBooks | None = None
+        self.books: NaiveBooks | InBandBooks | None = None
         self.updates = 0
 
-    def _on_book(self, symbol: str, book: NaiveBook) -> None:
+    def _on_book(self, symbol: str, book: NaiveBook | PlainBook) -> None:
         self.updates += 1
-        book.top_bids[0]  # the user callback reads the best bid
+        if book.top_bids:  # the user callback reads the best bid
+            book.top_bids[0]
 
     def prepare(self) -> None:
-        self.books = NaiveBooks(self.tape.venue, self.tape.snapshots.__getitem__, self._on_book)
+        tape = self.tape
+        if tape.cut >= 0:
+            self.books = InBandBooks(tape.venue, self._on_book)
+        else:
+            self.books = NaiveBooks(tape.venue, tape.snapshots.__getitem__, self._on_book)
         for frame in self.tape.sync_frames:
             self.books.receive(frame)
         self.updates = 0
@@ -257,7 +279,10 @@ class NaiveRunner:
         assert self.books is not None
         tops: dict[str, Top] = {}
         for symbol in self.tape.symbol_list:
-            book = self.books.books[symbol]
+            book = self.books.books.get(symbol)
+            if book is None:
+                tops[symbol] = (None, None)
+                continue
             bid = max(book.bids.items(), default=None)
             ask = min(book.asks.items(), default=None)
             tops[symbol] = (_float_level(bid), _float_level(ask))
@@ -293,6 +318,8 @@ class TapeResult:
     results: dict[str, ImplResult]
     tops: dict[str, Top]
     disagreements: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Implementations asked for that cannot read this tape, and why."""
 
     @property
     def frames(self) -> int:
@@ -310,12 +337,26 @@ class TapeResult:
             "tops": {s: [list(side) if side else None for side in t] for s, t in self.tops.items()},
             "books_agree": not self.disagreements,
             "disagreements": self.disagreements,
+            "updates": self.tape.updates,
+            "timed_bytes": sum(len(f) for f in self.tape.timed_frames),
+            "skipped": self.skipped,
         }
 
 
 def _runners(
-    tape: DepthTape, names: Sequence[str], loop: asyncio.AbstractEventLoop
+    tape: DepthTape,
+    names: Sequence[str],
+    loop: asyncio.AbstractEventLoop,
+    skipped: dict[str, str],
 ) -> list[Runner]:
+    """The runners of ``names`` that can read the tape; why the others cannot, in ``skipped``."""
+    from lobfeed.bench.peers import cryptofeed_cannot_read
+
+    why_not = cryptofeed_cannot_read(tape.venue)
+    if why_not is not None:
+        for name in names:
+            if name in PEERS:
+                skipped[name] = why_not
     made: dict[str, Callable[[], Runner]] = {
         "lobfeed": lambda: LobfeedRunner(tape),
         "lobfeed_receive": lambda: LobfeedReceiveRunner(tape),
@@ -324,7 +365,7 @@ def _runners(
         "cryptofeed_noread": lambda: CryptofeedNoReadRunner(tape, loop),
         "naive": lambda: NaiveRunner(tape),
     }
-    return [made[name]() for name in names]
+    return [made[name]() for name in names if name not in skipped]
 
 
 def bench_tape(
@@ -343,7 +384,8 @@ def bench_tape(
         raise ValueError(f"{tape.name}: no frame after the sync frames to time")
     loop = asyncio.new_event_loop()
     try:
-        runners = _runners(tape, implementations, loop)
+        skipped: dict[str, str] = {}
+        runners = _runners(tape, implementations, loop, skipped)
         results = {r.name: ImplResult(frames=frames) for r in runners}
         for round_no in range(warmup + repeats):
             shift = round_no % len(runners)
@@ -351,10 +393,10 @@ def bench_tape(
                 runner.prepare()
                 gc.collect()
                 elapsed = runner.run()
-                if runner.updates != frames:
+                if runner.updates != tape.updates and runner.name not in PEERS:
                     raise RuntimeError(
                         f"{tape.name}: {runner.name} made {runner.updates} book updates "
-                        f"from {frames} frames"
+                        f"from {frames} frames, not {tape.updates}"
                     )
                 if round_no >= warmup:
                     results[runner.name].runs_ns.append(elapsed)
@@ -371,7 +413,7 @@ def bench_tape(
                     )
     finally:
         loop.close()
-    return TapeResult(tape, repeats, warmup, results, reference, disagreements)
+    return TapeResult(tape, repeats, warmup, results, reference, disagreements, skipped)
 
 
 def profile_lobfeed(tape: DepthTape, *, limit: int = 12) -> str:

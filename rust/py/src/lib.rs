@@ -3,6 +3,7 @@
 mod args;
 mod errors;
 mod events;
+mod routes;
 mod session;
 mod view;
 

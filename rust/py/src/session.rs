@@ -3,15 +3,19 @@
 use lobfeed_core::{
     new_session, Event, ResyncBy, SessionError, SessionOptions, SymbolSync, SyncState, VENUES,
 };
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::args;
 use crate::errors::{config_error, raise, receive_error};
 use crate::events;
+use crate::routes::Routes;
 use crate::view::BookView;
 
-#[pyclass(unsendable, module = "lobfeed._native")]
+#[pyclass(unsendable, weakref, module = "lobfeed._native")]
 pub struct Session {
     inner: Box<dyn lobfeed_core::Session>,
     venue: &'static str,
@@ -36,6 +40,12 @@ pub struct Session {
     replies: u64,
     /// Replies asked for while no replier was set (a replay, a bench): counted, not sent.
     replies_unanswered: u64,
+    /// Replies of the frame being handled, sent once the session is no longer borrowed.
+    pending_replies: Vec<String>,
+    /// Where `receive_routed` delivers events (`set_routes`).
+    routes: Option<Arc<Routes>>,
+    /// The last event `receive_routed` made, until `take_last_event` (the feed's lag sample).
+    last_event: Option<Py<PyAny>>,
 }
 
 /// The venues this build understands.
@@ -94,6 +104,15 @@ impl Session {
         if this.events.is_empty() {
             return Ok(PyTuple::empty(py));
         }
+        PyTuple::new(py, Self::event_objects(slf, this)?)
+    }
+
+    /// The events of one call as Python objects, in order (the event buffer is left empty).
+    fn event_objects<'py>(
+        slf: &Bound<'py, Self>,
+        this: &mut Session,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let py = slf.py();
         let events = std::mem::take(&mut this.events);
         for ev in &events {
             if !matches!(ev, Event::Trade(_) | Event::Candle(_) | Event::Quote(_)) {
@@ -104,11 +123,10 @@ impl Session {
             }
         }
         let mut objects: Vec<Bound<'py, PyAny>> = Vec::with_capacity(events.len());
-        let mut replies: Vec<&str> = Vec::new();
         for ev in &events {
             let Some(id) = ev.symbol() else {
                 if let Event::Reply { text } = ev {
-                    replies.push(text);
+                    this.pending_replies.push(text.clone());
                 }
                 continue;
             };
@@ -238,19 +256,35 @@ impl Session {
             };
             objects.push(obj);
         }
-        for text in replies {
-            this.replies += 1;
-            match &this.replier {
-                Some(replier) => {
-                    replier.call1(py, (text,))?;
-                }
-                None => this.replies_unanswered += 1,
-            }
-        }
         // Keep the buffer's capacity for the next frame.
         this.events = events;
         this.events.clear();
-        PyTuple::new(py, objects)
+        Ok(objects)
+    }
+
+    /// Sends the replies the last frame asked for, through the replier, once the session is
+    /// no longer borrowed (the replier may call it); without one they are only counted.
+    fn answer(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let (texts, replier) = {
+            let mut this = slf.borrow_mut();
+            if this.pending_replies.is_empty() {
+                return Ok(());
+            }
+            let texts = std::mem::take(&mut this.pending_replies);
+            this.replies += texts.len() as u64;
+            let replier = this.replier.as_ref().map(|r| r.clone_ref(py));
+            if replier.is_none() {
+                this.replies_unanswered += texts.len() as u64;
+            }
+            (texts, replier)
+        };
+        if let Some(replier) = replier {
+            for text in texts {
+                replier.call1(py, (text,))?;
+            }
+        }
+        Ok(())
     }
 
     fn finish<'py>(
@@ -362,7 +396,89 @@ impl Session {
             replier: None,
             replies: 0,
             replies_unanswered: 0,
+            pending_replies: Vec::new(),
+            routes: None,
+            last_event: None,
         })
+    }
+
+    /// Where `receive_routed` sends events from now on: `table` maps an event class to the
+    /// callable taking it (None: dropped); other classes go to `fallback` (None: dropped).
+    /// `on_error(handler, event, exception)` gets what a handler raised; `on_rejected(error)`
+    /// the `FrameError` of a frame that failed, carrying the events it made.
+    #[pyo3(signature = (table, fallback, on_error, on_rejected))]
+    fn set_routes(
+        &mut self,
+        table: &Bound<'_, PyDict>,
+        fallback: Option<Bound<'_, PyAny>>,
+        on_error: Bound<'_, PyAny>,
+        on_rejected: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.routes = Some(Routes::new(table, fallback, on_error, on_rejected)?);
+        Ok(())
+    }
+
+    /// `receive` that hands each event to its route (`set_routes`) instead of returning them,
+    /// and a failed frame's error to `on_rejected` instead of raising it: the feed's hot path,
+    /// called by the transport with no Python frame in between.
+    #[pyo3(name = "receive_routed")]
+    fn py_receive_routed(
+        slf: &Bound<'_, Self>,
+        frame: &Bound<'_, PyAny>,
+        ts_ns: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let bytes = frame_bytes(frame)?;
+        let ts_ns = args::ts_ns(ts_ns)?;
+        let (routes, outcome) = {
+            // Borrowed only while decoding: the handlers read views and call the session.
+            let mut guard = slf.borrow_mut();
+            let this = &mut *guard;
+            let Some(routes) = this.routes.clone() else {
+                return Err(config_error(
+                    py,
+                    "receive_routed before set_routes: no route for the events".to_owned(),
+                ));
+            };
+            let outcome = match this.inner.receive(bytes, ts_ns, &mut this.events) {
+                Ok(()) if this.events.is_empty() => return Ok(()),
+                Ok(()) => {
+                    let objects = Self::event_objects(slf, this)?;
+                    this.last_event = objects.last().map(|o| o.clone().unbind());
+                    Ok(objects)
+                }
+                Err(err) => Err(receive_error(py, &err, Self::drain(slf, this)?)),
+            };
+            (routes, outcome)
+        };
+        Self::answer(slf)?;
+        match outcome {
+            Ok(objects) => routes.deliver(objects),
+            Err(rejected) => routes
+                .on_rejected
+                .call1(py, (rejected.into_value(py),))
+                .map(drop),
+        }
+    }
+
+    /// The last event `receive_routed` made since the previous call, if any.
+    fn take_last_event(&mut self) -> Option<Py<PyAny>> {
+        self.last_event.take()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.last_event)?;
+        visit.call(&self.replier)?;
+        if let Some(routes) = &self.routes {
+            routes.traverse(&visit)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.last_event = None;
+        self.replier = None;
+        self.routes = None;
     }
 
     /// The feed's name, stamped on every event as `venue`: the `name` given, else the venue's.
@@ -399,11 +515,15 @@ impl Session {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bytes = frame_bytes(frame)?;
         let ts_ns = args::ts_ns(ts_ns)?;
-        // One borrow for the whole call: decoding and turning events into objects.
-        let mut guard = slf.borrow_mut();
-        let this = &mut *guard;
-        let result = this.inner.receive(bytes, ts_ns, &mut this.events);
-        Self::finish(slf, this, result)
+        let events = {
+            // One borrow for decoding and turning events into objects.
+            let mut guard = slf.borrow_mut();
+            let this = &mut *guard;
+            let result = this.inner.receive(bytes, ts_ns, &mut this.events);
+            Self::finish(slf, this, result)
+        };
+        Self::answer(slf)?;
+        events
     }
 
     /// Many frames in one call, for replay and benchmarks: decoded and applied in Rust with no
