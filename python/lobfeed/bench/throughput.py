@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from lobfeed._native import BookUpdate, NeedSnapshot, Session
 from lobfeed.aio.feed import Feed
 from lobfeed.bench.depth import DepthTape, Top, top_equal
-from lobfeed.bench.naive import InBandBooks, NaiveBook, NaiveBooks, PlainBook
+from lobfeed.bench.naive import PARSERS, InBandBooks, NaiveBook, NaiveBooks, PlainBook
 from lobfeed.exceptions import FrameError
 
 __all__ = [
@@ -86,7 +86,7 @@ class Runner(Protocol):
 
 
 def _synced_session(tape: DepthTape) -> Session:
-    session = Session(tape.venue)
+    session = Session(tape.session_venue, name=tape.venue)
     for frame in tape.sync_frames:
         try:
             events = session.receive(frame, 0)
@@ -357,6 +357,8 @@ def _runners(
         for name in names:
             if name in PEERS:
                 skipped[name] = why_not
+    if "naive" in names and tape.cut >= 0 and tape.venue not in PARSERS:
+        skipped["naive"] = f"the naive baseline has no parser for {tape.venue!r} yet"
     made: dict[str, Callable[[], Runner]] = {
         "lobfeed": lambda: LobfeedRunner(tape),
         "lobfeed_receive": lambda: LobfeedReceiveRunner(tape),
