@@ -71,6 +71,17 @@ REQUIRED = ("lobfeed", "lobfeed_core", "cryptofeed", "naive")
 PEERS = ("cryptofeed", "cryptofeed_noread")
 
 
+# Why the naive baseline is not run on a venue (it syncs REST snapshots on Binance's rules
+# only, and keeps books keyed by price).
+_NAIVE_MISSING = {
+    "bitmex": "the naive baseline keys levels by price; BitMEX's updates name levels by id",
+    **{
+        venue: f"the naive baseline bridges REST snapshots on Binance's rules only, not {venue}'s"
+        for venue in ("gateio", "gateio-futures", "kucoin")
+    },
+}
+
+
 class Runner(Protocol):
     name: str
     updates: int
@@ -358,7 +369,9 @@ def _runners(
             if name in PEERS:
                 skipped[name] = why_not
     if "naive" in names and tape.cut >= 0 and tape.venue not in PARSERS:
-        skipped["naive"] = f"the naive baseline has no parser for {tape.venue!r} yet"
+        skipped["naive"] = _NAIVE_MISSING.get(
+            tape.venue, f"the naive baseline has no parser for {tape.venue!r} yet"
+        )
     made: dict[str, Callable[[], Runner]] = {
         "lobfeed": lambda: LobfeedRunner(tape),
         "lobfeed_receive": lambda: LobfeedReceiveRunner(tape),
