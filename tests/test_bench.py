@@ -172,12 +172,17 @@ def test_throughput_on_every_venue_builds_the_same_books(
     assert "7 venues; cryptofeed on 7" in text
 
 
+CRYPTOFEED_MORE = {"ascendex", "bitget", "bitmex", "htx-swap", "upbit"}
+NAIVE_MORE = {"ascendex", "bitget", "deribit", "htx-swap", "upbit"}
+
+
 def test_throughput_on_the_more_venues_builds_the_same_books(
     tape_path: Callable[[str], Path],
 ) -> None:
     """Every tape of ``tapes-more`` (binary frames, REST-bridged books, two-market tapes)
-    through lobfeed's three rows: each builds the same books; a row the venue lacks is named
-    in ``skipped`` with its reason, never silently absent."""
+    through lobfeed's three rows, and cryptofeed and the naive book where they read the venue:
+    all build the same books; a row the venue lacks is named in ``skipped`` with its reason,
+    never silently absent."""
     from lobfeed.bench.throughput import IMPLEMENTATIONS
 
     paths = [str(tape_path(name)) for name in MORE_TAPES]
@@ -197,6 +202,8 @@ def test_throughput_on_the_more_venues_builds_the_same_books(
             reason = obj["skipped"].get(impl)
             assert (impl in obj["results"]) != bool(reason), (obj["tape"], impl, obj["skipped"])
         assert any(bid and ask for bid, ask in obj["tops"].values()), obj["tape"]
+        for impl, venues_run in (("cryptofeed", CRYPTOFEED_MORE), ("naive", NAIVE_MORE)):
+            assert (impl in obj["results"]) == (obj["venue"] in venues_run), (obj["tape"], impl)
     assert venues == {
         "ascendex", "bitget", "bitmex", "deribit", "gateio", "gateio-futures", "htx-swap",
         "kucoin", "upbit",

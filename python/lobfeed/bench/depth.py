@@ -83,6 +83,8 @@ class DepthTape:
     """In-band venues: the index of the last sync frame (-1: Binance, see ``bridge_index``)."""
     url: str = ""
     """In-band venues: the websocket address the frames came from (Bybit's names the market)."""
+    binary: bool = False
+    """The frames came as binary websocket messages (HTX's gzip, Upbit's JSON), not text."""
 
     @property
     def updates(self) -> int:
@@ -221,6 +223,7 @@ class DepthTape:
         books: dict[str, list[list[str]]] = {}
         urls: dict[str, str] = {}
         snapshots: dict[str, bytes] = {}
+        binary: set[str] = set()
 
         def receive(conn: str, data: bytes, ts_ns: int, snapshot_for: str | None) -> None:
             session = sessions.get(conn)
@@ -255,6 +258,8 @@ class DepthTape:
                 if owner is not None:
                     receive(owner, record.payload, record.ts_ns, symbol)
             elif record.conn is not None:
+                if record.encoding is not None:
+                    binary.add(record.conn)
                 receive(record.conn, record.payload, record.ts_ns, None)
         counts = Counter({conn: sum(len(u) for u in b) for conn, b in books.items()})
         if not counts or counts.most_common(1)[0][1] == 0:
@@ -282,4 +287,5 @@ class DepthTape:
             timed_updates,
             cut,
             urls.get(conn, ""),
+            conn in binary,
         )

@@ -200,11 +200,15 @@ class CryptofeedRunner:
         self._books_class = CryptofeedBooks
         self.tape = tape
         self.loop = loop
-        # What cryptofeed's websocket connection hands its handler: the frame as text.
-        self.sync_texts = [f.decode() for f in tape.sync_frames]
-        self.texts = [f.decode() for f in tape.timed_frames]
+        # What cryptofeed's websocket connection hands its handler: a text frame as str, a
+        # binary one as its bytes.
+        self.sync_texts: list[str | bytes] = self._as_received(tape.sync_frames)
+        self.texts: list[str | bytes] = self._as_received(tape.timed_frames)
         self.books: Any = None
         self.updates = 0
+
+    def _as_received(self, frames: list[bytes]) -> list[str | bytes]:
+        return list(frames) if self.tape.binary else [f.decode() for f in frames]
 
     def prepare(self) -> None:
         tape = self.tape
