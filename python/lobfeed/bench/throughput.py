@@ -15,7 +15,8 @@ brings every symbol in sync untimed, then times the rest of the frames:
 ``lobfeed_core``
     ``Session.receive_batch(frames, ts)``: one call for all frames, no Python object per frame.
 ``cryptofeed``
-    cryptofeed's Binance feed: ``await feed.message_handler(text, conn, time.time())`` per frame,
+    cryptofeed's feed for the venue: ``await feed.message_handler(frame, conn, time.time())``
+    per frame (text as ``str``, a binary frame as its bytes),
     its ``order_book`` books, and a callback that reads the best bid
     (``book.book.bids.index(0)``).
 ``cryptofeed_noread``
