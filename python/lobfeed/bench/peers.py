@@ -2,8 +2,8 @@
 
 cryptofeed has no type information; everything it returns is ``Any`` and stays in this module.
 Its feed for each venue it reads (``_FEED_CLASSES``: Binance's three, and the in-band venues'
-ones) is used as it is: its ``message_handler`` parses each frame (``yapic.json``, ``Decimal`` prices), checks the
-update ids and applies the deltas to an ``order_book.OrderBook`` (a C extension), then awaits
+ones) is used as it is: its ``message_handler`` parses each frame (``Decimal`` prices), checks
+the update ids and applies the deltas to an ``order_book.OrderBook`` (a C extension), then awaits
 the user callback. Two things are swapped for the benchmarks, and nothing on the hot path:
 
 - the instrument list, which cryptofeed downloads from the exchange when a feed is made, is set
