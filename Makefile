@@ -12,6 +12,8 @@ RUST_SRC := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml Cargo
 
 # Benchmark inputs: the real tapes beside the repository (see tests/conftest.py).
 TAPES   ?= ../shared/data/tapes
+# The captures of issue 12's venues (binary frames, REST-bridged books, two-market tapes).
+TAPES_MORE ?= ../shared/data/tapes-more
 BENCH_LATENCY_TAPE ?= $(TAPES)/binance-coinm-ethusd_perp-20240808.jsonl.gz
 
 # The soak: seconds of random faults (tests/test_soak.py runs 60 s of it in `make test`).
@@ -78,8 +80,8 @@ fmt: venv ## format Rust and Python
 bench: build bench-deps ## criterion, then every venue's tapes and latency vs peers; bench-report/ and the README's tables
 	cargo bench -p lobfeed-core --bench decode_apply
 	mkdir -p bench-report
-	$(VENV)/bin/lobfeed bench throughput $(TAPES)/*.jsonl.gz --json --report bench-report/ \
-		> bench-report/throughput.jsonl
+	$(VENV)/bin/lobfeed bench throughput $(TAPES)/*.jsonl.gz $(TAPES_MORE)/*.jsonl.gz --json \
+		--report bench-report/ > bench-report/throughput.jsonl
 	$(VENV)/bin/lobfeed bench latency --tape $(BENCH_LATENCY_TAPE) --loop asyncio,uvloop --json \
 		--report bench-report/ > bench-report/latency.json
 	$(PY) -m lobfeed.bench.readme bench-report README.md

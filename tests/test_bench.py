@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from conftest import MORE_TAPES
 from lobfeed._native import NeedSnapshot, Session
 from lobfeed.bench.depth import DepthTape
 from lobfeed.bench.peers import CryptofeedBooks
@@ -169,3 +170,73 @@ def test_throughput_on_every_venue_builds_the_same_books(
     assert "old" not in text
     assert "| bitfinex-book-p0-7sym-2021 (bitfinex) |" in text
     assert "7 venues; cryptofeed on 7" in text
+
+
+CRYPTOFEED_MORE = {"ascendex", "bitget", "bitmex", "htx-swap", "upbit"}
+NAIVE_MORE = {"ascendex", "bitget", "deribit", "htx-swap", "upbit"}
+
+
+def test_throughput_on_the_more_venues_builds_the_same_books(
+    tape_path: Callable[[str], Path],
+) -> None:
+    """Every tape of ``tapes-more`` (binary frames, REST-bridged books, two-market tapes)
+    through lobfeed's three rows, and cryptofeed and the naive book where they read the venue:
+    all build the same books; a row the venue lacks is named in ``skipped`` with its reason,
+    never silently absent."""
+    from lobfeed.bench.throughput import IMPLEMENTATIONS
+
+    paths = [str(tape_path(name)) for name in MORE_TAPES]
+    proc = _lobfeed("throughput", *paths, "--json", "--repeats", "1", "--warmup", "0")
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert len(lines) == len(paths)
+    venues = set()
+    for line in lines:
+        obj = orjson.loads(line)
+        venues.add(obj["venue"])
+        assert obj["books_agree"] is True, (obj["tape"], obj["disagreements"])
+        assert obj["updates"] > 0 and obj["timed_bytes"] > 0, obj["tape"]
+        for impl in ("lobfeed", "lobfeed_receive", "lobfeed_core"):
+            assert _positive_number(obj["results"][impl]["ns_per_frame"]), (obj["tape"], impl)
+        for impl in IMPLEMENTATIONS:
+            reason = obj["skipped"].get(impl)
+            assert (impl in obj["results"]) != bool(reason), (obj["tape"], impl, obj["skipped"])
+        assert any(bid and ask for bid, ask in obj["tops"].values()), obj["tape"]
+        for impl, venues_run in (("cryptofeed", CRYPTOFEED_MORE), ("naive", NAIVE_MORE)):
+            assert (impl in obj["results"]) == (obj["venue"] in venues_run), (obj["tape"], impl)
+    assert venues == {
+        "ascendex", "bitget", "bitmex", "deribit", "gateio", "gateio-futures", "htx-swap",
+        "kucoin", "upbit",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "first_bytes"),
+    [
+        ("htx-swap-depth150-10sym-2022.jsonl.gz", b"\x1f\x8b"),
+        ("upbit-orderbook-10sym-2021.jsonl.gz", b"{"),
+    ],
+)
+def test_binary_frames_reach_the_bench_as_their_bytes(
+    tape_path: Callable[[str], Path], name: str, first_bytes: bytes
+) -> None:
+    """HTX's gzip frames and Upbit's binary JSON frames are handed over as the bytes a live
+    connection receives, not as the tape's base64 text."""
+    tape = DepthTape.open(tape_path(name))
+    assert tape.frames and all(f.startswith(first_bytes) for f in tape.frames), name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gateio-spot-10sym-2021.jsonl.gz",
+        "gateio-futures-10sym-2023.jsonl.gz",
+        "kucoin-l2-10sym-2021.jsonl.gz",
+    ],
+)
+def test_rest_bridged_venues_sync_on_the_tapes_snapshots(
+    tape_path: Callable[[str], Path], name: str
+) -> None:
+    """Gate.io and KuCoin books start from the tape's REST snapshot of each symbol."""
+    tape = DepthTape.open(tape_path(name))
+    assert tape.symbol_list and set(tape.symbol_list) <= set(tape.snapshots), name

@@ -83,6 +83,8 @@ class DepthTape:
     """In-band venues: the index of the last sync frame (-1: Binance, see ``bridge_index``)."""
     url: str = ""
     """In-band venues: the websocket address the frames came from (Bybit's names the market)."""
+    binary: bool = False
+    """The frames came as binary websocket messages (HTX's gzip, Upbit's JSON), not text."""
 
     @property
     def updates(self) -> int:
@@ -189,61 +191,101 @@ class DepthTape:
             bridge_index,
         )
 
+    @property
+    def session_venue(self) -> str:
+        """The name a ``Session`` for this tape's venue is made with (a market alias such as
+        ``bybit-spot`` is decoded by its venue's session)."""
+        from lobfeed.venues import SPECS
+
+        spec = SPECS.get(self.venue)
+        return spec.session_venue if spec is not None else self.venue
+
     @classmethod
     def _in_band(cls, path: Path, tape: Tape) -> DepthTape:
-        """A venue whose snapshots come in-band: the frames of its busiest book connection."""
+        """A venue whose books start from a snapshot of its own: the frames of its busiest book
+        connection, binary ones as their bytes. A venue that bridges REST snapshots (Gate.io,
+        KuCoin) gets the tape's ``http`` records, in tape order, as a live Feed answers its
+        ``NeedSnapshot``; the benchmarked implementations get them when they ask."""
         from lobfeed._native import BookUpdate, Session, supported_venues
         from lobfeed.exceptions import FrameError
+        from lobfeed.replay import snapshot_symbol
+        from lobfeed.venues import SPECS
 
         venue = tape.header.venue
-        if venue not in supported_venues():
+        spec = SPECS.get(venue)
+        session_venue = spec.session_venue if spec is not None else venue
+        if session_venue not in supported_venues():
             raise ValueError(f"{tape.path}: venue {venue!r} is not one lobfeed reads")
         sessions: dict[str, Session] = {}
         frames: dict[str, list[bytes]] = {}
-        books: dict[str, list[str | None]] = {}  # per frame: the symbol it updated, if any
+        # Per frame: the symbols of the book updates it made (a snapshot answered after it
+        # counts for the frame that was last on that connection).
+        books: dict[str, list[list[str]]] = {}
         urls: dict[str, str] = {}
-        for record in tape.iter_records("recv", "open"):
-            if record.type == "open":
-                urls[record.conn or ""] = record.url or ""
-                continue
-            if record.data is None or record.conn is None or record.encoding is not None:
-                continue
-            raw = record.data.encode()
-            session = sessions.get(record.conn)
+        snapshots: dict[str, bytes] = {}
+        binary: set[str] = set()
+
+        def receive(conn: str, data: bytes, ts_ns: int, snapshot_for: str | None) -> None:
+            session = sessions.get(conn)
             if session is None:
-                session = sessions[record.conn] = Session(venue)
+                session = sessions[conn] = Session(session_venue, name=venue)
             try:
-                events = session.receive(raw, record.ts_ns)
+                if snapshot_for is None:
+                    events = session.receive(data, ts_ns)
+                else:
+                    events = session.receive_snapshot(snapshot_for, data, ts_ns)
             except FrameError as e:
                 events = e.events
             updated = [e.symbol for e in events if isinstance(e, BookUpdate)]
-            frames.setdefault(record.conn, []).append(raw)
-            books.setdefault(record.conn, []).append(updated[0] if updated else None)
-        counts = Counter({conn: sum(s is not None for s in b) for conn, b in books.items()})
+            per_frame = books.setdefault(conn, [])
+            if snapshot_for is None:
+                frames.setdefault(conn, []).append(data)
+                per_frame.append(updated)
+            elif per_frame:
+                per_frame[-1].extend(updated)
+
+        for record in tape.iter_records("recv", "open", "http"):
+            if record.type == "open":
+                urls[record.conn or ""] = record.url or ""
+            elif record.data is None:
+                continue
+            elif record.type == "http":
+                symbol = snapshot_symbol(record.url or "")
+                if symbol is None:
+                    continue
+                snapshots.setdefault(symbol, record.payload)
+                owner = next((c for c, s in sessions.items() if symbol in s.symbols()), None)
+                if owner is not None:
+                    receive(owner, record.payload, record.ts_ns, symbol)
+            elif record.conn is not None:
+                if record.encoding is not None:
+                    binary.add(record.conn)
+                receive(record.conn, record.payload, record.ts_ns, None)
+        counts = Counter({conn: sum(len(u) for u in b) for conn, b in books.items()})
         if not counts or counts.most_common(1)[0][1] == 0:
             raise ValueError(f"{tape.path}: no frame updates a book")
         conn = counts.most_common(1)[0][0]
-        symbols = books[conn]
+        per_frame = books[conn]
         first: dict[str, int] = {}
-        for index, symbol in enumerate(symbols):
-            if symbol is not None:
+        for index, updated in enumerate(per_frame):
+            for symbol in updated:
                 first.setdefault(symbol, index)
         cut = max(first.values())
-        timed = symbols[cut + 1 :]
-        if not any(s is not None for s in timed):
+        timed_updates = sum(len(u) for u in per_frame[cut + 1 :])
+        if timed_updates == 0:
             raise ValueError(f"{tape.path}: no book frame after every symbol's first book")
-        conn_frames = frames[conn]
         return cls(
             path,
             venue,
-            conn_frames,
+            frames[conn],
             # A frame that is no book update belongs to no symbol: it follows the last frame.
-            [s or "" for s in symbols],
+            [u[0] if u else "" for u in per_frame],
             [],
             [],
-            {},
+            {s: body for s, body in snapshots.items() if s in first},
             dict.fromkeys(first, cut),
-            sum(s is not None for s in timed),
+            timed_updates,
             cut,
             urls.get(conn, ""),
+            conn in binary,
         )

@@ -7,11 +7,13 @@ what the snapshot covers, the first event must bridge it, then ids must follow o
 builds the same books as lobfeed and cryptofeed, only in floats. The venues that send their
 snapshot in-band (:class:`InBandBooks`, one small parser per venue in ``PARSERS``) replace the
 book on each snapshot and apply each update as it comes, checking neither sequence numbers
-nor checksums: what a first client of each venue does.
+nor checksums: what a first client of each venue does (HTX's gzip frames are unpacked with
+``gzip.decompress`` first).
 """
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from typing import Any
 
@@ -210,6 +212,54 @@ def _bitfinex(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
     return [(symbol, whole, bids, asks)]
 
 
+def _deribit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    params = msg.get("params") if isinstance(msg, dict) else None
+    if not params or not str(params.get("channel", "")).startswith("book."):
+        return []
+    data = params["data"]
+    # Each level is [action, price, amount]; "delete" removes the price.
+    sides = [
+        [(lv[1], 0 if lv[0] == "delete" else lv[2]) for lv in data[key]] for key in ("bids", "asks")
+    ]
+    return [(data["instrument_name"], data.get("type") == "snapshot", sides[0], sides[1])]
+
+
+def _upbit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    # SIMPLE format; every orderbook message is the whole (short) book, ask/bid pairs per row.
+    if not isinstance(msg, dict) or msg.get("ty") != "orderbook":
+        return []
+    units: list[dict[str, Any]] = msg["obu"]
+    bids = [(u["bp"], u["bs"]) for u in units]
+    asks = [(u["ap"], u["as"]) for u in units]
+    return [(msg["cd"], True, bids, asks)]
+
+
+def _ascendex(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    kind = msg.get("m") if isinstance(msg, dict) else None
+    if kind not in ("depth", "depth-snapshot"):
+        return []
+    data = msg["data"]
+    return [(msg["symbol"], kind == "depth-snapshot", data["bids"], data["asks"])]
+
+
+def _bitget(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    arg = msg.get("arg") if isinstance(msg, dict) else None
+    if not arg or arg.get("channel") != "books" or "data" not in msg:
+        return []
+    data = msg["data"][0]
+    return [(arg["instId"], msg.get("action") == "snapshot", data["bids"], data["asks"])]
+
+
+def _htx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+    if not isinstance(msg, dict) or ".depth." not in str(msg.get("ch", "")):
+        return []
+    tick = msg["tick"]
+    symbol = msg["ch"].split(".")[1]
+    # depth.step*: every push is the whole book; size_* incremental ones name their event.
+    whole = tick.get("event", "snapshot") == "snapshot"
+    return [(symbol, whole, tick.get("bids") or [], tick.get("asks") or [])]
+
+
 PARSERS: dict[str, Callable[[Any, dict[Any, str]], list[BookMessage]]] = {
     "bybit": _bybit,
     "okx": _okx,
@@ -217,6 +267,11 @@ PARSERS: dict[str, Callable[[Any, dict[Any, str]], list[BookMessage]]] = {
     "coinbase": _coinbase,
     "gemini": _gemini,
     "bitfinex": _bitfinex,
+    "deribit": _deribit,
+    "upbit": _upbit,
+    "ascendex": _ascendex,
+    "bitget": _bitget,
+    "htx-swap": _htx,
 }
 """Venue -> what reads the book messages of one parsed frame (and keeps channel state)."""
 
@@ -234,12 +289,15 @@ class InBandBooks:
             self.parse = PARSERS[venue]
         except KeyError:
             raise ValueError(f"no naive book for venue {venue!r}") from None
+        self.gzipped = venue.startswith("htx")
         self.on_book = on_book
         self.top = top
         self.state: dict[Any, str] = {}
         self.books: dict[str, PlainBook] = {}
 
     def receive(self, frame: bytes | str) -> None:
+        if self.gzipped:  # HTX sends every message gzip-compressed, in a binary frame
+            frame = gzip.decompress(frame if isinstance(frame, bytes) else frame.encode())
         for symbol, whole, bids, asks in self.parse(orjson.loads(frame), self.state):
             book = self.books.get(symbol)
             if book is None:

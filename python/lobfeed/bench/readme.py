@@ -213,7 +213,16 @@ def throughput_table(tapes: Mapping[str, Mapping[str, Any]]) -> list[str]:
                 "yes" if tape["books_agree"] else "NO",
             ]
         )
-    return _table(header, rows, right=len(header) - 1)
+    lines = _table(header, rows, right=len(header) - 1)
+    # A row a tape lacks is said so, with the reason, never left as a bare "n/a".
+    reasons: dict[str, list[str]] = {}
+    for name, tape in tapes.items():
+        for impl, why in tape.get("skipped", {}).items():
+            reasons.setdefault(f"{impl}: {why}", []).append(name)
+    if reasons:
+        lines += ["", "Not run (n/a above):"]
+        lines += [f"- {why} ({', '.join(names)})" for why, names in reasons.items()]
+    return lines
 
 
 def latency_table(latency: Mapping[str, Any]) -> list[str]:

@@ -154,6 +154,8 @@ def throughput_table(result: TapeResult) -> str:
             f"| {name} | {r.ns_per_frame:,.0f} | {r.frames_per_s:,.0f} | "
             f"{r.ns_per_frame / base:.2f}x | {min(per_run):,.0f}-{max(per_run):,.0f} |"
         )
+    for name, why in result.skipped.items():
+        lines.append(f"| {name} | not run: {why} | | | |")
     agree = "yes" if not result.disagreements else "NO: " + "; ".join(result.disagreements)
     lines += ["", f"Final best bid/ask of every symbol equal to lobfeed's: {agree}"]
     return "\n".join(lines)

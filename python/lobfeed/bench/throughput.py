@@ -15,7 +15,8 @@ brings every symbol in sync untimed, then times the rest of the frames:
 ``lobfeed_core``
     ``Session.receive_batch(frames, ts)``: one call for all frames, no Python object per frame.
 ``cryptofeed``
-    cryptofeed's Binance feed: ``await feed.message_handler(text, conn, time.time())`` per frame,
+    cryptofeed's feed for the venue: ``await feed.message_handler(frame, conn, time.time())``
+    per frame (text as ``str``, a binary frame as its bytes),
     its ``order_book`` books, and a callback that reads the best bid
     (``book.book.bids.index(0)``).
 ``cryptofeed_noread``
@@ -45,7 +46,7 @@ from typing import Any, Protocol
 from lobfeed._native import BookUpdate, NeedSnapshot, Session
 from lobfeed.aio.feed import Feed
 from lobfeed.bench.depth import DepthTape, Top, top_equal
-from lobfeed.bench.naive import InBandBooks, NaiveBook, NaiveBooks, PlainBook
+from lobfeed.bench.naive import PARSERS, InBandBooks, NaiveBook, NaiveBooks, PlainBook
 from lobfeed.exceptions import FrameError
 
 __all__ = [
@@ -71,6 +72,17 @@ REQUIRED = ("lobfeed", "lobfeed_core", "cryptofeed", "naive")
 PEERS = ("cryptofeed", "cryptofeed_noread")
 
 
+# Why the naive baseline is not run on a venue (it syncs REST snapshots on Binance's rules
+# only, and keeps books keyed by price).
+_NAIVE_MISSING = {
+    "bitmex": "the naive baseline keys levels by price; BitMEX's updates name levels by id",
+    **{
+        venue: f"the naive baseline bridges REST snapshots on Binance's rules only, not {venue}'s"
+        for venue in ("gateio", "gateio-futures", "kucoin")
+    },
+}
+
+
 class Runner(Protocol):
     name: str
     updates: int
@@ -86,7 +98,7 @@ class Runner(Protocol):
 
 
 def _synced_session(tape: DepthTape) -> Session:
-    session = Session(tape.venue)
+    session = Session(tape.session_venue, name=tape.venue)
     for frame in tape.sync_frames:
         try:
             events = session.receive(frame, 0)
@@ -189,11 +201,15 @@ class CryptofeedRunner:
         self._books_class = CryptofeedBooks
         self.tape = tape
         self.loop = loop
-        # What cryptofeed's websocket connection hands its handler: the frame as text.
-        self.sync_texts = [f.decode() for f in tape.sync_frames]
-        self.texts = [f.decode() for f in tape.timed_frames]
+        # What cryptofeed's websocket connection hands its handler: a text frame as str, a
+        # binary one as its bytes.
+        self.sync_texts: list[str | bytes] = self._as_received(tape.sync_frames)
+        self.texts: list[str | bytes] = self._as_received(tape.timed_frames)
         self.books: Any = None
         self.updates = 0
+
+    def _as_received(self, frames: list[bytes]) -> list[str | bytes]:
+        return list(frames) if self.tape.binary else [f.decode() for f in frames]
 
     def prepare(self) -> None:
         tape = self.tape
@@ -357,6 +373,10 @@ def _runners(
         for name in names:
             if name in PEERS:
                 skipped[name] = why_not
+    if "naive" in names and tape.cut >= 0 and tape.venue not in PARSERS:
+        skipped["naive"] = _NAIVE_MISSING.get(
+            tape.venue, f"the naive baseline has no parser for {tape.venue!r} yet"
+        )
     made: dict[str, Callable[[], Runner]] = {
         "lobfeed": lambda: LobfeedRunner(tape),
         "lobfeed_receive": lambda: LobfeedReceiveRunner(tape),
