@@ -69,7 +69,7 @@ impl LevelsSeed<'_> {
 
 /// A level in any shape the short reader declines: white space, signs, exponents, long
 /// numbers (and the errors, typed where they are numbers).
-fn general_level<E: de::Error>(
+pub fn general_level<E: de::Error>(
     scan: &mut Scanner,
     fault: &mut NumberFault,
 ) -> Result<(Decimal, Decimal), E> {
