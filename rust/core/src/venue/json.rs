@@ -6,11 +6,15 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::book::Side;
 use crate::decimal::{Decimal, DecimalError};
 use crate::error::{FrameError, ReceiveError};
 use crate::sync::LevelChange;
+
+use super::scan::{ScanError, Scanner};
 
 /// Where a number that failed to parse is remembered, so the error stays typed (serde's own
 /// errors are strings).
@@ -39,53 +43,57 @@ pub struct LevelsSeed<'a> {
 impl<'de> DeserializeSeed<'de> for LevelsSeed<'_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
+        // serde_json only finds where the list ends (a skip, no strings made); the scanner
+        // then reads each number straight to fixed point in one pass, the common short shape
+        // with word loads, instead of a `&str` per field parsed again by `Decimal::parse`.
+        let raw = <&'de RawValue>::deserialize(d)?;
+        self.scan(raw.get().as_bytes())
     }
 }
 
-impl<'de> Visitor<'de> for LevelsSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of [price, quantity] levels")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some((price, qty)) = seq.next_element_seed(LevelSeed {
-            fault: &mut *self.fault,
-        })? {
+impl LevelsSeed<'_> {
+    fn scan<E: de::Error>(self, list: &[u8]) -> Result<(), E> {
+        let mut scan = Scanner::new(list);
+        scan.begin_array().map_err(scan_error)?;
+        let mut first = true;
+        while scan.next_element(&mut first).map_err(scan_error)? {
+            let (price, qty) = match scan.short_level_skipping_extras().map_err(scan_error)? {
+                Some(level) => level,
+                None => general_level(&mut scan, self.fault)?,
+            };
             self.out.push((self.side, price, qty));
         }
         Ok(())
     }
 }
 
-struct LevelSeed<'a> {
-    fault: &'a mut NumberFault,
+/// A level in any shape the short reader declines: white space, signs, exponents, long
+/// numbers (and the errors, typed where they are numbers).
+pub fn general_level<E: de::Error>(
+    scan: &mut Scanner,
+    fault: &mut NumberFault,
+) -> Result<(Decimal, Decimal), E> {
+    scan.begin_array().map_err(scan_error)?;
+    let mut first = true;
+    let mut number = |scan: &mut Scanner, field: &'static str| -> Result<Decimal, E> {
+        if !scan.next_element(&mut first).map_err(scan_error)? {
+            return Err(E::custom("a level needs a price and a quantity"));
+        }
+        scan.quoted_decimal().map_err(scan_error)?.map_err(|e| {
+            fault.fault.get_or_insert((field, e));
+            E::custom(format_args!("bad number in `{field}`"))
+        })
+    };
+    let price = number(scan, "price")?;
+    let qty = number(scan, "quantity")?;
+    while scan.next_element(&mut first).map_err(scan_error)? {
+        scan.skip_value().map_err(scan_error)?;
+    }
+    Ok((price, qty))
 }
 
-impl<'de> DeserializeSeed<'de> for LevelSeed<'_> {
-    type Value = (Decimal, Decimal);
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for LevelSeed<'_> {
-    type Value = (Decimal, Decimal);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a [price, quantity] pair of strings")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let price: &str = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let qty: &str = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        let price = self.fault.parse("price", price)?;
-        let qty = self.fault.parse("quantity", qty)?;
-        Ok((price, qty))
-    }
+fn scan_error<E: de::Error>(e: ScanError) -> E {
+    E::custom(FrameError::from(e))
 }
 
 /// Any scalar as text, for the fields of venue error answers: strings (escaped ones too, owned

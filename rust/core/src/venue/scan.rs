@@ -425,6 +425,34 @@ impl<'a> Scanner<'a> {
     /// read without the general walk; `None` (nothing consumed) for anything else.
     #[inline(always)]
     pub fn short_level(&mut self) -> Option<(Decimal, Decimal)> {
+        let (price, qty, end) = self.short_pair()?;
+        if *self.buf.get(end)? != b']' {
+            return None;
+        }
+        self.pos = end + 1;
+        Some((price, qty))
+    }
+
+    /// As `short_level`, for venues whose levels go on after the quantity (OKX adds order
+    /// counts): what follows it is skipped. `Ok(None)`, nothing consumed, when the price and
+    /// quantity are not in the common shape.
+    #[inline(always)]
+    pub fn short_level_skipping_extras(&mut self) -> Result<Option<(Decimal, Decimal)>, ScanError> {
+        let Some((price, qty, end)) = self.short_pair() else {
+            return Ok(None);
+        };
+        self.pos = end;
+        let mut first = false;
+        while self.next_element(&mut first)? {
+            self.skip_value()?;
+        }
+        Ok(Some((price, qty)))
+    }
+
+    /// `["price","qty"` with both numbers short and plain: the two and the index just past
+    /// the quantity's closing quote.
+    #[inline(always)]
+    fn short_pair(&self) -> Option<(Decimal, Decimal, usize)> {
         let buf = self.buf;
         let at = self.pos;
         if buf.get(at..at + 2)? != b"[\"" {
@@ -435,11 +463,7 @@ impl<'a> Scanner<'a> {
             return None;
         }
         let (qty, end) = short_quoted_decimal(buf, end + 2)?;
-        if *buf.get(end)? != b']' {
-            return None;
-        }
-        self.pos = end + 1;
-        Some((price, qty))
+        Some((price, qty, end))
     }
 
     /// A string value as `&str` (checked UTF-8, no escapes allowed: venues never escape the

@@ -15,7 +15,8 @@ use crate::book::Side;
 use crate::error::FrameError;
 use crate::sync::LevelChange;
 use crate::venue::check_frame_size;
-use crate::venue::json::{LevelsSeed, LooseText, NumberFault};
+use crate::venue::json::{general_level, LevelsSeed, LooseText, NumberFault};
+use crate::venue::scan::Scanner;
 
 /// Reads `frame` into `fields`, its book levels into `levels`; a number that does not parse
 /// is a typed `BadNumber` (remembered in `fault` while serde unwinds).
@@ -27,6 +28,14 @@ pub(super) fn decode<'de>(
     max_bytes: usize,
 ) -> Result<(), FrameError> {
     check_frame_size(frame, max_bytes)?;
+    let kept = levels.len();
+    if scan_book(frame, fields, levels).is_some() {
+        return Ok(());
+    }
+    // Not the common book frame: read again from the start, so what the frame yields (and
+    // how it fails) is serde's alone.
+    *fields = Fields::default();
+    levels.truncate(kept);
     let mut de = serde_json::Deserializer::from_slice(frame);
     let seed = FrameSeed {
         fields,
@@ -40,6 +49,65 @@ pub(super) fn decode<'de>(
             None => FrameError::Json(e.to_string()),
         }),
     }
+}
+
+/// The common book frame (`topic`, `type`, `ts`, `cts` and a `data` object of `s`, `b`, `a`,
+/// `u`, `seq`) read by the scanner in one pass, numbers straight to fixed point (most of the
+/// stream; serde's walk made a `&str` per number and checked each string's UTF-8). `None` at
+/// the first thing outside that shape, a bad number or a malformed frame included.
+fn scan_book<'de>(
+    frame: &'de [u8],
+    fields: &mut Fields<'de>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<()> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_object().ok()?;
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"topic" => fields.topic = Some(scan.str_value().ok()?),
+            b"type" => fields.kind = Some(scan.str_value().ok()?),
+            b"ts" => fields.ts = Some(scan.u64().ok()?),
+            b"cts" => scan.skip_value().ok()?,
+            b"data" => scan_book_data(&mut scan, fields, levels)?,
+            _ => return None,
+        }
+    }
+    scan.finish().ok()
+}
+
+fn scan_book_data<'de>(
+    scan: &mut Scanner<'de>,
+    fields: &mut Fields<'de>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<()> {
+    scan.begin_object().ok()?;
+    fields.data = DataShape::Object;
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"s" => fields.s = Some(scan.str_value().ok()?),
+            b"u" => fields.u = Some(scan.u64().ok()?),
+            b"seq" => scan.skip_value().ok()?,
+            b"b" => scan_levels(scan, Side::Bid, levels)?,
+            b"a" => scan_levels(scan, Side::Ask, levels)?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+fn scan_levels(scan: &mut Scanner, side: Side, levels: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        let (price, qty) = match scan.short_level() {
+            Some(level) => level,
+            None => general_level::<serde_json::Error>(scan, &mut NumberFault::default()).ok()?,
+        };
+        levels.push((side, price, qty));
+    }
+    Some(())
 }
 
 /// The last dot-separated part of a topic: `orderbook.200.BTCUSDT` names `BTCUSDT`.
@@ -242,5 +310,47 @@ impl<'de> Visitor<'de> for DataSeed<'_, 'de> {
             f.items.push(item);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decimal::Decimal;
+
+    fn read(frame: &str) -> (Result<(), FrameError>, Vec<LevelChange>, Option<u64>) {
+        let mut fields = Fields::default();
+        let mut levels = Vec::new();
+        let mut fault = NumberFault::default();
+        let result = decode(
+            frame.as_bytes(),
+            &mut fields,
+            &mut levels,
+            &mut fault,
+            usize::MAX,
+        );
+        (result, levels, fields.u)
+    }
+
+    #[test]
+    fn scanned_and_serde_read_book_frames_agree() {
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        // Long numbers (the scanner's general level), then white space and an unknown key
+        // (serde's path): the same levels either way.
+        let compact = r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["123456789.5","0.000000001"]],"a":[["2.50","0"]],"u":7,"seq":9},"cts":2}"#;
+        let spaced = r#"{"topic": "orderbook.50.BTCUSDT", "type": "delta", "ts": 1, "x": 0, "data": {"s": "BTCUSDT", "b": [["123456789.5", "0.000000001"]], "a": [["2.50", "0"]], "u": 7}}"#;
+        let expected = vec![
+            (Side::Bid, d("123456789.5"), d("0.000000001")),
+            (Side::Ask, d("2.50"), d("0")),
+        ];
+        for frame in [compact, spaced] {
+            let (result, levels, u) = read(frame);
+            assert!(result.is_ok(), "{frame}: {result:?}");
+            assert_eq!(levels, expected, "{frame}");
+            assert_eq!(u, Some(7));
+        }
+        assert_eq!(expected[1].1.to_string(), "2.50");
+        let bad = r#"{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["1.5","x"]],"a":[],"u":7}}"#;
+        assert!(matches!(read(bad).0, Err(FrameError::BadNumber { .. })));
     }
 }
