@@ -275,8 +275,11 @@ class VenueSpec:
 
     def endpoint(self, body: bytes, sub: Subscription) -> Endpoint:
         """The connection a token answer (``token_url``'s body) points to; ``ConnectError``
-        when the body is not a usable answer."""
-        raise NotImplementedError(f"{self.name} hands out no connection tokens")
+        when the body is not a usable answer. Only called when ``token_url`` gives a URL, so
+        a spec that sets one must read its answer here."""
+        raise ConfigError(
+            f"{self.name}: token_url is set but endpoint() does not read the token answer"
+        )
 
     def heartbeat_message(self) -> str | None:
         """The application-level ping, if the venue wants one every ``heartbeat_interval``."""
