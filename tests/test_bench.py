@@ -172,8 +172,11 @@ def test_throughput_on_every_venue_builds_the_same_books(
     assert "7 venues; cryptofeed on 7" in text
 
 
-CRYPTOFEED_MORE = {"ascendex", "bitget", "bitmex", "htx-swap", "upbit"}
-NAIVE_MORE = {"ascendex", "bitget", "deribit", "htx-swap", "upbit"}
+CRYPTOFEED_MORE = {"ascendex", "bitget", "bitmex", "gateio", "gateio-futures", "htx-swap", "upbit"}
+NAIVE_MORE = {
+    "ascendex", "bitget", "bitmex", "deribit", "gateio", "gateio-futures", "htx-swap", "kucoin",
+    "upbit",
+}  # fmt: skip
 
 
 def test_throughput_on_the_more_venues_builds_the_same_books(
@@ -240,3 +243,44 @@ def test_rest_bridged_venues_sync_on_the_tapes_snapshots(
     """Gate.io and KuCoin books start from the tape's REST snapshot of each symbol."""
     tape = DepthTape.open(tape_path(name))
     assert tape.symbol_list and set(tape.symbol_list) <= set(tape.snapshots), name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gateio-spot-10sym-2021.jsonl.gz",
+        "gateio-futures-10sym-2023.jsonl.gz",
+        "kucoin-l2-10sym-2021.jsonl.gz",
+    ],
+)
+def test_naive_bridged_books_see_a_missing_update(
+    tape_path: Callable[[str], Path], name: str
+) -> None:
+    """The naive Gate.io and KuCoin books follow the tape's id chains end to end, and an
+    update taken out of the chain stops them (their baseline does sequence what the venue
+    documents, so it is compared with lobfeed like for like)."""
+    from lobfeed.bench.naive import BridgedBooks, NaiveGapError
+
+    tape = DepthTape.open(tape_path(name))
+    frames = tape.sync_frames + tape.timed_frames
+    whole = BridgedBooks(tape.venue, tape.snapshots.__getitem__)
+    for frame in frames:
+        whole.receive(frame)
+    # A symbol whose snapshot is newer than all its updates has a book and nothing to bridge.
+    assert set(whole.books) == set(tape.symbol_list) and whole.synced, name
+    # The last applied update of the busiest symbol, taken out: the one after it must fail.
+    applied: list[int] = []
+    probe = BridgedBooks(tape.venue, tape.snapshots.__getitem__)
+    busiest = max(tape.symbol_list, key=tape.symbols.count)
+    for index, frame in enumerate(frames):
+        before = probe.last_ids.get(busiest)
+        probe.receive(frame)
+        if busiest in probe.synced and probe.last_ids[busiest] != before:
+            applied.append(index)
+    assert len(applied) >= 3, (name, busiest)
+    missing = applied[len(applied) // 2]
+    gapped = BridgedBooks(tape.venue, tape.snapshots.__getitem__)
+    with pytest.raises(NaiveGapError, match=busiest):
+        for index, frame in enumerate(frames):
+            if index != missing:
+                gapped.receive(frame)

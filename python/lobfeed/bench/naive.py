@@ -8,7 +8,9 @@ builds the same books as lobfeed and cryptofeed, only in floats. The venues that
 snapshot in-band (:class:`InBandBooks`, one small parser per venue in ``PARSERS``) replace the
 book on each snapshot and apply each update as it comes, checking neither sequence numbers
 nor checksums: what a first client of each venue does (HTX's gzip frames are unpacked with
-``gzip.decompress`` first).
+``gzip.decompress`` first; BitMEX's levels, named by id, are turned back into prices with a
+dict of id to price). Gate.io and KuCoin (:class:`BridgedBooks`, ``BRIDGED``) bridge a REST
+snapshot as their documentation says, the way :class:`NaiveBooks` does for Binance.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ import orjson
 
 from lobfeed.bench.depth import bridges
 
-__all__ = ["PARSERS", "InBandBooks", "NaiveBook", "NaiveBooks", "NaiveGapError", "PlainBook"]
+__all__ = [
+    "BRIDGED",
+    "PARSERS",
+    "BridgedBooks",
+    "InBandBooks",
+    "NaiveBook",
+    "NaiveBooks",
+    "NaiveGapError",
+    "PlainBook",
+]
 
 DEFAULT_TOP = 10
 
@@ -136,14 +147,14 @@ class PlainBook:
         self.top_asks = sorted(self.asks.items())[:top]
 
 
-def _bybit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _bybit(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     if not isinstance(msg, dict) or not str(msg.get("topic", "")).startswith("orderbook."):
         return []
     data = msg["data"]
     return [(data["s"], msg["type"] == "snapshot", data["b"], data["a"])]
 
 
-def _okx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _okx(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     arg = msg.get("arg") if isinstance(msg, dict) else None
     if not arg or not str(arg.get("channel", "")).startswith("books") or "data" not in msg:
         return []
@@ -151,7 +162,7 @@ def _okx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(arg["instId"], msg.get("action") == "snapshot", data["bids"], data["asks"])]
 
 
-def _kraken(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _kraken(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     # [channelID, {book}, ({book},) "book-N", "PAIR"]: a snapshot has "as"/"bs".
     if not isinstance(msg, list) or len(msg) < 4 or not str(msg[-2]).startswith("book"):
         return []
@@ -162,7 +173,7 @@ def _kraken(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(msg[-1], whole, bids, asks)]
 
 
-def _coinbase(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _coinbase(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     if not isinstance(msg, dict) or msg.get("channel") != "l2_data":
         return []
     out: list[BookMessage] = []
@@ -174,7 +185,7 @@ def _coinbase(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return out
 
 
-def _gemini(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
+def _gemini(msg: Any, state: dict[Any, Any]) -> list[BookMessage]:
     # The first l2_updates of a symbol is its whole book.
     if not isinstance(msg, dict) or msg.get("type") != "l2_updates":
         return []
@@ -193,7 +204,7 @@ def _bitfinex_level(level: list[Any], bids: Levels, asks: Levels) -> None:
     (bids if amount > 0 else asks).append((price, abs(amount) if count else 0))
 
 
-def _bitfinex(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
+def _bitfinex(msg: Any, state: dict[Any, Any]) -> list[BookMessage]:
     if isinstance(msg, dict):
         if msg.get("event") == "subscribed" and msg.get("channel") == "book":
             state[msg["chanId"]] = msg["symbol"]
@@ -212,7 +223,7 @@ def _bitfinex(msg: Any, state: dict[Any, str]) -> list[BookMessage]:
     return [(symbol, whole, bids, asks)]
 
 
-def _deribit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _deribit(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     params = msg.get("params") if isinstance(msg, dict) else None
     if not params or not str(params.get("channel", "")).startswith("book."):
         return []
@@ -224,7 +235,7 @@ def _deribit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(data["instrument_name"], data.get("type") == "snapshot", sides[0], sides[1])]
 
 
-def _upbit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _upbit(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     # SIMPLE format; every orderbook message is the whole (short) book, ask/bid pairs per row.
     if not isinstance(msg, dict) or msg.get("ty") != "orderbook":
         return []
@@ -234,7 +245,7 @@ def _upbit(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(msg["cd"], True, bids, asks)]
 
 
-def _ascendex(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _ascendex(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     kind = msg.get("m") if isinstance(msg, dict) else None
     if kind not in ("depth", "depth-snapshot"):
         return []
@@ -242,7 +253,7 @@ def _ascendex(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(msg["symbol"], kind == "depth-snapshot", data["bids"], data["asks"])]
 
 
-def _bitget(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _bitget(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     arg = msg.get("arg") if isinstance(msg, dict) else None
     if not arg or arg.get("channel") != "books" or "data" not in msg:
         return []
@@ -250,7 +261,7 @@ def _bitget(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(arg["instId"], msg.get("action") == "snapshot", data["bids"], data["asks"])]
 
 
-def _htx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
+def _htx(msg: Any, _state: dict[Any, Any]) -> list[BookMessage]:
     if not isinstance(msg, dict) or ".depth." not in str(msg.get("ch", "")):
         return []
     tick = msg["tick"]
@@ -260,7 +271,29 @@ def _htx(msg: Any, _state: dict[Any, str]) -> list[BookMessage]:
     return [(symbol, whole, tick.get("bids") or [], tick.get("asks") or [])]
 
 
-PARSERS: dict[str, Callable[[Any, dict[Any, str]], list[BookMessage]]] = {
+def _bitmex(msg: Any, state: dict[Any, Any]) -> list[BookMessage]:
+    # orderBookL2 names each level by id; only `partial` and `insert` carry its price.
+    if not isinstance(msg, dict) or msg.get("table") != "orderBookL2" or "data" not in msg:
+        return []
+    action = msg["action"]
+    whole = action == "partial"
+    by_symbol: dict[str, tuple[Levels, Levels]] = {}
+    for row in msg["data"]:
+        symbol = row["symbol"]
+        key = (symbol, row["id"])
+        if action in ("partial", "insert"):
+            price = state[key] = row["price"]
+        elif action == "delete":
+            price = state.pop(key)
+        else:
+            price = state[key]
+        size = 0 if action == "delete" else row["size"]
+        bids, asks = by_symbol.setdefault(symbol, ([], []))
+        (bids if row["side"] == "Buy" else asks).append((price, size))
+    return [(symbol, whole, bids, asks) for symbol, (bids, asks) in by_symbol.items()]
+
+
+PARSERS: dict[str, Callable[[Any, dict[Any, Any]], list[BookMessage]]] = {
     "bybit": _bybit,
     "okx": _okx,
     "kraken": _kraken,
@@ -272,6 +305,7 @@ PARSERS: dict[str, Callable[[Any, dict[Any, str]], list[BookMessage]]] = {
     "ascendex": _ascendex,
     "bitget": _bitget,
     "htx-swap": _htx,
+    "bitmex": _bitmex,
 }
 """Venue -> what reads the book messages of one parsed frame (and keeps channel state)."""
 
@@ -292,7 +326,7 @@ class InBandBooks:
         self.gzipped = venue.startswith("htx")
         self.on_book = on_book
         self.top = top
-        self.state: dict[Any, str] = {}
+        self.state: dict[Any, Any] = {}
         self.books: dict[str, PlainBook] = {}
 
     def receive(self, frame: bytes | str) -> None:
@@ -303,5 +337,113 @@ class InBandBooks:
             if book is None:
                 book = self.books[symbol] = PlainBook()
             book.apply(whole, bids, asks, self.top)
+            if self.on_book is not None:
+                self.on_book(symbol, book)
+
+
+# -- venues that bridge a REST snapshot (Gate.io, KuCoin) ----------------------------------
+
+Update = tuple[str, int, int, Levels, Levels]
+"""One depth update of a frame: symbol, first and last id, bids, asks."""
+
+
+def _gate_levels(levels: list[Any]) -> Levels:
+    # Spot sends [price, size]; futures {"p": price, "s": size} with integer sizes.
+    return [(lv["p"], lv["s"]) if isinstance(lv, dict) else lv for lv in levels]
+
+
+def _gate(msg: Any) -> list[Update]:
+    if not isinstance(msg, dict) or msg.get("event") != "update":
+        return []
+    if not str(msg.get("channel", "")).endswith(".order_book_update"):
+        return []
+    r = msg["result"]
+    return [(r["s"], r["U"], r["u"], _gate_levels(r["b"]), _gate_levels(r["a"]))]
+
+
+def _gate_snapshot(body: Any) -> tuple[int, Levels, Levels]:
+    return body["id"], _gate_levels(body["bids"]), _gate_levels(body["asks"])
+
+
+def _kucoin(msg: Any) -> list[Update]:
+    if not isinstance(msg, dict) or msg.get("subject") != "trade.l2update":
+        return []
+    data = msg["data"]
+    changes = data["changes"]
+    first, last = data["sequenceStart"], data["sequenceEnd"]
+    return [(data["symbol"], first, last, changes["bids"], changes["asks"])]
+
+
+def _kucoin_snapshot(body: Any) -> tuple[int, Levels, Levels]:
+    data = body["data"]
+    return int(data["sequence"]), data["bids"], data["asks"]
+
+
+SnapshotReader = Callable[[Any], tuple[int, Levels, Levels]]
+"""Reads a parsed REST snapshot: its id, bids and asks."""
+
+BRIDGED: dict[str, tuple[Callable[[Any], list[Update]], SnapshotReader]] = {
+    "gateio": (_gate, _gate_snapshot),
+    "gateio-futures": (_gate, _gate_snapshot),
+    "kucoin": (_kucoin, _kucoin_snapshot),
+}
+"""Venue -> (what reads the depth updates of a parsed frame, what reads a REST snapshot)."""
+
+
+class BridgedBooks:
+    """The naive client of Gate.io and KuCoin: a symbol's REST snapshot (``snapshot_for``) is
+    fetched when its first update comes; updates it covers are dropped, the first one applied
+    must reach across its id, and each later one must start where the last ended."""
+
+    def __init__(
+        self,
+        venue: str,
+        snapshot_for: Callable[[str], bytes],
+        on_book: Callable[[str, PlainBook], object] | None = None,
+        top: int = DEFAULT_TOP,
+    ) -> None:
+        try:
+            self.parse, self.parse_snapshot = BRIDGED[venue]
+        except KeyError:
+            raise ValueError(f"no REST-bridged naive book for venue {venue!r}") from None
+        # KuCoin numbers each change: on the bridging message only those past the snapshot apply.
+        self.change_ids = venue == "kucoin"
+        self.snapshot_for = snapshot_for
+        self.on_book = on_book
+        self.top = top
+        self.books: dict[str, PlainBook] = {}
+        self.last_ids: dict[str, int] = {}
+        self.synced: set[str] = set()
+
+    def _book(self, symbol: str) -> PlainBook:
+        book = self.books.get(symbol)
+        if book is None:
+            last_id, bids, asks = self.parse_snapshot(orjson.loads(self.snapshot_for(symbol)))
+            book = self.books[symbol] = PlainBook()
+            book.apply(True, bids, asks, self.top)
+            self.last_ids[symbol] = last_id
+        return book
+
+    def receive(self, frame: bytes | str) -> None:
+        for symbol, first, last, bids, asks in self.parse(orjson.loads(frame)):
+            book = self._book(symbol)
+            last_id = self.last_ids[symbol]
+            if symbol in self.synced:
+                if first != last_id + 1:
+                    raise NaiveGapError(f"{symbol}: expected {last_id + 1}, got {first}")
+            elif last <= last_id:
+                continue
+            elif first > last_id + 1:
+                raise NaiveGapError(f"{symbol}: update {first}..{last} misses the snapshot")
+            else:
+                self.synced.add(symbol)
+                if self.change_ids:
+                    bids = [c for c in bids if int(c[2]) > last_id]
+                    asks = [c for c in asks if int(c[2]) > last_id]
+            if self.change_ids:  # KuCoin's price "0" changes carry only a sequence number
+                bids = [c for c in bids if c[0] != "0"]
+                asks = [c for c in asks if c[0] != "0"]
+            book.apply(False, bids, asks, self.top)
+            self.last_ids[symbol] = last
             if self.on_book is not None:
                 self.on_book(symbol, book)

@@ -64,6 +64,8 @@ _FEED_CLASSES = {
     "bitmex": "Bitmex",
     "htx-swap": "HuobiSwap",
     "upbit": "Upbit",
+    "gateio": "Gateio",
+    "gateio-futures": "GateioFutures",
 }
 # Venues it has a feed for but cannot be compared on, and why.
 _CANNOT_COMPARE: dict[str, str] = {}
@@ -77,14 +79,9 @@ _NOT_DRIVEN = {
         "cryptofeed's KuCoin feed asks api.kucoin.com for a token when it is made; "
         "the bench contacts no exchange"
     ),
-    **{
-        venue: (
-            f"cryptofeed's {cls} feed fetches its REST snapshots by a query the bench's "
-            "recorded-snapshot stand-in does not answer yet"
-        )
-        for venue, cls in (("gateio", "Gateio"), ("gateio-futures", "GateioFutures"))
-    },
 }
+# The query parameter naming the symbol in each venue's REST depth request.
+_SYMBOL_PARAMS = ("symbol", "currency_pair", "contract")
 
 
 def cryptofeed_cannot_read(venue: str) -> str | None:
@@ -143,8 +140,11 @@ class _RecordedSnapshots:
 
     async def read(self, address: str, *args: object, **kwargs: object) -> str:
         self.requests += 1
-        symbol = parse_qs(urlsplit(address).query)["symbol"][0]
-        return self.snapshot_for(symbol).decode()
+        query = parse_qs(urlsplit(address).query)
+        named = [query[p][0] for p in _SYMBOL_PARAMS if p in query]
+        if not named:
+            raise ValueError(f"no symbol in the snapshot request {address!r}")
+        return self.snapshot_for(named[0]).decode()
 
     async def close(self) -> None:
         return None
@@ -163,8 +163,8 @@ def _prepare_in_band(venue: str, feed: Any, symbols: Sequence[str], conn: Any) -
         feed.seq_no[conn.uuid] = 0
     elif venue == "ascendex":
         feed._AscendEX__reset()  # its per-symbol seqnum table, made by subscribe
-    elif venue == "bitmex":
-        feed._reset()  # partial_received and the order-id tables, made by subscribe
+    elif venue in ("bitmex", "gateio", "gateio-futures"):
+        feed._reset()  # BitMEX's order-id tables, Gate.io's last update ids: made by subscribe
 
 
 async def _drop_reply(message: str) -> None:

@@ -46,7 +46,15 @@ from typing import Any, Protocol
 from lobfeed._native import BookUpdate, NeedSnapshot, Session
 from lobfeed.aio.feed import Feed
 from lobfeed.bench.depth import DepthTape, Top, top_equal
-from lobfeed.bench.naive import PARSERS, InBandBooks, NaiveBook, NaiveBooks, PlainBook
+from lobfeed.bench.naive import (
+    BRIDGED,
+    PARSERS,
+    BridgedBooks,
+    InBandBooks,
+    NaiveBook,
+    NaiveBooks,
+    PlainBook,
+)
 from lobfeed.exceptions import FrameError
 
 __all__ = [
@@ -70,17 +78,6 @@ REQUIRED = ("lobfeed", "lobfeed_core", "cryptofeed", "naive")
 # Peers count book callbacks their own way (cryptofeed calls back on snapshots too, and not
 # for a message that changes nothing); their books are checked at the end instead.
 PEERS = ("cryptofeed", "cryptofeed_noread")
-
-
-# Why the naive baseline is not run on a venue (it syncs REST snapshots on Binance's rules
-# only, and keeps books keyed by price).
-_NAIVE_MISSING = {
-    "bitmex": "the naive baseline keys levels by price; BitMEX's updates name levels by id",
-    **{
-        venue: f"the naive baseline bridges REST snapshots on Binance's rules only, not {venue}'s"
-        for venue in ("gateio", "gateio-futures", "kucoin")
-    },
-}
 
 
 class Runner(Protocol):
@@ -265,7 +262,7 @@ class NaiveRunner:
     def __init__(self, tape: DepthTape) -> None:
         self.tape = tape
         self.frames = tape.timed_frames
-        self.books: NaiveBooks | InBandBooks | None = None
+        self.books: NaiveBooks | InBandBooks | BridgedBooks | None = None
         self.updates = 0
 
     def _on_book(self, symbol: str, book: NaiveBook | PlainBook) -> None:
@@ -275,7 +272,9 @@ class NaiveRunner:
 
     def prepare(self) -> None:
         tape = self.tape
-        if tape.cut >= 0:
+        if tape.venue in BRIDGED:
+            self.books = BridgedBooks(tape.venue, tape.snapshots.__getitem__, self._on_book)
+        elif tape.cut >= 0:
             self.books = InBandBooks(tape.venue, self._on_book)
         else:
             self.books = NaiveBooks(tape.venue, tape.snapshots.__getitem__, self._on_book)
@@ -373,10 +372,8 @@ def _runners(
         for name in names:
             if name in PEERS:
                 skipped[name] = why_not
-    if "naive" in names and tape.cut >= 0 and tape.venue not in PARSERS:
-        skipped["naive"] = _NAIVE_MISSING.get(
-            tape.venue, f"the naive baseline has no parser for {tape.venue!r} yet"
-        )
+    if "naive" in names and tape.cut >= 0 and tape.venue not in PARSERS | BRIDGED:
+        skipped["naive"] = f"the naive baseline has no parser for {tape.venue!r}"
     made: dict[str, Callable[[], Runner]] = {
         "lobfeed": lambda: LobfeedRunner(tape),
         "lobfeed_receive": lambda: LobfeedReceiveRunner(tape),
