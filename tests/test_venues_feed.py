@@ -95,9 +95,6 @@ class Case:
     trades: int = 0
     candles: int = 0
     quotes: int = 0
-    rest_snapshots: bool = False
-    """Books are bridged to REST snapshots: ``books`` is the recording's count (see
-    ``same_books_at_same_sequences``)."""
 
     @property
     def id(self) -> str:
@@ -202,29 +199,6 @@ CASES = [
         books=1600,
         trades=0,  # all 210 are the history sent on subscribe
         quotes=21,
-    ),
-    Case(
-        "kucoin",
-        "kucoin-l2-10sym-2021.jsonl.gz",
-        frozenset({"c1"}),
-        (
-            "EQZ-BTC",
-            "ANKR-BTC",
-            "SNX-BTC",
-            "FET-BTC",
-            "BCHSV-USDT",
-            "NRG-BTC",
-            "CAPP-BTC",
-            "DAPPT-BTC",
-            "COV-BTC",
-            "LTX-USDT",  # subscribed by the recording, silent in it
-        ),
-        ("book", "trades", "candles", "quotes"),
-        books=3814,
-        trades=18,
-        candles=6,
-        quotes=830,
-        rest_snapshots=True,
     ),
     Case(
         # Each book's snapshot is asked for on the socket, as the recording client did.
@@ -342,20 +316,6 @@ CASES = [
 ]
 
 
-def same_books_at_same_sequences(got: list[BookRow], expected: list[BookRow]) -> None:
-    """A Feed's REST snapshot comes when its request is answered, the recording's when it
-    was: the updates buffered meanwhile reach the user as one book. So every book delivered
-    must be the recorded one at the same sequence, in order, and each symbol must end on the
-    recorded last book."""
-    recorded = {(b[0], b[1]): b for b in expected}
-    assert got and all(recorded.get((b[0], b[1])) == b for b in got)
-    for symbol in {b[0] for b in expected}:
-        mine = [b for b in got if b[0] == symbol]
-        theirs = [b for b in expected if b[0] == symbol]
-        assert [b[1] for b in mine] == sorted(b[1] or 0 for b in mine)
-        assert mine[-1] == theirs[-1]
-
-
 def in_process(tape: Tape, conns: frozenset[str], *, history: bool = False) -> Got:
     """What replaying the tape's records of ``conns`` in-process gives; without ``history``,
     as a Feed delivers it: the trades and candles a venue sends on subscribe left out."""
@@ -403,19 +363,13 @@ async def test_feed_over_loopback_equals_in_process_replay(
 
     assert len(expected.books) == case.books
     assert (len(got.trades), len(got.candles)) == (case.trades, case.candles)
-    if case.rest_snapshots:
-        same_books_at_same_sequences(got.books, expected.books)
-    else:
-        assert got.books == expected.books
+    assert got.books == expected.books
     assert got.trades == expected.trades
     assert got.candles == expected.candles
     assert got.quotes == expected.quotes
     assert len(got.quotes) == case.quotes
-    # No gap, resync or checksum mismatch: only the first snapshot of each book, where the
-    # venue's books come over REST.
-    first = [e for e in got.events if case.rest_snapshots and isinstance(e, NeedSnapshot)]
-    assert len({e.symbol for e in first}) == len(first)
-    assert [e for e in got.events if e not in first] == []
+    # No gap, resync or checksum mismatch.
+    assert got.events == []
     stats = feed.stats
     assert (stats.frame_errors, stats.gaps, stats.resubscribes, stats.checksum_mismatches) == (
         0,
@@ -762,6 +716,28 @@ REST_CASES = [
         ("book", "trades", "candles", "quotes"),
         candles=1,
         quotes=75,
+    ),
+    RestCase(
+        # In the recording each snapshot came after the symbol's first update (9 of 9 bridge).
+        # LTX-USDT, subscribed by the recording, is silent in it: it is left out here, as this
+        # test wants a book for every symbol.
+        "kucoin",
+        "kucoin-l2-10sym-2021.jsonl.gz",
+        (
+            "EQZ-BTC",
+            "ANKR-BTC",
+            "SNX-BTC",
+            "FET-BTC",
+            "BCHSV-USDT",
+            "NRG-BTC",
+            "CAPP-BTC",
+            "DAPPT-BTC",
+            "COV-BTC",
+        ),
+        ("book", "trades", "candles", "quotes"),
+        trades=18,
+        candles=6,
+        quotes=830,
     ),
 ]
 
