@@ -7,6 +7,9 @@
 //!   session (throughput in bytes of frame JSON);
 //! - `<tape>/all`: every received frame of the tape, snapshots included, one session per
 //!   websocket connection as a live feed has (throughput in bytes).
+//!
+//! Both folders of the shared data are read: `tapes` and the issue 12 venues' `tapes-more`,
+//! whose binary frames (HTX's gzip, Upbit's JSON) reach the session as the venue sent them.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -17,6 +20,27 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use flate2::read::GzDecoder;
 use lobfeed_core::{new_session, Session, SessionOptions};
 
+// The tests' reader of binary records (`"encoding":"base64"`), shared rather than copied.
+#[path = "../tests/common/binary_tapes.rs"]
+mod binary_tapes;
+
+/// The folders of the shared data holding tapes.
+const FOLDERS: [&str; 2] = ["tapes", "tapes-more"];
+
+/// The query parameter naming the symbol of a REST depth snapshot, per venue family
+/// (Binance and KuCoin `symbol`, Gate.io spot `currency_pair`, Gate.io futures `contract`).
+const SYMBOL_PARAMS: [&str; 3] = ["symbol=", "currency_pair=", "contract="];
+
+fn snapshot_symbol(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        SYMBOL_PARAMS
+            .iter()
+            .find_map(|param| pair.strip_prefix(param))
+            .map(str::to_owned)
+    })
+}
+
 struct Tape {
     name: String,
     venue: String,
@@ -26,10 +50,12 @@ struct Tape {
     conns: Vec<String>,
 }
 
-fn load(name: &str) -> Tape {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/tapes")
-        .join(name);
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+fn load(folder: &str, name: &str) -> Tape {
+    let path = data_dir().join(folder).join(name);
     let file = std::fs::File::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (clone ../shared beside the repo)", path.display()));
     let mut venue = String::new();
@@ -40,17 +66,18 @@ fn load(name: &str) -> Tape {
         match value["type"].as_str() {
             Some("header") => venue = value["venue"].as_str().unwrap().to_owned(),
             Some("recv") => {
+                let data = value["data"].as_str().unwrap();
+                let bytes = match value["encoding"].as_str() {
+                    None => data.as_bytes().to_vec(),
+                    Some("base64") => binary_tapes::base64_decode(data),
+                    Some(other) => panic!("{name}: unknown encoding {other:?}"),
+                };
                 conns.push(value["conn"].as_str().unwrap_or_default().to_owned());
-                records.push((
-                    false,
-                    String::new(),
-                    value["data"].as_str().unwrap().as_bytes().to_vec(),
-                ));
+                records.push((false, String::new(), bytes));
             }
             Some("http") => {
                 let url = value["url"].as_str().unwrap();
-                if let Some(symbol) = url.split("symbol=").nth(1) {
-                    let symbol = symbol.split('&').next().unwrap().to_owned();
+                if let Some(symbol) = snapshot_symbol(url) {
                     conns.push(String::new());
                     records.push((
                         true,
@@ -94,15 +121,21 @@ fn synced(tape: &Tape) -> (Box<dyn Session>, Vec<&[u8]>) {
     (session, rest)
 }
 
-/// Every tape of the shared data, Binance's 2024 tapes first.
-fn tape_names() -> Vec<String> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/tapes");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (clone ../shared beside the repo)", dir.display()))
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with(".jsonl.gz"))
-        .collect();
-    names.sort_by_key(|name| (!name.contains("20240808"), name.clone()));
+/// Every tape of the shared data as (folder, name), Binance's 2024 tapes first.
+fn tape_names() -> Vec<(&'static str, String)> {
+    let mut names = Vec::new();
+    for folder in FOLDERS {
+        let dir = data_dir().join(folder);
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e} (clone ../shared beside the repo)", dir.display()));
+        names.extend(
+            entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".jsonl.gz"))
+                .map(|name| (folder, name)),
+        );
+    }
+    names.sort_by_key(|(_, name)| (!name.contains("20240808"), name.clone()));
     names
 }
 
@@ -132,8 +165,11 @@ fn replay_all(tape: &Tape) -> usize {
 }
 
 fn bench_tapes(c: &mut Criterion) {
-    for name in tape_names() {
-        let tape = load(&name);
+    for (folder, name) in tape_names() {
+        let tape = load(folder, &name);
+        // A tape whose frames make no events would time nothing of worth: say so loudly.
+        let events = replay_all(&tape);
+        assert!(events > 0, "{}: the replay made no events", tape.name);
         let all_bytes: usize = tape.records.iter().map(|r| r.2.len()).sum();
         let mut group = c.benchmark_group(&tape.name);
         group.measurement_time(Duration::from_secs(4));
