@@ -1,10 +1,13 @@
 //! Venue book checksums (CRC32 over the top levels as the venue prints them).
 //!
-//! Each checksum writes the whole text of its top levels into one stack buffer and hashes it
-//! once: a CRC over a kilobyte in one call runs its wide (carry-less multiply) loop, where a
-//! call per number spent most of its time in per-call set-up and the byte-at-a-time tail. The
-//! numbers are written from the exact digits the book kept (`Decimal` remembers the venue's
-//! scale) eight digits at a time, so a checksum costs no allocation and no division per digit.
+//! Each checksum writes the text of its top levels into one stack buffer and hashes it in one
+//! call (two for the rare text longer than the buffer): a CRC over a kilobyte runs its wide
+//! carry-less-multiply loop, where a call per number spent most of its time in set-up and the
+//! byte-at-a-time tail. The numbers are written from the exact digits the book kept (`Decimal`
+//! remembers the venue's scale) eight digits at a time, so a checksum allocates nothing and
+//! divides nothing per digit.
+
+use crc32fast::Hasher;
 
 use crate::book::Level;
 use crate::decimal::Decimal;
@@ -23,10 +26,13 @@ pub const KRAKEN_CHECKSUM_DEPTH: usize = 10;
 /// The longest text of a `Decimal`: a sign, 19 digits and a point.
 pub(crate) const MAX_DECIMAL_TEXT: usize = 21;
 
-/// OKX's buffer: per level two decimals and two separators.
-const OKX_TEXT_BYTES: usize = 2 * OKX_CHECKSUM_DEPTH * (2 * MAX_DECIMAL_TEXT + 2) + OVERHANG;
+/// The buffer of a checksum whose longest text may not fit: a typical top-25 text (about a
+/// kilobyte) does, and zeroing it stays a short vector loop (glibc's `memset` turns to
+/// `rep stosb` at 2 KiB).
+pub(crate) const BLOCK_BYTES: usize = 2040;
 
-/// Kraken's buffer: per level two mantissas of at most 19 digits, no separators.
+/// Kraken's buffer: its longest text (per level two mantissas of at most 19 digits, no
+/// separators) always fits.
 const KRAKEN_TEXT_BYTES: usize = 2 * KRAKEN_CHECKSUM_DEPTH * 2 * 19 + OVERHANG;
 
 /// OKX's legacy book checksum: the top 25 levels of each side interleaved as
@@ -39,25 +45,50 @@ where
     B: IntoIterator<Item = Level>,
     A: IntoIterator<Item = Level>,
 {
-    let mut text = TextBuf::<OKX_TEXT_BYTES>::new();
-    let mut bids = bids.into_iter().take(OKX_CHECKSUM_DEPTH);
-    let mut asks = asks.into_iter().take(OKX_CHECKSUM_DEPTH);
-    loop {
-        let bid = bids.next();
-        let ask = asks.next();
-        if bid.is_none() && ask.is_none() {
-            break;
+    let (bids, bid_count) = top_levels::<OKX_CHECKSUM_DEPTH>(bids);
+    let (asks, ask_count) = top_levels::<OKX_CHECKSUM_DEPTH>(asks);
+    let mut crc = Hasher::new();
+    let mut text = TextBuf::<BLOCK_BYTES>::new();
+    for i in 0..bid_count.max(ask_count) {
+        if !text.has_room(2 * (2 * MAX_DECIMAL_TEXT + 2)) {
+            crc.update(text.as_bytes());
+            text.clear();
         }
-        for level in [bid, ask].into_iter().flatten() {
-            if !text.is_empty() {
-                text.push(b':');
-            }
-            text.push_decimal(level.price);
-            text.push(b':');
-            text.push_decimal(level.qty);
+        if i < bid_count {
+            push_okx_level(&mut text, bids[i]);
+        }
+        if i < ask_count {
+            push_okx_level(&mut text, asks[i]);
         }
     }
-    crc32(text.as_bytes()) as i32
+    // Each level was followed by a separator; the text ends without one.
+    text.pop();
+    crc.update(text.as_bytes());
+    crc.finalize() as i32
+}
+
+/// `price:qty:`; the last separator of the text is taken back.
+#[inline(always)]
+fn push_okx_level<const N: usize>(text: &mut TextBuf<N>, level: Level) {
+    text.push_decimal(level.price);
+    text.push(b':');
+    text.push_decimal(level.qty);
+    text.push(b':');
+}
+
+/// The first `D` levels, and how many there were.
+#[inline]
+fn top_levels<const D: usize>(levels: impl IntoIterator<Item = Level>) -> ([Level; D], usize) {
+    let mut top = [Level {
+        price: Decimal::ZERO,
+        qty: Decimal::ZERO,
+    }; D];
+    let mut count = 0;
+    for (cell, level) in top.iter_mut().zip(levels) {
+        *cell = level;
+        count += 1;
+    }
+    (top, count)
 }
 
 /// Kraken's book checksum (websocket v1 and v2): the top 10 asks, lowest first, then the top 10
@@ -107,8 +138,18 @@ impl<const N: usize> TextBuf<N> {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    /// Whether `bytes` more fit, with the overhang of the word stores.
+    pub fn has_room(&self, bytes: usize) -> bool {
+        self.len + bytes + OVERHANG <= N
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Takes the last byte back (none if empty).
+    pub fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -128,7 +169,7 @@ impl<const N: usize> TextBuf<N> {
 
     /// The decimal as `Display` writes it: the digits of its mantissa with as many after the
     /// point as its scale, at least one before it, and a sign if negative.
-    #[inline]
+    #[inline(always)]
     pub fn push_decimal(&mut self, value: Decimal) {
         if value.is_negative() {
             self.push(b'-');
@@ -138,7 +179,7 @@ impl<const N: usize> TextBuf<N> {
 
     /// `mantissa` written with `scale` (at most 18) digits after the point, at least one
     /// before it; no point when `scale` is 0.
-    #[inline]
+    #[inline(always)]
     pub fn push_fixed(&mut self, mantissa: u64, scale: usize) {
         self.push_digits(mantissa, scale + 1);
         if scale == 0 {
@@ -165,23 +206,26 @@ impl<const N: usize> TextBuf<N> {
 
     /// The decimal digits of `value`, zero-padded on the left to `min_width` (at most 19)
     /// digits; zero with a `min_width` of 0 writes nothing.
-    #[inline]
+    #[inline(always)]
     pub fn push_digits(&mut self, value: u64, min_width: usize) {
-        const EIGHT: u64 = 100_000_000;
-        if value < EIGHT && min_width <= 8 {
+        if value < EIGHT_DIGITS && min_width <= 8 {
             // Most venue numbers: one word.
             self.push_top_chunk(value as u32, min_width);
-            return;
-        }
-        let low = (value % EIGHT) as u32;
-        let rest = value / EIGHT;
-        if rest < EIGHT && min_width <= 16 {
-            self.push_top_chunk(rest as u32, min_width.saturating_sub(8));
+        } else if value < EIGHT_DIGITS * EIGHT_DIGITS && min_width <= 16 {
+            self.push_top_chunk((value / EIGHT_DIGITS) as u32, min_width.saturating_sub(8));
+            self.push_chunk((value % EIGHT_DIGITS) as u32);
         } else {
-            self.push_top_chunk((rest / EIGHT) as u32, min_width.saturating_sub(16));
-            self.push_chunk((rest % EIGHT) as u32);
+            self.push_long_digits(value, min_width);
         }
-        self.push_chunk(low);
+    }
+
+    /// `push_digits` for the values that take three words.
+    #[inline(never)]
+    fn push_long_digits(&mut self, value: u64, min_width: usize) {
+        let rest = value / EIGHT_DIGITS;
+        self.push_top_chunk((rest / EIGHT_DIGITS) as u32, min_width.saturating_sub(16));
+        self.push_chunk((rest % EIGHT_DIGITS) as u32);
+        self.push_chunk((value % EIGHT_DIGITS) as u32);
     }
 
     /// All eight digits of `chunk` (below 10^8), leading zeros kept.
@@ -209,6 +253,9 @@ impl<const N: usize> TextBuf<N> {
 }
 
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// 10^8: a word of digits.
+const EIGHT_DIGITS: u64 = 100_000_000;
 
 /// The eight decimal digits of `value` (below 10^8) as byte values 0-9, the most significant
 /// in the lowest byte (so that the little-endian word, plus ASCII zeros, reads as its text).
@@ -402,6 +449,23 @@ mod tests {
         assert_eq!(
             okx_checksum(asks.clone(), bids.clone()),
             okx_reference(&asks, &bids)
+        );
+    }
+
+    /// The longest numbers there are make a text longer than one buffer: it is hashed in two
+    /// calls, as one text.
+    #[test]
+    fn okx_text_longer_than_a_buffer() {
+        let long = |i: i64| Level {
+            price: Decimal::new(i64::MIN + i, 18).unwrap(),
+            qty: Decimal::new(i64::MAX - i, 1).unwrap(),
+        };
+        let bids: Vec<Level> = (0..25).map(long).collect();
+        let asks: Vec<Level> = (25..50).map(long).collect();
+        assert!(2 * 25 * (2 * MAX_DECIMAL_TEXT + 2) > BLOCK_BYTES);
+        assert_eq!(
+            okx_checksum(bids.clone(), asks.clone()),
+            okx_reference(&bids, &asks)
         );
     }
 

@@ -2,7 +2,9 @@
 //! writes numbers.
 
 use crate::book::Book;
-use crate::checksum::{crc32, TextBuf, OVERHANG};
+use crc32fast::Hasher;
+
+use crate::checksum::{TextBuf, BLOCK_BYTES, OVERHANG};
 use crate::decimal::{pow10, Decimal};
 
 /// Levels per side a checksum covers.
@@ -12,13 +14,12 @@ pub const CHECKSUM_DEPTH: usize = 25;
 /// exponent of `e-` and two digits (the plain forms are shorter).
 const MAX_JS_TEXT: usize = 25;
 
-/// The buffer of a whole checksum: per level two numbers and two separators.
-const TEXT_BYTES: usize = 2 * CHECKSUM_DEPTH * (2 * MAX_JS_TEXT + 2) + OVERHANG;
-
 /// The CRC32 Bitfinex sends for a book: top 25 levels, `bid:amount:ask:-amount:...`.
 /// `text` is a reusable buffer; it holds the checksummed text afterwards.
 pub fn book_checksum(book: &Book, text: &mut String) -> u32 {
-    let mut buf = TextBuf::<TEXT_BYTES>::new();
+    text.clear();
+    let mut crc = Hasher::new();
+    let mut buf = TextBuf::<BLOCK_BYTES>::new();
     let mut bids = book.bids().take(CHECKSUM_DEPTH);
     let mut asks = book.asks().take(CHECKSUM_DEPTH);
     loop {
@@ -26,20 +27,25 @@ pub fn book_checksum(book: &Book, text: &mut String) -> u32 {
         if bid.is_none() && ask.is_none() {
             break;
         }
+        if !buf.has_room(2 * (2 * MAX_JS_TEXT + 2)) {
+            crc.update(buf.as_bytes());
+            text.push_str(ascii_text(buf.as_bytes()));
+            buf.clear();
+        }
         for (level, negate) in [(bid, false), (ask, true)] {
             if let Some(level) = level {
-                if !buf.is_empty() {
-                    buf.push(b':');
-                }
                 push_js_number(&mut buf, level.price, false);
                 buf.push(b':');
                 push_js_number(&mut buf, level.qty, negate);
+                buf.push(b':');
             }
         }
     }
-    text.clear();
+    // Each level was followed by a separator; the text ends without one.
+    buf.pop();
+    crc.update(buf.as_bytes());
     text.push_str(ascii_text(buf.as_bytes()));
-    crc32(buf.as_bytes())
+    crc.finalize()
 }
 
 /// Writes a decimal the way JavaScript's `String(number)` does for the same value: shortest
@@ -111,6 +117,36 @@ mod tests {
         let mut out = String::new();
         write_js_number(Decimal::parse(text).unwrap(), negate, &mut out);
         out
+    }
+
+    /// Long numbers on 25 levels a side make a text longer than one buffer: it is hashed in
+    /// two calls and kept whole.
+    #[test]
+    fn a_text_longer_than_a_buffer_is_one_text() {
+        use crate::book::Side;
+        let mut book = Book::new();
+        let mut parts = Vec::new();
+        for i in 0..25 {
+            let bid = Decimal::new(123_456_789_123_456_789 - i, 9).unwrap();
+            let ask = Decimal::new(123_456_789_123_456_800 + i, 9).unwrap();
+            let qty = Decimal::new(123_456_789_012_345_671 + i, 18).unwrap();
+            book.apply(Side::Bid, bid, qty).unwrap();
+            book.apply(Side::Ask, ask, qty).unwrap();
+            let (mut bid_text, mut ask_text, mut qty_text) =
+                (String::new(), String::new(), String::new());
+            write_js_number(bid, false, &mut bid_text);
+            write_js_number(ask, false, &mut ask_text);
+            write_js_number(qty, false, &mut qty_text);
+            parts.push(format!("{bid_text}:{qty_text}:{ask_text}:-{qty_text}"));
+        }
+        let want = parts.join(":");
+        assert!(want.len() > BLOCK_BYTES - 2 * (2 * MAX_JS_TEXT + 2) - OVERHANG);
+        let mut text = String::new();
+        assert_eq!(
+            book_checksum(&book, &mut text),
+            crate::checksum::crc32(want.as_bytes())
+        );
+        assert_eq!(text, want);
     }
 
     #[test]
