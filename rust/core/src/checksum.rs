@@ -462,7 +462,12 @@ mod tests {
         };
         let bids: Vec<Level> = (0..25).map(long).collect();
         let asks: Vec<Level> = (25..50).map(long).collect();
-        assert!(2 * 25 * (2 * MAX_DECIMAL_TEXT + 2) > BLOCK_BYTES);
+        let text_len: usize = bids
+            .iter()
+            .chain(&asks)
+            .map(|l| l.price.to_string().len() + l.qty.to_string().len() + 2)
+            .sum();
+        assert!(text_len > BLOCK_BYTES);
         assert_eq!(
             okx_checksum(bids.clone(), asks.clone()),
             okx_reference(&bids, &asks)
