@@ -625,6 +625,22 @@ impl<'a> Scanner<'a> {
             None => Err(self.error("unexpected end of frame")),
         }
     }
+
+    /// An unsigned integer sent as a number or as a string of plain digits (Bitget, AscendEX
+    /// and KuCoin quote their millisecond times). `Ok(None)` when the string holds anything
+    /// else (signs, spaces, escapes, more than a u64): the caller's general path decides then.
+    pub fn u64_or_quoted(&mut self) -> Result<Option<u64>, ScanError> {
+        if self.peek() != Some(b'"') {
+            return self.u64().map(Some);
+        }
+        let digits = self.string()?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Ok(None);
+        }
+        Ok(digits.iter().try_fold(0u64, |value, &c| {
+            value.checked_mul(10)?.checked_add((c - b'0') as u64)
+        }))
+    }
 }
 
 #[cfg(test)]
