@@ -641,6 +641,16 @@ impl<'a> Scanner<'a> {
             value.checked_mul(10)?.checked_add((c - b'0') as u64)
         }))
     }
+
+    /// As `short_level`, stopping after the quantity: the caller reads what follows (Kraken's
+    /// level time) with `next_element`, the level's first two elements counted as read.
+    /// `None`, nothing consumed, when the level is not in the common shape.
+    #[inline(always)]
+    pub fn short_level_head(&mut self) -> Option<(Decimal, Decimal)> {
+        let (price, qty, end) = self.short_pair()?;
+        self.pos = end;
+        Some((price, qty))
+    }
 }
 
 #[cfg(test)]
