@@ -218,3 +218,20 @@ pub fn optional_decimal(
             .map_err(|error| FrameError::BadNumber { field, error }),
     }
 }
+
+/// One side's `[[price, qty, ...], ...]` read by a caller's own scanner (venues whose whole
+/// book frame is scanned in one pass), appended to `out`. `None` at anything the level readers
+/// refuse, a bad number included: the caller then reads the frame again by its general path,
+/// which names the fault.
+pub fn scan_side(scan: &mut Scanner, side: Side, out: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        let (price, qty) = match scan.short_level_skipping_extras().ok()? {
+            Some(level) => level,
+            None => general_level::<serde_json::Error>(scan, &mut NumberFault::default()).ok()?,
+        };
+        out.push((side, price, qty));
+    }
+    Some(())
+}

@@ -625,6 +625,32 @@ impl<'a> Scanner<'a> {
             None => Err(self.error("unexpected end of frame")),
         }
     }
+
+    /// An unsigned integer sent as a number or as a string of plain digits (Bitget, AscendEX
+    /// and KuCoin quote their millisecond times). `Ok(None)` when the string holds anything
+    /// else (signs, spaces, escapes, more than a u64): the caller's general path decides then.
+    pub fn u64_or_quoted(&mut self) -> Result<Option<u64>, ScanError> {
+        if self.peek() != Some(b'"') {
+            return self.u64().map(Some);
+        }
+        let digits = self.string()?;
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Ok(None);
+        }
+        Ok(digits.iter().try_fold(0u64, |value, &c| {
+            value.checked_mul(10)?.checked_add((c - b'0') as u64)
+        }))
+    }
+
+    /// As `short_level`, stopping after the quantity: the caller reads what follows (Kraken's
+    /// level time) with `next_element`, the level's first two elements counted as read.
+    /// `None`, nothing consumed, when the level is not in the common shape.
+    #[inline(always)]
+    pub fn short_level_head(&mut self) -> Option<(Decimal, Decimal)> {
+        let (price, qty, end) = self.short_pair()?;
+        self.pos = end;
+        Some((price, qty))
+    }
 }
 
 #[cfg(test)]

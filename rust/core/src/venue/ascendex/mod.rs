@@ -109,6 +109,40 @@ impl AscendexSession {
             Ok(read) => read,
             Err(e) => return Err(self.core.symbols.bad_frame(symbol, e, out)),
         };
+        self.apply_depth(symbol, snapshot, seqnum, exchange_ts_ns, ts_ns, out)
+    }
+
+    /// A depth frame the scanner read whole (its levels in `self.levels`).
+    fn on_scanned_depth(
+        &mut self,
+        depth: wire::ScannedDepth<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let Some(symbol) = self.intern(depth.symbol) else {
+            return Ok(());
+        };
+        let exchange_ts_ns = ms_to_ns(depth.ts_ms.unwrap_or(0));
+        self.apply_depth(
+            symbol,
+            depth.snapshot,
+            depth.seqnum,
+            exchange_ts_ns,
+            ts_ns,
+            out,
+        )
+    }
+
+    /// The book message in `self.levels`, at `seqnum`.
+    fn apply_depth(
+        &mut self,
+        symbol: SymbolId,
+        snapshot: bool,
+        seqnum: u64,
+        exchange_ts_ns: u64,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
         let symbols = &mut self.core.symbols;
         let sync = symbols.sync_mut(symbol).expect("interned above");
         let result = if snapshot {
@@ -207,6 +241,10 @@ impl Session for AscendexSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         check_frame_size(frame, self.core.options.max_frame_bytes)?;
+        self.levels.clear();
+        if let Some(depth) = wire::scan_depth(frame, &mut self.levels) {
+            return self.on_scanned_depth(depth, ts_ns, out);
+        }
         let parsed: Frame<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         match parsed.m {
             Some("depth") => self.on_depth(&parsed, false, ts_ns, out),

@@ -30,12 +30,18 @@ use crate::venue::publication::{confirm_checksum, published};
 use crate::venue::session_core::SessionCore;
 use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 
+use std::ops::Range;
+
 use serde_json::value::RawValue;
-use wire::{millis, number, number_text, BookItem, CandleRow, Frame, TradeRow};
+use wire::{
+    millis, number, number_text, scan_frame, BookItem, CandleFields, CandleRow, DataKind, Decoded,
+    Frame, Scanned, TradeFields, TradeRow,
+};
 
 pub struct BitgetSession {
     core: SessionCore,
     levels: Vec<LevelChange>,
+    decoded: Decoded,
 }
 
 impl BitgetSession {
@@ -43,6 +49,7 @@ impl BitgetSession {
         BitgetSession {
             core: SessionCore::new(options),
             levels: Vec::with_capacity(512),
+            decoded: Decoded::default(),
         }
     }
 
@@ -60,6 +67,13 @@ impl BitgetSession {
         if frame.trim_ascii() == b"pong" {
             self.core.stats.ignored += 1;
             return Ok(());
+        }
+        self.levels.clear();
+        self.decoded.books.clear();
+        self.decoded.trades.clear();
+        self.decoded.candles.clear();
+        if let Some(scanned) = scan_frame(frame, &mut self.levels, &mut self.decoded) {
+            return self.on_scanned(scanned, ts_ns, out);
         }
         let f: Frame<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         let channel = f.arg.as_ref().and_then(|a| a.channel);
@@ -99,6 +113,65 @@ impl BitgetSession {
                 }
             },
         }
+    }
+
+    /// A data frame the scanner read whole: the same steps as the derived path's, on rows
+    /// already parsed.
+    fn on_scanned(
+        &mut self,
+        frame: Scanned<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let name = frame.inst_id;
+        let named = |error| ReceiveError::new(Some(name.to_owned()), error);
+        match frame.kind {
+            DataKind::Books => {
+                let Some(id) = self.intern(name) else {
+                    return Ok(());
+                };
+                let mut start = 0;
+                for i in 0..self.decoded.books.len() {
+                    let book = self.decoded.books[i];
+                    let ts = book.ts_ms;
+                    let levels = start..book.end;
+                    start = book.end;
+                    if let Err(e) =
+                        self.apply_book(id, frame.snapshot, levels, ts, book.checksum, ts_ns, out)
+                    {
+                        return Err(self.core.symbols.bad_frame(id, e, out));
+                    }
+                }
+            }
+            DataKind::Trades => {
+                let Some(symbol) = self.intern(name) else {
+                    return Ok(());
+                };
+                let history = frame.snapshot;
+                out.extend(
+                    self.decoded
+                        .trades
+                        .iter()
+                        .map(|trade| trade_event(symbol, trade, history, ts_ns)),
+                );
+            }
+            DataKind::Candles => {
+                let interval = &frame.channel["candle".len()..];
+                let length_ns = candle_length_ns(interval).map_err(named)?;
+                let Some(symbol) = self.intern(name) else {
+                    return Ok(());
+                };
+                let interval = interval.to_ascii_lowercase();
+                for candle in &self.decoded.candles {
+                    let (history, interval) = (frame.snapshot, interval.clone());
+                    out.push(candle_event(
+                        symbol, interval, length_ns, candle, history, ts_ns,
+                    ));
+                }
+            }
+            DataKind::Skipped => self.core.stats.ignored += 1,
+        }
+        Ok(())
     }
 
     /// An error of a frame on `channel` for `inst_id`: a book frame costs that book its sync.
@@ -158,11 +231,29 @@ impl BitgetSession {
                     .push((side, number("price", price)?, number("size", size)?));
             }
         }
-        let exchange_ts_ns = match item.ts {
-            Some(ts) => ms_to_ns(millis("ts", number_text(ts))?),
-            None => 0,
+        let ts_ms = match item.ts {
+            Some(ts) => Some(millis("ts", number_text(ts))?),
+            None => None,
         };
-        let expected = match item.checksum {
+        let levels = 0..self.levels.len();
+        self.apply_book(id, snapshot, levels, ts_ms, item.checksum, ts_ns, out)
+    }
+
+    /// One book's levels (`levels` of the level buffer), proven by its checksum when it has
+    /// one.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_book(
+        &mut self,
+        id: SymbolId,
+        snapshot: bool,
+        levels: Range<usize>,
+        ts_ms: Option<u64>,
+        checksum: Option<i64>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
+        let exchange_ts_ns = ts_ms.map_or(0, ms_to_ns);
+        let expected = match checksum {
             None => None,
             Some(c) => Some(i32::try_from(c).map_err(|_| {
                 FrameError::Invalid(format!("checksum {c} is not a 32-bit integer"))
@@ -178,7 +269,7 @@ impl BitgetSession {
             let snapshot = Snapshot {
                 symbol: id,
                 id: None,
-                levels: &self.levels,
+                levels: &self.levels[levels],
                 exchange_ts_ns,
                 ts_ns,
             };
@@ -186,7 +277,7 @@ impl BitgetSession {
             published(&out[mark..], id)
         } else {
             // While a new snapshot is awaited (after a mismatch) updates are dropped.
-            sync.on_unsequenced_delta(id, &self.levels, exchange_ts_ns, ts_ns, out)?
+            sync.on_unsequenced_delta(id, &self.levels[levels], exchange_ts_ns, ts_ns, out)?
         };
         if let (true, Some(expected)) = (applied, expected) {
             let computed = okx_checksum(sync.book.bids(), sync.book.asks());
@@ -218,16 +309,13 @@ impl BitgetSession {
                     return Err(named(e));
                 }
             };
-            out.push(Event::Trade(Trade {
-                symbol,
+            let trade = TradeFields {
                 price: number("price", price).map_err(named)?,
                 size: number("size", size).map_err(named)?,
-                side: Some(side),
-                trade_id: String::new(),
-                exchange_ts_ns: ms_to_ns(millis("ts", ts).map_err(named)?),
-                ts_ns,
-                is_snapshot: history,
-            }));
+                side,
+                ts_ms: millis("ts", ts).map_err(named)?,
+            };
+            out.push(trade_event(symbol, &trade, history, ts_ns));
         }
         Ok(())
     }
@@ -242,11 +330,7 @@ impl BitgetSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let named = |error| ReceiveError::new(Some(name.to_owned()), error);
-        let length_ns = interval_ns(interval).ok_or_else(|| {
-            named(FrameError::Invalid(format!(
-                "unknown candle interval {interval:?}"
-            )))
-        })?;
+        let length_ns = candle_length_ns(interval).map_err(named)?;
         let rows: Vec<CandleRow<'_>> =
             serde_json::from_str(data.get()).map_err(|e| named(e.into()))?;
         let Some(symbol) = self.intern(name) else {
@@ -256,27 +340,70 @@ impl BitgetSession {
         // are lower case like every other venue's.
         let interval = interval.to_ascii_lowercase();
         for (open, o, h, l, c, v) in rows {
-            let open_ts_ns = ms_to_ns(millis("ts", open).map_err(named)?);
-            let candle = Candle {
-                symbol,
-                interval: interval.clone(),
-                open_ts_ns,
-                close_ts_ns: open_ts_ns.saturating_add(length_ns),
-                open: number("o", o).map_err(named)?,
-                high: number("h", h).map_err(named)?,
-                low: number("l", l).map_err(named)?,
-                close: number("c", c).map_err(named)?,
-                volume: number("v", v).map_err(named)?,
-                trades: None,
-                closed: false,
-                exchange_ts_ns: open_ts_ns,
-                ts_ns,
-                is_snapshot: history,
+            let candle = CandleFields {
+                open_ms: millis("ts", open).map_err(named)?,
+                ohlcv: [
+                    number("o", o).map_err(named)?,
+                    number("h", h).map_err(named)?,
+                    number("l", l).map_err(named)?,
+                    number("c", c).map_err(named)?,
+                    number("v", v).map_err(named)?,
+                ],
             };
-            out.push(Event::Candle(candle));
+            let interval = interval.clone();
+            out.push(candle_event(
+                symbol, interval, length_ns, &candle, history, ts_ns,
+            ));
         }
         Ok(())
     }
+}
+
+fn trade_event(symbol: SymbolId, trade: &TradeFields, history: bool, ts_ns: u64) -> Event {
+    Event::Trade(Trade {
+        symbol,
+        price: trade.price,
+        size: trade.size,
+        side: Some(trade.side),
+        trade_id: String::new(),
+        exchange_ts_ns: ms_to_ns(trade.ts_ms),
+        ts_ns,
+        is_snapshot: history,
+    })
+}
+
+fn candle_event(
+    symbol: SymbolId,
+    interval: String,
+    length_ns: u64,
+    candle: &CandleFields,
+    history: bool,
+    ts_ns: u64,
+) -> Event {
+    let open_ts_ns = ms_to_ns(candle.open_ms);
+    let [open, high, low, close, volume] = candle.ohlcv;
+    Event::Candle(Candle {
+        symbol,
+        interval,
+        open_ts_ns,
+        close_ts_ns: open_ts_ns.saturating_add(length_ns),
+        open,
+        high,
+        low,
+        close,
+        volume,
+        trades: None,
+        closed: false,
+        exchange_ts_ns: open_ts_ns,
+        ts_ns,
+        is_snapshot: history,
+    })
+}
+
+/// A candle channel's interval as a length, or the error naming it.
+fn candle_length_ns(interval: &str) -> Result<u64, FrameError> {
+    interval_ns(interval)
+        .ok_or_else(|| FrameError::Invalid(format!("unknown candle interval {interval:?}")))
 }
 
 /// A candle channel's interval (`1m`, `5m`, `1H`, `1D`, `1W`) in nanoseconds.

@@ -43,7 +43,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
+use crate::book::{Book, Side};
 use crate::checksum::kraken_checksum;
+use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{LevelChange, ResyncBy, Snapshot, Unsequenced};
@@ -95,6 +97,8 @@ struct BookFrame {
     checksum: Option<u32>,
     /// Where the levels are in `KrakenSession::levels`.
     levels: Range<usize>,
+    /// The depth the book is truncated to.
+    depth: usize,
     exchange_ts_ns: u64,
     ts_ns: u64,
 }
@@ -245,6 +249,7 @@ impl KrakenSession {
                 snapshot,
                 checksum,
                 levels: 0..self.levels.len(),
+                depth,
                 exchange_ts_ns,
                 ts_ns,
             },
@@ -261,7 +266,11 @@ impl KrakenSession {
             .sync_mut(id)
             .expect("interned by the caller");
         let mark = out.len();
-        let levels = &self.levels[frame.levels];
+        let mut range = frame.levels;
+        if !frame.snapshot {
+            range.end = skip_past_depth(&sync.book, frame.depth, &mut self.levels, range.clone());
+        }
+        let levels = &self.levels[range];
         let result = if frame.snapshot {
             let snapshot = Snapshot {
                 symbol: id,
@@ -527,6 +536,7 @@ impl KrakenSession {
                     snapshot,
                     checksum: item.checksum,
                     levels: item.levels.clone(),
+                    depth,
                     exchange_ts_ns,
                     ts_ns,
                 },
@@ -674,6 +684,52 @@ fn v2_time(text: Option<&str>) -> Result<u64, FrameError> {
             .ok_or_else(|| FrameError::Invalid(format!("bad timestamp {text:?}"))),
         None => Ok(0),
     }
+}
+
+/// Drops the update levels of `levels[range]` that cannot be in the book once it is truncated
+/// to `depth` (Kraken sends no deletes for levels pushed out of the depth, so the client
+/// truncates; a level that lands past the depth is applied then truncated away for nothing).
+/// A side is trimmed only when it holds `depth` levels already and the update deletes none of
+/// them: then every level strictly worse than its worst kept one has `depth` better levels
+/// after the update too (an insert is truncated, a delete finds nothing). Levels that
+/// `Book::apply` would refuse (negative numbers) are kept, so they are still refused. The
+/// kept levels are moved to the front of the range, in order; the new end of the range.
+fn skip_past_depth(
+    book: &Book,
+    depth: usize,
+    levels: &mut [LevelChange],
+    range: Range<usize>,
+) -> usize {
+    let mut worst = [Side::Bid, Side::Ask].map(|side| {
+        (book.len(side) >= depth)
+            .then(|| book.side(side).next_back().map(|level| level.price))
+            .flatten()
+    });
+    if worst == [None, None] {
+        return range.end;
+    }
+    let past = |side: Side, price: Decimal, worst: Decimal| match side {
+        Side::Bid => price < worst,
+        Side::Ask => price > worst,
+    };
+    // A delete at or inside the depth could let a worse level in: that side is left whole.
+    for &(side, price, qty) in &levels[range.clone()] {
+        let slot = &mut worst[side as usize];
+        if slot.is_some_and(|w| qty.is_zero() && !past(side, price, w)) {
+            *slot = None;
+        }
+    }
+    let mut kept = range.start;
+    for i in range {
+        let (side, price, qty) = levels[i];
+        let unreachable = worst[side as usize]
+            .is_some_and(|w| past(side, price, w) && !price.is_negative() && !qty.is_negative());
+        if !unreachable {
+            levels[kept] = levels[i];
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// `book-1000` -> 1000.

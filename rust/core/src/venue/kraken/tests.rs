@@ -684,3 +684,77 @@ fn v2_data_before_channel_reads_the_same() {
     );
     assert_eq!(sync.book.len(Side::Ask), 10);
 }
+
+/// Levels skipped past the kept depth leave the book exactly as applying them and truncating
+/// would: random updates (inserts and deletes, inside and past the depth, on full and partly
+/// filled sides) checked against the plain apply-then-truncate.
+#[test]
+fn levels_past_the_depth_are_skipped_without_changing_the_book() {
+    const DEPTH: usize = 5;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let (mut skipping, mut plain) = (Book::new(), Book::new());
+    let mut skipped = 0;
+    for _ in 0..2_000 {
+        let mut levels: Vec<LevelChange> = (0..1 + next(4))
+            .map(|_| {
+                let side = if next(2) == 0 { Side::Bid } else { Side::Ask };
+                // Bids 80-99, asks 101-120: far levels are often past a full side's depth.
+                let offset = 1 + next(20) as i64;
+                let price = match side {
+                    Side::Bid => 100 - offset,
+                    Side::Ask => 100 + offset,
+                };
+                let qty = if next(4) == 0 { 0 } else { 1 + next(9) as i64 };
+                let decimal = |v| Decimal::new(v, 0).unwrap();
+                (side, decimal(price), decimal(qty))
+            })
+            .collect();
+        for &(side, price, qty) in &levels {
+            plain.apply(side, price, qty).unwrap();
+        }
+        plain.truncate(DEPTH);
+        let all = 0..levels.len();
+        let end = skip_past_depth(&skipping, DEPTH, &mut levels, all);
+        skipped += levels.len() - end;
+        for &(side, price, qty) in &levels[..end] {
+            skipping.apply(side, price, qty).unwrap();
+        }
+        skipping.truncate(DEPTH);
+        for side in [Side::Bid, Side::Ask] {
+            let a: Vec<Level> = skipping.side(side).collect();
+            let b: Vec<Level> = plain.side(side).collect();
+            assert_eq!(a, b);
+        }
+    }
+    // The case the skip is for did come up.
+    assert!(skipped > 100, "{skipped}");
+}
+
+#[test]
+fn a_delete_inside_the_depth_keeps_the_levels_behind_it() {
+    let mut book = Book::new();
+    for p in ["1", "2", "3"] {
+        book.apply(
+            Side::Ask,
+            Decimal::parse(p).unwrap(),
+            Decimal::parse("1").unwrap(),
+        )
+        .unwrap();
+    }
+    let d = |t: &str| Decimal::parse(t).unwrap();
+    // Full at depth 3: a level at 5 alone cannot enter...
+    let mut levels = vec![(Side::Ask, d("5"), d("1"))];
+    assert_eq!(skip_past_depth(&book, 3, &mut levels, 0..1), 0);
+    // ...but with the best deleted in the same update it becomes the third level.
+    let mut levels = vec![(Side::Ask, d("5"), d("1")), (Side::Ask, d("1"), d("0"))];
+    assert_eq!(skip_past_depth(&book, 3, &mut levels, 0..2), 2);
+    // A negative quantity is kept, for the book to refuse.
+    let mut levels = vec![(Side::Ask, d("5"), d("-1"))];
+    assert_eq!(skip_past_depth(&book, 3, &mut levels, 0..1), 1);
+}

@@ -23,6 +23,7 @@ use crate::decimal::Decimal;
 use crate::error::FrameError;
 use crate::sync::LevelChange;
 use crate::venue::json::{LooseText, NumberFault};
+use crate::venue::scan::Scanner;
 use crate::venue::time::parse_epoch_seconds_ns;
 
 /// A v1 data array: its channel id, its payloads, and the trailing channel name and pair
@@ -56,6 +57,13 @@ pub fn read_v1_frame<'a>(
     mut announce: impl FnMut(u64) -> bool,
     levels: &mut Vec<LevelChange>,
 ) -> Result<V1Frame<'a>, FrameError> {
+    let kept = levels.len();
+    if let Some(v1) = scan_v1_book(frame, &mut announce, levels) {
+        return Ok(v1);
+    }
+    // Not a book frame in the common shape: serde reads it from the start and says what is
+    // wrong, if anything.
+    levels.truncate(kept);
     let mut read = V1Read::new(levels);
     let mut de = serde_json::Deserializer::from_slice(frame);
     let result = V1FrameSeed {
@@ -77,6 +85,108 @@ pub fn read_v1_frame<'a>(
         book,
         ..read.frame
     })
+}
+
+/// A book frame of an announced book channel read by the scanner in one pass, each level's
+/// numbers straight to fixed point (serde made a `&str` of each and checked its UTF-8 before
+/// `Decimal::parse` read it again). `None` at anything else: another channel, a level not in
+/// the common short shape, a fault; the caller's serde path then reads the frame.
+fn scan_v1_book<'a>(
+    frame: &'a [u8],
+    announce: &mut impl FnMut(u64) -> bool,
+    levels: &mut Vec<LevelChange>,
+) -> Option<V1Frame<'a>> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_array().ok()?;
+    let channel_id = scan.u64().ok()?;
+    if !announce(channel_id) {
+        return None;
+    }
+    let mut book = V1Book::default();
+    let (mut saw_snapshot, mut saw_update) = (false, false);
+    let (mut name, mut pair) = (None, None);
+    let mut first = false;
+    while scan.next_element(&mut first).ok()? {
+        if scan.peek()? == b'"' {
+            let text = scan.str_value().ok()?;
+            match (name, pair) {
+                (None, _) => name = Some(text),
+                (Some(_), None) => pair = Some(text),
+                _ => return None,
+            }
+            continue;
+        }
+        scan.begin_object().ok()?;
+        let mut first_key = true;
+        while let Some(key) = scan.next_key(&mut first_key).ok()? {
+            let side = match key {
+                b"as" | b"a" => Side::Ask,
+                b"bs" | b"b" => Side::Bid,
+                b"c" => {
+                    book.checksum = Some(scan.str_value().ok()?);
+                    continue;
+                }
+                _ => return None,
+            };
+            if key.len() == 2 {
+                saw_snapshot = true;
+            } else {
+                saw_update = true;
+            }
+            scan_v1_side(&mut scan, side, levels, &mut book.newest_ns)?;
+        }
+    }
+    scan.finish().ok()?;
+    // One of the two kinds, as `finish_book` wants (its errors are serde's path's to give).
+    if saw_snapshot == saw_update {
+        return None;
+    }
+    book.snapshot = saw_snapshot;
+    Some(V1Frame {
+        channel_id,
+        payloads: Vec::new(),
+        book: Some(book),
+        name,
+        pair,
+    })
+}
+
+/// `[["price","volume","time"(,"r")], ...]`, the newest time kept in `newest_ns`.
+fn scan_v1_side(
+    scan: &mut Scanner,
+    side: Side,
+    levels: &mut Vec<LevelChange>,
+    newest_ns: &mut u64,
+) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        let (price, volume) = match scan.short_level_head() {
+            Some(head) => head,
+            // Longer numbers (nine decimals on small prices): still one pass.
+            None => {
+                scan.begin_array().ok()?;
+                let mut head = true;
+                scan.next_element(&mut head).ok()?.then_some(())?;
+                let price = scan.quoted_decimal().ok()?.ok()?;
+                scan.next_element(&mut head).ok()?.then_some(())?;
+                (price, scan.quoted_decimal().ok()?.ok()?)
+            }
+        };
+        let mut rest = false;
+        scan.next_element(&mut rest).ok()?.then_some(())?;
+        let time = std::str::from_utf8(scan.string().ok()?).ok()?;
+        *newest_ns = (*newest_ns).max(parse_epoch_seconds_ns(time)?);
+        // The republish flag, applied like any level.
+        if scan.next_element(&mut rest).ok()? {
+            scan.str_value().ok()?;
+            if scan.next_element(&mut rest).ok()? {
+                return None;
+            }
+        }
+        levels.push((side, price, volume));
+    }
+    Some(())
 }
 
 /// Reads the payloads of a book frame that were kept raw (its channel was never announced).
