@@ -688,6 +688,15 @@ impl<'a> Scanner<'a> {
             self.pos = end;
             return Ok(Ok(decimal));
         }
+        // Asks and sells are negative at some venues (Bitfinex amounts): as common.
+        if buf.get(start) == Some(&b'-') {
+            if let Some((decimal, end)) = bare_decimal(buf, start + 1) {
+                if let Ok(negated) = Decimal::new(-decimal.mantissa(), decimal.scale()) {
+                    self.pos = end;
+                    return Ok(Ok(negated));
+                }
+            }
+        }
         let text = self.number()?;
         Ok(Decimal::parse_bytes(text))
     }
@@ -913,6 +922,9 @@ mod tests {
             "9.9E-7",
             "1.0000000000E-8",
             "-3.5",
+            "-0",
+            "-0.25",
+            "-40000.125",
             "123456789012345678",
             "1234567890123456789",
             "0.000000000000000001",
@@ -924,7 +936,9 @@ mod tests {
                 assert_eq!(s.position(), text.len(), "{json}");
             }
         }
-        for bad in ["01", "00.5", "1.", ".5", "-", "1e", "\"1\"", "x", ""] {
+        for bad in [
+            "01", "-01", "--1", "-.5", "00.5", "1.", ".5", "-", "1e", "\"1\"", "x", "",
+        ] {
             assert!(
                 Scanner::new(bad.as_bytes()).number_decimal().is_err(),
                 "{bad:?}"
