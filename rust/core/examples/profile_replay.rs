@@ -9,6 +9,10 @@ use std::time::Instant;
 use flate2::read::GzDecoder;
 use lobfeed_core::{new_session, SessionOptions};
 
+// The tests' reader of binary records (`"encoding":"base64"`), shared rather than copied.
+#[path = "../tests/common/binary_tapes.rs"]
+mod binary_tapes;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: profile_replay TAPE [REPEATS]");
@@ -25,9 +29,16 @@ fn main() {
             Some("header") => venue = v["venue"].as_str().unwrap().to_owned(),
             Some("recv") => {
                 let data = v["data"].as_str().unwrap();
+                // A binary frame (HTX's gzip, Upbit's JSON) goes to the session as the venue
+                // sent it, so that inflating is measured too.
+                let bytes = match v["encoding"].as_str() {
+                    None => data.as_bytes().to_vec(),
+                    Some("base64") => binary_tapes::base64_decode(data),
+                    Some(other) => panic!("unknown encoding {other:?}"),
+                };
                 if !depth_only || data.contains("depthUpdate") {
                     let conn = v["conn"].as_str().unwrap_or_default().to_owned();
-                    records.push((None, conn, data.as_bytes().to_vec()));
+                    records.push((None, conn, bytes));
                 }
             }
             Some("http") => {

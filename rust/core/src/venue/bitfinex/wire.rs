@@ -15,6 +15,7 @@ use crate::error::FrameError;
 use crate::event::TradeSide;
 use crate::sync::LevelChange;
 use crate::venue::json::{FrameFault, LooseText};
+use crate::venue::scan::Scanner;
 use crate::venue::trades::RawTrade;
 
 /// What a channel carries, as its `subscribed` event said.
@@ -141,6 +142,11 @@ pub fn decode<'a>(
         }
         return Ok(Frame::Event(fields));
     }
+    let kept = buffers.levels.len();
+    if let Some(data) = scan_book_frame(frame, &kind_of, buffers.levels) {
+        return Ok(Frame::Data(data));
+    }
+    buffers.levels.truncate(kept);
     let mut data = DataFrame::default();
     let mut fault = FrameFault::default();
     let mut de = serde_json::Deserializer::from_slice(frame);
@@ -157,6 +163,78 @@ pub fn decode<'a>(
             error: fault.into_error(e),
         }),
     }
+}
+
+/// A book channel's data array (`[chanId, [price, count, amount], seq]` updates, most of the
+/// stream, and snapshots of such levels) or a heartbeat `[chanId, "hb", seq]`, read by the
+/// scanner in one pass with numbers straight to fixed point (serde walked each number twice,
+/// as a `RawValue` and then its text). `None` at the first thing outside those shapes, a bad
+/// number or a malformed frame included: the serde path then reads the frame and says what
+/// is wrong with it.
+fn scan_book_frame<'a>(
+    frame: &'a [u8],
+    kind_of: &impl Fn(u64) -> Kind,
+    levels: &mut Vec<LevelChange>,
+) -> Option<DataFrame<'a>> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_array().ok()?;
+    let mut first = true;
+    scan.next_element(&mut first).ok()?.then_some(())?;
+    let chan = scan.u64().ok()?;
+    let mut data = DataFrame {
+        chan: Some(chan),
+        ..DataFrame::default()
+    };
+    scan.next_element(&mut first).ok()?.then_some(())?;
+    match scan.peek()? {
+        b'"' => {
+            let tag = scan.str_value().ok()?;
+            (tag == "hb").then_some(())?;
+            data.tag = Some(tag);
+        }
+        b'[' if kind_of(chan) == Kind::Book => {
+            data.payload = scan_book_payload(&mut scan, levels)?;
+        }
+        _ => return None,
+    }
+    while scan.next_element(&mut first).ok()? {
+        data.trailing = [data.trailing[1], Some(scan.u64().ok()?)];
+    }
+    scan.finish().ok()?;
+    Some(data)
+}
+
+/// A book payload: one level (an update) or a list of them (a snapshot).
+fn scan_book_payload(scan: &mut Scanner, levels: &mut Vec<LevelChange>) -> Option<Payload> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    if !scan.next_element(&mut first).ok()? {
+        return Some(Payload::BookSnapshot);
+    }
+    if scan.peek()? != b'[' {
+        levels.push(scan_level_body(scan, &mut first)?);
+        return Some(Payload::BookUpdate);
+    }
+    loop {
+        scan.begin_array().ok()?;
+        let mut in_level = true;
+        scan.next_element(&mut in_level).ok()?.then_some(())?;
+        levels.push(scan_level_body(scan, &mut in_level)?);
+        if !scan.next_element(&mut first).ok()? {
+            return Some(Payload::BookSnapshot);
+        }
+    }
+}
+
+/// The `price, count, amount[, ...]]` of a level whose first element is next.
+fn scan_level_body(scan: &mut Scanner, first: &mut bool) -> Option<LevelChange> {
+    let price = scan.number_decimal().ok()?.ok()?;
+    scan.next_element(first).ok()?.then_some(())?;
+    let count = scan.number_decimal().ok()?.ok()?;
+    scan.next_element(first).ok()?.then_some(())?;
+    let amount = scan.number_decimal().ok()?.ok()?;
+    scan.skip_rest_of_array(first).ok()?;
+    level_change(price, count, amount).ok()
 }
 
 // Data arrays are read by hand: book levels and trades stream into the session's buffers, a
@@ -403,7 +481,7 @@ fn abs<E: de::Error>(
     value.abs().map_err(|error| fault.bad_number(field, error))
 }
 
-/// `[price, count, amount]` to a level change: the sign of amount gives the side, count 0 deletes.
+/// `[price, count, amount]` to a level change, from the raw numbers (the serde path).
 fn to_change<E: de::Error>(
     fault: &mut FrameFault,
     price: &RawValue,
@@ -413,20 +491,35 @@ fn to_change<E: de::Error>(
     let price = number(fault, "price", price)?;
     let count = number(fault, "count", count)?;
     let amount = number(fault, "amount", amount)?;
+    level_change(price, count, amount).map_err(|e| fault.note(e))
+}
+
+/// `[price, count, amount]` to a level change: the sign of amount gives the side, count 0
+/// deletes.
+fn level_change(
+    price: Decimal,
+    count: Decimal,
+    amount: Decimal,
+) -> Result<LevelChange, FrameError> {
     if count.is_negative() {
-        return Err(fault.invalid(format!("negative count {count}")));
+        return Err(FrameError::Invalid(format!("negative count {count}")));
     }
     let side = if amount.is_negative() {
         Side::Ask
     } else if !amount.is_zero() {
         Side::Bid
     } else {
-        return Err(fault.invalid(format!("level {price} has no side (amount 0)")));
+        return Err(FrameError::Invalid(format!(
+            "level {price} has no side (amount 0)"
+        )));
     };
     let qty = if count.is_zero() {
         Decimal::ZERO
     } else {
-        abs(fault, "amount", amount)?
+        amount.abs().map_err(|error| FrameError::BadNumber {
+            field: "amount",
+            error,
+        })?
     };
     Ok((side, price, qty))
 }

@@ -14,6 +14,7 @@ use crate::error::{FrameError, ReceiveError};
 use crate::event::TradeSide;
 use crate::sync::LevelChange;
 use crate::venue::json::{venue_error, FrameFault, LooseText};
+use crate::venue::scan::Scanner;
 use crate::venue::trades::RawTrade;
 
 /// Where a frame's book changes and trades go.
@@ -95,6 +96,13 @@ pub fn decode_v2<'a>(
     fields: &mut V2Fields<'a>,
     buffers: Buffers<'_>,
 ) -> Result<(), FrameError> {
+    let kept = (buffers.levels.len(), buffers.trades.len());
+    if scan_v2_update(frame, fields, buffers.levels, buffers.trades).is_some() {
+        return Ok(());
+    }
+    *fields = V2Fields::default();
+    buffers.levels.truncate(kept.0);
+    buffers.trades.truncate(kept.1);
     let mut fault = FrameFault::default();
     let mut de = serde_json::Deserializer::from_slice(frame);
     let seed = V2Seed {
@@ -104,6 +112,71 @@ pub fn decode_v2<'a>(
     };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     result.map_err(|e| fault.into_error(e))
+}
+
+/// A v2 book frame, `{"type":"l2_updates","symbol":..,"changes":[..]}` (a symbol's first
+/// adds `trades` and `auction_events`), read by the scanner in one pass with numbers straight
+/// to fixed point (serde made a checked `&str` of every side and number first). `None` at the
+/// first thing outside that shape, a bad number or a malformed frame included: the serde path
+/// then reads the frame and says what is wrong with it.
+fn scan_v2_update<'a>(
+    frame: &'a [u8],
+    fields: &mut V2Fields<'a>,
+    levels: &mut Vec<LevelChange>,
+    trades: &mut Vec<RawTrade>,
+) -> Option<()> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_object().ok()?;
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"type" => fields.kind = Some(scan.str_value().ok()?),
+            b"symbol" => fields.symbol = Some(scan.str_value().ok()?),
+            b"changes" => {
+                fields.has_changes = true;
+                scan_changes(&mut scan, levels)?;
+            }
+            // An initial frame's few trades: found by the scanner, read by serde.
+            b"trades" => {
+                fields.has_trades = true;
+                let start = scan.position();
+                scan.skip_value().ok()?;
+                let mut de = serde_json::Deserializer::from_slice(&frame[start..scan.position()]);
+                let seed = V2TradesSeed {
+                    out: &mut *trades,
+                    fault: &mut FrameFault::default(),
+                };
+                seed.deserialize(&mut de).ok()?;
+            }
+            b"auction_events" => scan.skip_value().ok()?,
+            _ => return None,
+        }
+    }
+    scan.finish().ok()?;
+    (fields.kind == Some("l2_updates")).then_some(())
+}
+
+/// `[["buy"|"sell", "price", "quantity"], ...]`, appended to `levels`.
+fn scan_changes(scan: &mut Scanner, levels: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        scan.begin_array().ok()?;
+        let mut in_change = true;
+        scan.next_element(&mut in_change).ok()?.then_some(())?;
+        let side = match scan.string().ok()? {
+            b"buy" => Side::Bid,
+            b"sell" => Side::Ask,
+            _ => return None,
+        };
+        scan.next_element(&mut in_change).ok()?.then_some(())?;
+        let price = scan.quoted_decimal().ok()?.ok()?;
+        scan.next_element(&mut in_change).ok()?.then_some(())?;
+        let qty = scan.quoted_decimal().ok()?.ok()?;
+        scan.skip_rest_of_array(&mut in_change).ok()?;
+        levels.push((side, price, qty));
+    }
+    Some(())
 }
 
 struct V2Seed<'f, 'a> {

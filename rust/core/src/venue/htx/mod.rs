@@ -19,7 +19,8 @@
 //! - `{"status":"error","err-code","err-msg"}`: `FrameError::VenueError`, no book changes.
 //!
 //! Prices and sizes are JSON numbers, each parsed from its digits (never through `f64`).
-//! The book is kept whole whatever `SessionOptions::depth` says (the channel fixes the depth).
+//! A push is the whole book, best levels first: with `SessionOptions::depth` set, only that
+//! many levels a side are read into the book (views show no more), the rest only checked.
 
 mod wire;
 
@@ -40,6 +41,7 @@ pub struct HtxSession {
     levels: Vec<LevelChange>,
     /// Reused for each inflated frame.
     inflated: Vec<u8>,
+    inflater: wire::Inflater,
 }
 
 impl HtxSession {
@@ -48,6 +50,7 @@ impl HtxSession {
             core: SessionCore::new(options),
             levels: Vec::with_capacity(320),
             inflated: Vec::with_capacity(16 * 1024),
+            inflater: wire::Inflater::default(),
         }
     }
 
@@ -65,7 +68,9 @@ impl HtxSession {
         check_frame_size(frame, max)?;
         // Taken out for the frame's life so that what it borrows stays apart from the books.
         let mut inflated = std::mem::take(&mut self.inflated);
-        let result = wire::inflate(frame, &mut inflated, max)
+        let result = self
+            .inflater
+            .inflate(frame, &mut inflated, max)
             .map_err(ReceiveError::from)
             .and_then(|text| self.on_text(text, ts_ns, out));
         self.inflated = inflated;
@@ -78,6 +83,16 @@ impl HtxSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
+        let keep = self.core.options.depth.unwrap_or(usize::MAX);
+        self.levels.clear();
+        if let Some(push) = wire::scan_depth(text, keep, &mut self.levels) {
+            let Some(id) = self.intern(push.symbol) else {
+                return Ok(());
+            };
+            return self
+                .apply_depth(id, push.tick, push.frame_ts, ts_ns, out)
+                .map_err(|e| self.core.symbols.bad_frame(id, e, out));
+        }
         let f = wire::read_frame(text)?;
         if let Some(ping) = f.ping {
             out.push(Event::Reply {
@@ -132,7 +147,20 @@ impl HtxSession {
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
         self.levels.clear();
-        let depth = wire::read_depth(tick, &mut self.levels)?;
+        let keep = self.core.options.depth.unwrap_or(usize::MAX);
+        let depth = wire::read_depth(tick, keep, &mut self.levels)?;
+        self.apply_depth(id, depth, frame_ts, ts_ns, out)
+    }
+
+    /// A push replaces the book with the levels read into `self.levels`.
+    fn apply_depth(
+        &mut self,
+        id: SymbolId,
+        depth: wire::DepthTick,
+        frame_ts: Option<u64>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
         let exchange_ms = depth.ts.or(frame_ts).unwrap_or(0);
         let sync = self
             .core

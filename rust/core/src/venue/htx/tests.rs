@@ -211,3 +211,70 @@ fn a_broken_gzip_frame_is_a_typed_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn levels_past_the_kept_depth_are_skipped_but_still_checked() {
+    let mut s = HtxSession::new(SessionOptions {
+        depth: Some(1),
+        ..SessionOptions::default()
+    });
+    let mut out = Vec::new();
+    s.receive(
+        &depth(
+            "BTC-USD",
+            5,
+            "[[40000.5,10],[39999,2],[1e2,1]]",
+            "[[40001,3],[40002,1]]",
+        ),
+        1,
+        &mut out,
+    )
+    .unwrap();
+    let book = &s.symbols().sync(0).unwrap().book;
+    let bids: Vec<_> = book.bids().map(|l| (l.price, l.qty)).collect();
+    assert_eq!(bids, vec![(dec("40000.5"), dec("10"))]);
+    assert_eq!(book.len(crate::book::Side::Ask), 1);
+    // A skipped level is not read, but the frame must still be JSON.
+    let err = s
+        .receive(
+            &depth("BTC-USD", 6, "[[40000.5,10],[39999,]]", "[]"),
+            2,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(matches!(err.error, FrameError::Json(_)), "{err:?}");
+    // A kept level with a bad number is a typed error (read again by the serde path).
+    let err = s
+        .receive(&depth("BTC-USD", 7, "[[1e999,10]]", "[]"), 3, &mut out)
+        .unwrap_err();
+    assert!(
+        matches!(err.error, FrameError::BadNumber { field: "price", .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn gzip_members_with_optional_header_fields_inflate_and_a_bad_crc_is_refused() {
+    let text = r#"{"ping":1645289384831}"#;
+    let mut encoder = flate2::GzBuilder::new()
+        .filename("frame.json")
+        .comment("a comment")
+        .extra(vec![1, 2, 3])
+        .write(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    let framed = encoder.finish().unwrap();
+    let mut s = session();
+    let mut out = Vec::new();
+    s.receive(&framed, 0, &mut out).unwrap();
+    assert!(matches!(&out[..], [Event::Reply { text }] if text == r#"{"pong":1645289384831}"#));
+    let mut bad_crc = gzip(text);
+    let at = bad_crc.len() - 8;
+    bad_crc[at] ^= 1;
+    let err = s.receive(&bad_crc, 0, &mut out).unwrap_err();
+    assert!(matches!(err.error, FrameError::Invalid(_)), "{err:?}");
+    let truncated = gzip(text);
+    let err = s
+        .receive(&truncated[..truncated.len() - 12], 0, &mut out)
+        .unwrap_err();
+    assert!(matches!(err.error, FrameError::Invalid(_)), "{err:?}");
+}

@@ -49,6 +49,15 @@ impl UpbitSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         check_frame_size(frame, self.core.options.max_frame_bytes)?;
+        self.levels.clear();
+        if let Some((symbol, totals)) = wire::scan_book(frame, &mut self.levels) {
+            let Some(id) = self.core.intern(symbol, ResyncBy::Resubscribe, None) else {
+                return Ok(());
+            };
+            return self
+                .apply_book(id, totals, ts_ns, out)
+                .map_err(|e| self.core.symbols.bad_frame(id, e, out));
+        }
         let f = wire::read_frame(frame)?;
         if let Some(error) = &f.error {
             return Err(venue_error(
@@ -94,8 +103,11 @@ impl UpbitSession {
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
         let units = f.obu.as_deref().ok_or(FrameError::MissingField("obu"))?;
-        let total_asks = wire::number("tas", f.tas)?;
-        let total_bids = wire::number("tbs", f.tbs)?;
+        let totals = wire::BookTotals {
+            tms: f.tms,
+            total_asks: wire::number("tas", f.tas)?,
+            total_bids: wire::number("tbs", f.tbs)?,
+        };
         self.levels.clear();
         for unit in units {
             let ask = wire::number("ap", Some(unit.ap))?;
@@ -105,6 +117,18 @@ impl UpbitSession {
             self.levels.push((Side::Ask, ask, ask_size));
             self.levels.push((Side::Bid, bid, bid_size));
         }
+        self.apply_book(id, totals, ts_ns, out)
+    }
+
+    /// The levels in `self.levels` replace the book, whose sums are then held to the totals.
+    /// All the units are kept whatever `SessionOptions::depth` says: the totals cover all 15.
+    fn apply_book(
+        &mut self,
+        id: SymbolId,
+        totals: wire::BookTotals,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), FrameError> {
         let sync = self
             .core
             .symbols
@@ -115,7 +139,7 @@ impl UpbitSession {
             symbol: id,
             id: None,
             levels: &self.levels,
-            exchange_ts_ns: ms_to_ns(f.tms.unwrap_or(0)),
+            exchange_ts_ns: ms_to_ns(totals.tms.unwrap_or(0)),
             ts_ns,
         };
         sync.apply_snapshot(&Unsequenced, snapshot, out)?;
@@ -123,7 +147,8 @@ impl UpbitSession {
             // Dropped (crossed): there is no book to hold to the totals.
             return Ok(());
         }
-        let (expected, computed) = totals_fingerprints(&sync.book, total_asks, total_bids)?;
+        let (expected, computed) =
+            totals_fingerprints(&sync.book, totals.total_asks, totals.total_bids)?;
         confirm_checksum(sync, id, expected, computed, out, mark);
         Ok(())
     }
