@@ -217,8 +217,8 @@ fn short_quoted_decimal(buf: &[u8], start: usize) -> Option<(Decimal, usize)> {
             if frac_len == 0 || *buf.get(frac_start + frac_len)? != b'"' {
                 return None;
             }
-            let mantissa = first_digits(head, int_len) * POW10_U64[frac_len]
-                + first_digits(tail, frac_len);
+            let mantissa =
+                first_digits(head, int_len) * POW10_U64[frac_len] + first_digits(tail, frac_len);
             Some((
                 Decimal::new(mantissa as i64, frac_len as u8).ok()?,
                 frac_start + frac_len + 1,
