@@ -362,8 +362,8 @@ impl SymbolSync {
             exchange_ts_ns,
             ts_ns,
         } = delta;
-        validate(levels)?;
         if self.state == SyncState::AwaitingSnapshot {
+            validate(levels)?;
             if let Some(back) = self.buffer.back() {
                 // The venue's ids went backwards while a snapshot is awaited: what is buffered
                 // belongs to a stream that does not go on, and no snapshot of the new one
@@ -383,6 +383,9 @@ impl SymbolSync {
             Some(Anchor::Delta(last)) => rule.follows(&last, &ids),
             None => Continuity::Apply,
         };
+        if verdict != Continuity::Apply {
+            validate(levels)?;
+        }
         match verdict {
             Continuity::Stale => {
                 if let Some(Anchor::Delta(last)) = self.anchor {
@@ -412,6 +415,9 @@ impl SymbolSync {
                 Ok(false)
             }
             Continuity::Apply => {
+                // Validated while applied: `Book::apply` refuses what `validate` would, and a
+                // refused level costs the book its sync, so what was applied before it is
+                // dropped with it (the caller's `on_bad_frame`).
                 self.apply(levels)?;
                 if self.check_crossed(symbol, out) {
                     return Ok(false);

@@ -112,9 +112,22 @@ impl Ladder {
     }
 
     /// Sets the level at `rank` (its quantity is not zero).
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, rank: i64, slot: Slot) {
         debug_assert!(slot.is_held());
+        // Most updates land in the window of a side that holds levels: an index, inlined.
+        if self.held > 0 {
+            if let Some(i) = self.index(rank) {
+                self.place(i, slot);
+                return;
+            }
+        }
+        self.set_elsewhere(rank, slot);
+    }
+
+    /// `set` for a level outside the window, or the first level of an empty side.
+    #[inline(never)]
+    fn set_elsewhere(&mut self, rank: i64, slot: Slot) {
         if self.held == 0 {
             // An empty side goes wherever the first level is.
             if self.slots.is_empty() {
@@ -137,9 +150,11 @@ impl Ladder {
     }
 
     /// Removes the level at `rank`; whether there was one.
-    #[inline]
+    #[inline(always)]
     pub fn remove(&mut self, rank: i64) -> bool {
         match self.index(rank) {
+            // A size of zero for a price the book does not hold is common: nothing to do.
+            Some(i) if !self.slots[i].is_held() => false,
             Some(i) => self.vacate(i),
             None if rank >= self.lo && self.held > 0 => self.far.remove(&rank).is_some(),
             None => false,
@@ -177,18 +192,25 @@ impl Ladder {
         self.slots[i] = slot;
     }
 
-    #[inline]
+    #[inline(always)]
     fn vacate(&mut self, i: usize) -> bool {
         if !self.slots[i].is_held() {
             return false;
         }
         self.slots[i] = Slot::EMPTY;
         self.held -= 1;
+        if self.held == 0 || i == self.best || i + 1 == self.end {
+            self.vacated_an_end(i);
+        }
+        true
+    }
+
+    /// Slot `i`, the first or last held one, was just emptied: the ends follow.
+    #[inline(never)]
+    fn vacated_an_end(&mut self, i: usize) {
         if self.held == 0 {
             self.refill();
-            return true;
-        }
-        if i == self.best {
+        } else if i == self.best {
             // Another held slot follows: `held > 0` and none precedes the old best.
             let next = self.slots[i + 1..self.end]
                 .iter()
@@ -198,14 +220,13 @@ impl Ladder {
             if self.best > self.slots.len() / 2 && !self.far.is_empty() {
                 self.shift_up(self.best - self.headroom());
             }
-        } else if i + 1 == self.end {
+        } else {
             let last = self.slots[self.best..i]
                 .iter()
                 .rposition(Slot::is_held)
                 .unwrap_or(0);
             self.end = self.best + last + 1;
         }
-        true
     }
 
     /// The window is empty: it moves onto the best of the map's levels, if any.

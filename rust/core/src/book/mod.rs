@@ -44,6 +44,16 @@ impl From<(DecimalError, Decimal)> for BookError {
     }
 }
 
+/// The error of a level with a negative quantity or price (the quantity is named first).
+#[cold]
+fn negative(price: Decimal, qty: Decimal) -> BookError {
+    if qty.is_negative() {
+        BookError::NegativeQuantity(qty)
+    } else {
+        BookError::NegativePrice(price)
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Book {
     /// Ranked by minus the tick number: the highest bid first.
@@ -78,21 +88,19 @@ impl Book {
     }
 
     /// Sets the absolute quantity at a price; zero removes the level (an unknown level is fine).
-    #[inline]
+    /// Inlined into the sync's loop over a frame's levels, its only caller on the hot path.
+    #[inline(always)]
     pub fn apply(&mut self, side: Side, price: Decimal, qty: Decimal) -> Result<(), BookError> {
-        if qty.is_negative() {
-            return Err(BookError::NegativeQuantity(qty));
+        // Both signs in one test: either sign bit sets the union's.
+        if (qty.mantissa() | price.mantissa()) < 0 {
+            return Err(negative(price, qty));
         }
-        if price.is_negative() {
-            return Err(BookError::NegativePrice(price));
-        }
-        if price.scale() > self.price_scale {
-            self.rescale(price.scale())
-                .map_err(|e| BookError::from((e, price)))?;
-        }
-        let key = price
-            .mantissa_at(self.price_scale)
-            .map_err(|e| BookError::from((e, price)))?;
+        // Most prices are written at the book's scale: the key is then the mantissa itself.
+        let key = if price.scale() == self.price_scale {
+            price.mantissa()
+        } else {
+            self.key_at_other_scale(price)?
+        };
         let ticks = match self.tick.ticks_of(key) {
             Some(ticks) => ticks,
             // Between two ticks: no such level is held, so there is nothing to remove.
@@ -116,6 +124,20 @@ impl Book {
             );
         }
         Ok(())
+    }
+
+    /// The key of a price written with more digits than the book's (the book rescales first)
+    /// or fewer.
+    #[cold]
+    #[inline(never)]
+    fn key_at_other_scale(&mut self, price: Decimal) -> Result<i64, BookError> {
+        if price.scale() > self.price_scale {
+            self.rescale(price.scale())
+                .map_err(|e| BookError::from((e, price)))?;
+        }
+        price
+            .mantissa_at(self.price_scale)
+            .map_err(|e| BookError::from((e, price)))
     }
 
     /// A price that is not a whole number of ticks: the tick becomes the common step of the

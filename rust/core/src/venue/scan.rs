@@ -34,16 +34,9 @@ const MAX_DEPTH: u32 = 64;
 /// of the three classic "has a zero byte" tests on it fires.
 #[inline(always)]
 fn skip_plain_string_bytes(buf: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = buf.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let quote = w ^ (ONES * b'"' as u64);
-        let slash = w ^ (ONES * b'\\' as u64);
-        let stop = (quote.wrapping_sub(ONES) & !quote)
-            | (slash.wrapping_sub(ONES) & !slash)
-            | (w.wrapping_sub(ONES * 0x20) & !w);
-        let stop = stop & HIGHS;
+        let stop = string_stops(w);
         if stop != 0 {
             return i + (stop.trailing_zeros() / 8) as usize;
         }
@@ -53,6 +46,19 @@ fn skip_plain_string_bytes(buf: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// The bytes of `word` that end a plain run of string bytes (a quote, a backslash, a control
+/// character), flagged by their high bit; exact for the first such byte, which is all the
+/// callers look at (a borrow can only flag bytes after a flagged one).
+#[inline(always)]
+fn string_stops(w: u64) -> u64 {
+    let quote = w ^ (ONES * b'"' as u64);
+    let slash = w ^ (ONES * b'\\' as u64);
+    let stop = (quote.wrapping_sub(ONES) & !quote)
+        | (slash.wrapping_sub(ONES) & !slash)
+        | (w.wrapping_sub(ONES * 0x20) & !w);
+    stop & HIGHS
 }
 
 /// `digits[.digits]` starting at `start`, at most 18 digits in all: the decimal and where it
@@ -153,28 +159,66 @@ fn digits_value(word: u64) -> u64 {
     (v.wrapping_mul(10_000) + (v >> 32)) & 0x0000_0000_FFFF_FFFF
 }
 
+/// Each byte of `word` that is not an ASCII digit, flagged by its high bit. Exact for every
+/// byte (unlike `leading_digits`, which is exact only up to the first): the tests run on the
+/// low seven bits, where adding cannot carry into the next byte.
+#[inline(always)]
+fn non_digit_bytes(word: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    let low = word & LOW7;
+    let at_least_zero = low.wrapping_add(ONES * (0x80 - b'0' as u64));
+    let past_nine = low.wrapping_add(ONES * (0x80 - b'9' as u64 - 1));
+    (!at_least_zero | past_nine | word) & HIGHS
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
 /// The common shape of a quoted venue number, `1-7 digits[.1-8 digits]"`, from `start` (just
-/// past the opening quote): two word loads, no loop. The decimal and the index just past the
-/// closing quote; `None` for anything else (the general path then reads it).
+/// past the opening quote): two word loads at most, no loop. A number of up to seven digits
+/// (USDⓈ-M's and COIN-M's) is one conversion: the point is found in the first word and the
+/// fraction's digits are moved down over it. The decimal and the index just past the closing
+/// quote; `None` for anything else (the general path then reads it).
 #[inline(always)]
 fn short_quoted_decimal(buf: &[u8], start: usize) -> Option<(Decimal, usize)> {
     let head = word_at(buf, start)?;
-    let int_len = leading_digits(head);
+    let stops = non_digit_bytes(head);
+    let int_len = (stops.trailing_zeros() / 8) as usize;
     if int_len == 0 || int_len == 8 {
         return None;
     }
-    let int_value = first_digits(head, int_len);
     match (head >> (8 * int_len)) as u8 {
-        b'"' => Some((Decimal::new(int_value as i64, 0).ok()?, start + int_len + 1)),
+        b'"' => Some((
+            Decimal::new(first_digits(head, int_len) as i64, 0).ok()?,
+            start + int_len + 1,
+        )),
         b'.' => {
+            let after_point = stops & (stops - 1);
+            if after_point != 0 {
+                // The closing quote is in the first word too: the fraction's digits moved
+                // down over the point make one run of at most six digits.
+                let quote_at = (after_point.trailing_zeros() / 8) as usize;
+                let scale = quote_at - int_len - 1;
+                if scale == 0 || (head >> (8 * quote_at)) as u8 != b'"' {
+                    return None;
+                }
+                let int_mask = (1u64 << (8 * int_len)) - 1;
+                let joined = (head & int_mask) | ((head >> 8) & !int_mask);
+                let mantissa = first_digits(joined, quote_at - 1);
+                return Some((
+                    Decimal::new(mantissa as i64, scale as u8).ok()?,
+                    start + quote_at + 1,
+                ));
+            }
+            // A longer fraction (spot prints eight digits): one word of its own.
             let frac_start = start + int_len + 1;
             let tail = word_at(buf, frac_start)?;
             let frac_len = leading_digits(tail);
             if frac_len == 0 || *buf.get(frac_start + frac_len)? != b'"' {
                 return None;
             }
-            let frac_value = first_digits(tail, frac_len);
-            let mantissa = int_value * POW10_U64[frac_len] + frac_value;
+            let mantissa =
+                first_digits(head, int_len) * POW10_U64[frac_len] + first_digits(tail, frac_len);
             Some((
                 Decimal::new(mantissa as i64, frac_len as u8).ok()?,
                 frac_start + frac_len + 1,
@@ -303,6 +347,21 @@ fn bare_decimal(buf: &[u8], start: usize) -> Option<(Decimal, usize)> {
     Some((Decimal::new(mantissa as i64, scale as u8).ok()?, i))
 }
 
+/// `["price","qty"` at `at` with both numbers short and plain: the two and the index just
+/// past the quantity's closing quote.
+#[inline(always)]
+fn short_pair_at(buf: &[u8], at: usize) -> Option<(Decimal, Decimal, usize)> {
+    if buf.get(at..at + 2)? != b"[\"" {
+        return None;
+    }
+    let (price, end) = short_quoted_decimal(buf, at + 2)?;
+    if buf.get(end..end + 2)? != b",\"" {
+        return None;
+    }
+    let (qty, end) = short_quoted_decimal(buf, end + 2)?;
+    Some((price, qty, end))
+}
+
 pub struct Scanner<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -383,8 +442,19 @@ impl<'a> Scanner<'a> {
 
     /// The next key of an object (raw bytes), or None at its end. `first` says whether this is
     /// the first call for the object (no comma expected before it).
-    #[inline]
+    #[inline(always)]
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, ScanError> {
+        // Inlined into the callers' key loops, the common compact key costs no call.
+        if let Some(key) = self.compact_key(*first) {
+            *first = false;
+            return Ok(Some(key));
+        }
+        self.next_key_walked(first)
+    }
+
+    /// `next_key` for any spacing or key: the general walk.
+    #[inline(never)]
+    fn next_key_walked(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, ScanError> {
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
@@ -398,6 +468,28 @@ impl<'a> Scanner<'a> {
         let key = self.string()?;
         self.eat(b':')?;
         Ok(Some(key))
+    }
+
+    /// A key of up to seven plain bytes written compactly (`,"key":`, or `"key":` first),
+    /// found with one word load; `None` (nothing consumed) for anything else, which the
+    /// general walk of `next_key` then reads.
+    #[inline(always)]
+    fn compact_key(&mut self, first: bool) -> Option<&'a [u8]> {
+        let buf = self.buf;
+        let at = self.pos + usize::from(!first);
+        if !first && *buf.get(self.pos)? != b',' {
+            return None;
+        }
+        if *buf.get(at)? != b'"' {
+            return None;
+        }
+        let word = word_at(buf, at + 1)?;
+        let len = (string_stops(word).trailing_zeros() / 8) as usize;
+        if len == 8 || (word >> (8 * len)) as u8 != b'"' || *buf.get(at + len + 2)? != b':' {
+            return None;
+        }
+        self.pos = at + len + 3;
+        Some(&buf[at + 1..at + 1 + len])
     }
 
     /// Whether an array has another element (consuming the comma), false at its end.
@@ -502,17 +594,41 @@ impl<'a> Scanner<'a> {
     /// the quantity's closing quote.
     #[inline(always)]
     fn short_pair(&self) -> Option<(Decimal, Decimal, usize)> {
+        short_pair_at(self.buf, self.pos)
+    }
+
+    /// The run of compact levels (`["price","qty"]`, both numbers short and plain) that comes
+    /// next in a list of levels, each handed to `each`, read in one tight loop over local
+    /// state: the level lists are most of a depth frame. Stops before the first element in any
+    /// other shape (or the list's end), where `next_element` goes on; `first` is as for it.
+    #[inline(always)]
+    pub fn short_levels(&mut self, first: &mut bool, mut each: impl FnMut(Decimal, Decimal)) {
         let buf = self.buf;
-        let at = self.pos;
-        if buf.get(at..at + 2)? != b"[\"" {
-            return None;
+        let mut at = self.pos;
+        let mut comma = !*first;
+        loop {
+            let start = if comma {
+                if buf.get(at) != Some(&b',') {
+                    break;
+                }
+                at + 1
+            } else {
+                at
+            };
+            let Some((price, qty, end)) = short_pair_at(buf, start) else {
+                break;
+            };
+            if buf.get(end) != Some(&b']') {
+                break;
+            }
+            each(price, qty);
+            at = end + 1;
+            comma = true;
         }
-        let (price, end) = short_quoted_decimal(buf, at + 2)?;
-        if buf.get(end..end + 2)? != b",\"" {
-            return None;
+        if at != self.pos {
+            self.pos = at;
+            *first = false;
         }
-        let (qty, end) = short_quoted_decimal(buf, end + 2)?;
-        Some((price, qty, end))
     }
 
     /// A string value as `&str` (checked UTF-8, no escapes allowed: venues never escape the
@@ -571,12 +687,19 @@ impl<'a> Scanner<'a> {
     }
 
     /// An unsigned integer value.
-    #[inline]
+    #[inline(always)]
     pub fn u64(&mut self) -> Result<u64, ScanError> {
+        // Ids and times are short: inlined, they cost no call.
         if let Some((value, end)) = short_u64(self.buf, self.pos) {
             self.pos = end;
             return Ok(value);
         }
+        self.u64_walked()
+    }
+
+    /// `u64` for any other shape: longer, spaced, or not an unsigned integer at all.
+    #[inline(never)]
+    fn u64_walked(&mut self) -> Result<u64, ScanError> {
         // Up to 19 plain digits followed by a delimiter.
         let buf = self.buf;
         let start = self.pos;
@@ -641,6 +764,10 @@ impl<'a> Scanner<'a> {
 
     /// Skips any value, checking its structure.
     pub fn skip_value(&mut self) -> Result<(), ScanError> {
+        // Most skipped values are strings (Binance's stream names, COIN-M's pair).
+        if self.buf.get(self.pos) == Some(&b'"') {
+            return self.string().map(|_| ());
+        }
         self.skip_nested(0)
     }
 

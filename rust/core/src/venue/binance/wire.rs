@@ -169,10 +169,10 @@ fn read_levels(
 ) -> Result<(), FrameError> {
     s.begin_array()?;
     let mut first = true;
-    while s.next_element(&mut first)? {
-        if let Some((price, qty)) = s.short_level() {
-            levels.push((side, price, qty));
-            continue;
+    loop {
+        s.short_levels(&mut first, |price, qty| levels.push((side, price, qty)));
+        if !s.next_element(&mut first)? {
+            break;
         }
         s.begin_array()?;
         let mut inner = true;
