@@ -218,3 +218,19 @@ pub fn optional_decimal(
             .map_err(|error| FrameError::BadNumber { field, error }),
     }
 }
+
+/// `[[price, qty, ...], ...]` of one side read with the frame's own scanner (for a venue's
+/// one-pass book reader), extra elements of a level skipped; `None` at anything else, a bad
+/// number included: the venue's serde path then reads the frame and types the error.
+pub fn scan_levels(scan: &mut Scanner, side: Side, out: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        let (price, qty) = match scan.short_level_skipping_extras().ok()? {
+            Some(level) => level,
+            None => general_level::<serde_json::Error>(scan, &mut NumberFault::default()).ok()?,
+        };
+        out.push((side, price, qty));
+    }
+    Some(())
+}
