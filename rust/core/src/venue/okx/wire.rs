@@ -436,8 +436,14 @@ impl Visitor<'_> for IntSeed {
 mod tests {
     use super::*;
 
-    /// What a frame reads as: its names, the items' fields and their levels.
-    fn read(frame: &str) -> Option<(Vec<Option<&str>>, Vec<[Option<i64>; 4]>, Vec<LevelChange>)> {
+    /// A frame's names, its items' integer fields and their levels.
+    type Read<'a> = (
+        Vec<Option<&'a str>>,
+        Vec<[Option<i64>; 4]>,
+        Vec<LevelChange>,
+    );
+
+    fn read(frame: &str) -> Option<Read<'_>> {
         let mut levels = Vec::new();
         let f = read_frame(frame.as_bytes(), false, &mut levels).ok()?;
         let Some(Data::Book(items)) = &f.data else {
