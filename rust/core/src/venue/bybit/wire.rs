@@ -15,7 +15,7 @@ use crate::book::Side;
 use crate::error::FrameError;
 use crate::sync::LevelChange;
 use crate::venue::check_frame_size;
-use crate::venue::json::{general_level, LevelsSeed, LooseText, NumberFault};
+use crate::venue::json::{scan_side, LevelsSeed, LooseText, NumberFault};
 use crate::venue::scan::Scanner;
 
 /// Reads `frame` into `fields`, its book levels into `levels`; a number that does not parse
@@ -89,23 +89,10 @@ fn scan_book_data<'de>(
             b"s" => fields.s = Some(scan.str_value().ok()?),
             b"u" => fields.u = Some(scan.u64().ok()?),
             b"seq" => scan.skip_value().ok()?,
-            b"b" => scan_levels(scan, Side::Bid, levels)?,
-            b"a" => scan_levels(scan, Side::Ask, levels)?,
+            b"b" => scan_side(scan, Side::Bid, levels)?,
+            b"a" => scan_side(scan, Side::Ask, levels)?,
             _ => return None,
         }
-    }
-    Some(())
-}
-
-fn scan_levels(scan: &mut Scanner, side: Side, levels: &mut Vec<LevelChange>) -> Option<()> {
-    scan.begin_array().ok()?;
-    let mut first = true;
-    while scan.next_element(&mut first).ok()? {
-        let (price, qty) = match scan.short_level() {
-            Some(level) => level,
-            None => general_level::<serde_json::Error>(scan, &mut NumberFault::default()).ok()?,
-        };
-        levels.push((side, price, qty));
     }
     Some(())
 }
