@@ -1,6 +1,7 @@
 //! Replays a tape's frames through its venue's sessions (one per websocket connection), for
 //! profilers (callgrind, perf) and quick timings of any venue's tape:
-//! `cargo run --release -p lobfeed-core --example profile_replay -- TAPE [REPEATS] [depth]`.
+//! `cargo run --release -p lobfeed-core --example profile_replay -- TAPE [REPEATS] [depth]`;
+//! `KEEP_DEPTH=20` in the environment gives the sessions `SessionOptions::depth` 20.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -55,11 +56,17 @@ fn main() {
             _ => {}
         }
     }
+    let options = SessionOptions {
+        depth: std::env::var("KEEP_DEPTH")
+            .ok()
+            .map(|d| d.parse().expect("KEEP_DEPTH is a number")),
+        ..SessionOptions::default()
+    };
     let bytes: usize = records.iter().map(|r| r.2.len()).sum();
     let start = Instant::now();
     let mut updates = 0usize;
     for _ in 0..repeats {
-        updates += replay_all(&venue, &records);
+        updates += replay_all(&venue, &records, &options);
     }
     let elapsed = start.elapsed();
     let frames = records.len() * repeats;
@@ -73,7 +80,11 @@ fn main() {
 /// The measured part (callgrind: `--toggle-collect=profile_replay::replay_all`). A REST
 /// snapshot goes to the session of the connection that last carried a frame.
 #[inline(never)]
-fn replay_all(venue: &str, records: &[(Option<String>, String, Vec<u8>)]) -> usize {
+fn replay_all(
+    venue: &str,
+    records: &[(Option<String>, String, Vec<u8>)],
+    options: &SessionOptions,
+) -> usize {
     let mut updates = 0;
     let mut sessions = HashMap::new();
     let mut out = Vec::with_capacity(16);
@@ -84,7 +95,7 @@ fn replay_all(venue: &str, records: &[(Option<String>, String, Vec<u8>)]) -> usi
         }
         let session = sessions
             .entry(last_conn)
-            .or_insert_with(|| new_session(venue, SessionOptions::default()).unwrap());
+            .or_insert_with(|| new_session(venue, options.clone()).unwrap());
         out.clear();
         let _ = match snapshot {
             Some(symbol) => session.receive_snapshot(symbol, data, 0, &mut out),

@@ -25,6 +25,7 @@ mod wire;
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::book::Side;
 use crate::decimal::Decimal;
@@ -35,7 +36,34 @@ use crate::venue::session_core::SessionCore;
 use crate::venue::time::parse_iso8601_ns;
 use crate::venue::{check_frame_size, Session, SessionOptions};
 
-use wire::{Frame, Row};
+use wire::{BookRow, Frame, Row};
+
+/// A symbol's level ids, with each level's side and price.
+type LevelIds = HashMap<u64, (Side, Decimal), BuildHasherDefault<LevelIdHasher>>;
+
+/// Every book row is looked up by its level id, and SipHash cost a tenth of the book path:
+/// the ids are the venue's own integers, so one multiply spreads them well enough (the
+/// rotation brings its well-mixed high half down to the bits that pick the bucket).
+#[derive(Default)]
+struct LevelIdHasher(u64);
+
+impl Hasher for LevelIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0 ^ u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(32);
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BookAction {
@@ -48,7 +76,7 @@ enum BookAction {
 pub struct BitmexSession {
     core: SessionCore,
     /// Per symbol (indexed by `SymbolId`): each level id of its book, with its side and price.
-    ids: Vec<HashMap<u64, (Side, Decimal)>>,
+    ids: Vec<LevelIds>,
     levels: Vec<LevelChange>,
 }
 
@@ -64,7 +92,7 @@ impl BitmexSession {
     fn intern(&mut self, name: &str) -> Option<SymbolId> {
         let id = self.core.intern(name, ResyncBy::Resubscribe, None)?;
         if self.ids.len() <= id as usize {
-            self.ids.resize_with(id as usize + 1, HashMap::new);
+            self.ids.resize_with(id as usize + 1, LevelIds::default);
         }
         Some(id)
     }
@@ -89,6 +117,10 @@ impl BitmexSession {
             }
             _ => {}
         }
+        let mut rows = Vec::new();
+        if let Some(action) = wire::scan_book(frame, &mut rows) {
+            return self.on_book_frame(Some(action), &rows, ts_ns, out);
+        }
         let f: Frame<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         if let Some(error) = &f.error {
             let status = f.status.map(|s| s.get());
@@ -104,22 +136,7 @@ impl BitmexSession {
             return Ok(());
         };
         match table {
-            "orderBookL2" | "orderBookL2_25" => {
-                let action = match f.action {
-                    Some("partial") => BookAction::Partial,
-                    Some("insert") => BookAction::Insert,
-                    Some("update") => BookAction::Update,
-                    Some("delete") => BookAction::Delete,
-                    Some(other) => {
-                        let e = FrameError::Invalid(format!("unknown book action {other:?}"));
-                        return Err(self.fail_rows(rows, e, out));
-                    }
-                    None => {
-                        return Err(self.fail_rows(rows, FrameError::MissingField("action"), out))
-                    }
-                };
-                self.on_book(action, rows, ts_ns, out)
-            }
+            "orderBookL2" | "orderBookL2_25" => self.on_book_frame(f.action, rows, ts_ns, out),
             "quote" if f.action == Some("partial") => {
                 self.core.stats.ignored += 1;
                 Ok(())
@@ -133,15 +150,36 @@ impl BitmexSession {
         }
     }
 
-    /// A book frame that cannot be used: every known symbol it names resyncs.
-    fn fail_rows(
+    fn on_book_frame<R: BookRow>(
         &mut self,
-        rows: &[Row<'_>],
+        action: Option<&str>,
+        rows: &[R],
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let action = match action {
+            Some("partial") => BookAction::Partial,
+            Some("insert") => BookAction::Insert,
+            Some("update") => BookAction::Update,
+            Some("delete") => BookAction::Delete,
+            Some(other) => {
+                let e = FrameError::Invalid(format!("unknown book action {other:?}"));
+                return Err(self.fail_rows(rows, e, out));
+            }
+            None => return Err(self.fail_rows(rows, FrameError::MissingField("action"), out)),
+        };
+        self.on_book(action, rows, ts_ns, out)
+    }
+
+    /// A book frame that cannot be used: every known symbol it names resyncs.
+    fn fail_rows<R: BookRow>(
+        &mut self,
+        rows: &[R],
         error: FrameError,
         out: &mut Vec<Event>,
     ) -> ReceiveError {
         let mut named: Option<SymbolId> = None;
-        for name in rows.iter().filter_map(|r| r.symbol) {
+        for name in rows.iter().filter_map(|r| r.symbol()) {
             if let Some(id) = self.core.symbols.id(name) {
                 if named != Some(id) {
                     if let Some(sync) = self.core.symbols.sync_mut(id) {
@@ -156,21 +194,21 @@ impl BitmexSession {
     }
 
     /// Rows are applied symbol by symbol, each run of rows of one symbol as one change.
-    fn on_book(
+    fn on_book<R: BookRow>(
         &mut self,
         action: BookAction,
-        rows: &[Row<'_>],
+        rows: &[R],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         let mut start = 0;
         while start < rows.len() {
             let name = rows[start]
-                .symbol
+                .symbol()
                 .ok_or(FrameError::MissingField("symbol"))?;
             let end = rows[start..]
                 .iter()
-                .position(|r| r.symbol != Some(name))
+                .position(|r| r.symbol() != Some(name))
                 .map_or(rows.len(), |n| start + n);
             if let Some(id) = self.intern(name) {
                 if let Err(e) = self.apply_rows(id, action, &rows[start..end], ts_ns, out) {
@@ -182,11 +220,11 @@ impl BitmexSession {
         Ok(())
     }
 
-    fn apply_rows(
+    fn apply_rows<R: BookRow>(
         &mut self,
         id: SymbolId,
         action: BookAction,
-        rows: &[Row<'_>],
+        rows: &[R],
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), FrameError> {
@@ -207,21 +245,21 @@ impl BitmexSession {
         }
         let mut exchange_ts_ns = 0;
         for row in rows {
-            let level_id = row.id.ok_or(FrameError::MissingField("id"))?;
-            if let Some(at) = row.timestamp.and_then(parse_iso8601_ns) {
+            let level_id = row.id().ok_or(FrameError::MissingField("id"))?;
+            if let Some(at) = row.timestamp().and_then(parse_iso8601_ns) {
                 exchange_ts_ns = at;
             }
             let change = match action {
                 BookAction::Partial | BookAction::Insert => {
-                    let side = wire::side(row.side)?;
-                    let price = wire::number("price", row.price)?;
-                    let size = wire::number("size", row.size)?;
+                    let side = wire::side(row.side())?;
+                    let price = row.price()?;
+                    let size = row.size()?;
                     ids.insert(level_id, (side, price));
                     (side, price, size)
                 }
                 BookAction::Update => {
                     let &(side, price) = ids.get(&level_id).ok_or_else(|| unknown(level_id))?;
-                    (side, price, wire::number("size", row.size)?)
+                    (side, price, row.size()?)
                 }
                 BookAction::Delete => {
                     let (side, price) = ids.remove(&level_id).ok_or_else(|| unknown(level_id))?;

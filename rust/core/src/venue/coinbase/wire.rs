@@ -17,6 +17,7 @@ use crate::error::FrameError;
 use crate::sync::LevelChange;
 use crate::venue::check_frame_size;
 use crate::venue::json::{LooseText, NumberFault};
+use crate::venue::scan::Scanner;
 use crate::venue::time::parse_iso8601_ns;
 
 /// Reads `frame` into `fields`, its book levels into `levels`.
@@ -27,6 +28,12 @@ pub(super) fn decode<'de>(
     max_bytes: usize,
 ) -> Result<(), FrameError> {
     check_frame_size(frame, max_bytes)?;
+    let kept = levels.len();
+    if scan_book(frame, fields, levels).is_some() {
+        return Ok(());
+    }
+    *fields = Fields::default();
+    levels.truncate(kept);
     let mut de = serde_json::Deserializer::from_slice(frame);
     let seed = FrameSeed {
         fields: &mut *fields,
@@ -40,6 +47,111 @@ pub(super) fn decode<'de>(
             (None, None) => FrameError::Json(e.to_string()),
         }),
     }
+}
+
+/// A `level2` frame (`channel`, `client_id`, `timestamp`, `sequence_num`, `events` of `type`,
+/// `product_id` and `updates`), read by the scanner in one pass with numbers straight to fixed
+/// point: a snapshot holds tens of thousands of levels, each of which serde made four checked
+/// `&str` of. `None` at the first thing outside that shape, a bad number or time or a
+/// malformed frame included: the serde path then reads the frame and says what is wrong.
+fn scan_book<'de>(
+    frame: &'de [u8],
+    fields: &mut Fields<'de>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<()> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_object().ok()?;
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"channel" => fields.channel = Some(scan.str_value().ok()?),
+            b"client_id" => scan.skip_value().ok()?,
+            b"timestamp" => fields.timestamp = Some(scan.str_value().ok()?),
+            b"sequence_num" => fields.sequence_num = Some(scan.u64().ok()?),
+            b"events" => {
+                scan.begin_array().ok()?;
+                let mut first_event = true;
+                while scan.next_element(&mut first_event).ok()? {
+                    scan_book_event(&mut scan, fields, levels)?;
+                }
+            }
+            _ => return None,
+        }
+    }
+    scan.finish().ok()?;
+    (fields.channel == Some("l2_data")).then_some(())
+}
+
+fn scan_book_event<'de>(
+    scan: &mut Scanner<'de>,
+    fields: &mut Fields<'de>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<()> {
+    scan.begin_object().ok()?;
+    let mut event = EventSpan {
+        levels: (levels.len(), levels.len()),
+        ..EventSpan::default()
+    };
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"type" => event.kind = Some(scan.str_value().ok()?),
+            b"product_id" => {
+                let product = scan.str_value().ok()?;
+                event.product = Some(product);
+                fields.last_product = Some(product);
+            }
+            b"updates" => {
+                fields.saw_updates = true;
+                scan_updates(scan, levels, &mut event.event_ts_ns)?;
+            }
+            _ => return None,
+        }
+    }
+    event.levels.1 = levels.len();
+    fields.events.push(event);
+    Some(())
+}
+
+/// `updates`: `{side, event_time, price_level, new_quantity}` objects; `latest_ns` the latest
+/// `event_time`. A snapshot's levels share a handful of times: each is parsed once.
+fn scan_updates(
+    scan: &mut Scanner,
+    levels: &mut Vec<LevelChange>,
+    latest_ns: &mut u64,
+) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    let mut last_time: (&[u8], u64) = (&[], 0);
+    while scan.next_element(&mut first).ok()? {
+        scan.begin_object().ok()?;
+        let (mut side, mut price, mut qty) = (None, None, None);
+        let mut first_key = true;
+        while let Some(key) = scan.next_key(&mut first_key).ok()? {
+            match key {
+                b"side" => {
+                    side = Some(match scan.string().ok()? {
+                        b"bid" => Side::Bid,
+                        b"offer" | b"ask" => Side::Ask,
+                        _ => return None,
+                    })
+                }
+                b"price_level" => price = Some(scan.quoted_decimal().ok()?.ok()?),
+                b"new_quantity" => qty = Some(scan.quoted_decimal().ok()?.ok()?),
+                b"event_time" => {
+                    let text = scan.string().ok()?;
+                    if text != last_time.0 {
+                        let ns = parse_iso8601_ns(std::str::from_utf8(text).ok()?)?;
+                        last_time = (text, ns);
+                    }
+                    *latest_ns = (*latest_ns).max(last_time.1);
+                }
+                _ => scan.skip_value().ok()?,
+            }
+        }
+        levels.push((side?, price?, qty?));
+    }
+    Some(())
 }
 
 /// One element of `events`, with where its parts landed: levels in the session's buffer,

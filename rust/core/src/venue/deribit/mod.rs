@@ -22,6 +22,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+use crate::decimal::Decimal;
 use crate::error::{FrameError, ReceiveError};
 use crate::event::{Event, Quote, SymbolId, Trade, TradeSide};
 use crate::sync::{Continuity, Delta, DeltaIds, LevelChange, ResyncBy, SequenceRule, Snapshot};
@@ -29,7 +30,7 @@ use crate::venue::json::venue_error;
 use crate::venue::session_core::SessionCore;
 use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 
-use wire::{BookData, Frame, TickerData, TradeData};
+use wire::{BookData, Frame, Scanned, TickerData, TradeData};
 
 /// Deribit's `change_id` chain: a change applies when its `prev_change_id` is the id the book
 /// stands at. `first == last == change_id`, `prev == prev_change_id`.
@@ -81,6 +82,16 @@ impl DeribitSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         check_frame_size(frame, self.core.options.max_frame_bytes)?;
+        self.levels.clear();
+        if let Some((channel, read)) = wire::scan_notification(frame, &mut self.levels) {
+            let named = wire::channel_instrument(channel);
+            return match read {
+                Scanned::Book(book) => self.on_scanned_book(named, &book, ts_ns, out),
+                Scanned::Ticker(t) => {
+                    self.push_quote(named, t.instrument_name, t.timestamp, t.quote, ts_ns, out)
+                }
+            };
+        }
         let f: Frame<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         if let Some(error) = &f.error {
             let code = error.code.map(|c| c.get());
@@ -127,11 +138,7 @@ impl DeribitSession {
             Ok(book) => book,
             Err(e) => return Err(self.fail(known, named, e.into(), out)),
         };
-        let name = book
-            .instrument_name
-            .or(named)
-            .ok_or(FrameError::MissingField("instrument_name"))?;
-        let Some(id) = self.intern(name) else {
+        let Some(id) = self.book_symbol(named, &book)? else {
             return Ok(());
         };
         self.levels.clear();
@@ -139,6 +146,34 @@ impl DeribitSession {
             .levels(&mut self.levels)
             .and_then(|()| self.apply_book(id, &book, ts_ns, out));
         result.map_err(|e| self.core.symbols.bad_frame(id, e, out))
+    }
+
+    /// A book the scanner read, its levels already in `self.levels`.
+    fn on_scanned_book(
+        &mut self,
+        named: Option<&str>,
+        book: &BookData<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let Some(id) = self.book_symbol(named, book)? else {
+            return Ok(());
+        };
+        let result = self.apply_book(id, book, ts_ns, out);
+        result.map_err(|e| self.core.symbols.bad_frame(id, e, out))
+    }
+
+    /// The book's instrument (`None`: not subscribed, skipped).
+    fn book_symbol(
+        &mut self,
+        named: Option<&str>,
+        book: &BookData<'_>,
+    ) -> Result<Option<SymbolId>, ReceiveError> {
+        let name = book
+            .instrument_name
+            .or(named)
+            .ok_or(FrameError::MissingField("instrument_name"))?;
+        Ok(self.intern(name))
     }
 
     fn apply_book(
@@ -227,9 +262,22 @@ impl DeribitSession {
                 wire::quote_number("best_ask_amount", t.best_ask_amount)?,
             ))
         })();
-        let (bid_price, bid_size, ask_price, ask_size) = quote.map_err(error)?;
-        let name = t
-            .instrument_name
+        let quote = quote.map_err(error)?;
+        self.push_quote(named, t.instrument_name, t.timestamp, quote, ts_ns, out)
+    }
+
+    /// A ticker's top of book, as a quote of its instrument (unless not subscribed).
+    fn push_quote(
+        &mut self,
+        named: Option<&str>,
+        instrument_name: Option<&str>,
+        timestamp: Option<u64>,
+        (bid_price, bid_size, ask_price, ask_size): (Decimal, Decimal, Decimal, Decimal),
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let error = |e: FrameError| ReceiveError::new(named.map(str::to_owned), e);
+        let name = instrument_name
             .or(named)
             .ok_or_else(|| error(FrameError::MissingField("instrument_name")))?;
         let Some(symbol) = self.intern(name) else {
@@ -242,7 +290,7 @@ impl DeribitSession {
             bid_size,
             ask_price,
             ask_size,
-            exchange_ts_ns: ms_to_ns(t.timestamp.unwrap_or(0)),
+            exchange_ts_ns: ms_to_ns(timestamp.unwrap_or(0)),
             ts_ns,
         }));
         Ok(())

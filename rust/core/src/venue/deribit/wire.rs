@@ -16,6 +16,7 @@ use crate::book::Side;
 use crate::decimal::Decimal;
 use crate::error::FrameError;
 use crate::sync::LevelChange;
+use crate::venue::scan::Scanner;
 
 #[derive(Deserialize)]
 pub struct Frame<'a> {
@@ -62,6 +63,7 @@ pub struct BookData<'a> {
     pub change_id: Option<u64>,
     #[serde(default)]
     pub prev_change_id: Option<u64>,
+    /// Empty when the scanner read the frame (its levels went straight to the buffer).
     #[serde(borrow, default)]
     bids: Vec<Entry<'a>>,
     #[serde(borrow, default)]
@@ -145,4 +147,172 @@ pub fn channel_instrument(channel: &str) -> Option<&str> {
     let mut parts = channel.split('.');
     parts.next()?;
     parts.next().filter(|s| !s.is_empty())
+}
+
+/// What the scanner read of a notification.
+pub enum Scanned<'a> {
+    /// Its levels went to the caller's buffer, not to the book's own lists.
+    Book(BookData<'a>),
+    Ticker(ScannedTicker<'a>),
+}
+
+/// A ticker's top of book: an absent or `null` side is 0, as Deribit sends an empty one.
+pub struct ScannedTicker<'a> {
+    pub instrument_name: Option<&'a str>,
+    pub timestamp: Option<u64>,
+    pub quote: (Decimal, Decimal, Decimal, Decimal),
+}
+
+/// A book or ticker notification in its common shape (`{"jsonrpc","method":"subscription",
+/// "params":{"channel","data"}}`), read by the scanner in one pass with numbers straight to
+/// fixed point: serde skipped `data` once to find it, then read it again, each number as
+/// text. The channel and what its data said. `None` at the first thing outside that shape, a
+/// bad number or a malformed frame included: the serde path then reads the frame and says
+/// what is wrong with it.
+pub fn scan_notification<'a>(
+    frame: &'a [u8],
+    levels: &mut Vec<LevelChange>,
+) -> Option<(&'a str, Scanned<'a>)> {
+    let kept = levels.len();
+    let read = scan_frame(frame, levels);
+    if read.is_none() {
+        levels.truncate(kept);
+    }
+    read
+}
+
+fn scan_frame<'a>(
+    frame: &'a [u8],
+    levels: &mut Vec<LevelChange>,
+) -> Option<(&'a str, Scanned<'a>)> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_object().ok()?;
+    let mut first = true;
+    let mut read = None;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"jsonrpc" => scan.skip_value().ok()?,
+            b"method" => (scan.string().ok()? == b"subscription").then_some(())?,
+            b"params" if read.is_none() => read = Some(scan_params(&mut scan, levels)?),
+            _ => return None,
+        }
+    }
+    scan.finish().ok()?;
+    read
+}
+
+fn scan_params<'a>(
+    scan: &mut Scanner<'a>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<(&'a str, Scanned<'a>)> {
+    scan.begin_object().ok()?;
+    let mut first = true;
+    if scan.next_key(&mut first).ok()? != Some(b"channel") {
+        return None;
+    }
+    let channel = scan.str_value().ok()?;
+    if scan.next_key(&mut first).ok()? != Some(b"data") {
+        return None;
+    }
+    let read = if channel.starts_with("book.") {
+        Scanned::Book(scan_book_data(scan, levels)?)
+    } else if channel.starts_with("ticker.") {
+        Scanned::Ticker(scan_ticker_data(scan)?)
+    } else {
+        return None;
+    };
+    (scan.next_key(&mut first).ok()?.is_none()).then_some((channel, read))
+}
+
+fn scan_ticker_data<'a>(scan: &mut Scanner<'a>) -> Option<ScannedTicker<'a>> {
+    scan.begin_object().ok()?;
+    let mut ticker = ScannedTicker {
+        instrument_name: None,
+        timestamp: None,
+        quote: (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+    };
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        let field = match key {
+            b"instrument_name" => {
+                ticker.instrument_name = Some(scan.str_value().ok()?);
+                continue;
+            }
+            b"timestamp" => {
+                ticker.timestamp = Some(scan.u64().ok()?);
+                continue;
+            }
+            b"best_bid_price" => &mut ticker.quote.0,
+            b"best_bid_amount" => &mut ticker.quote.1,
+            b"best_ask_price" => &mut ticker.quote.2,
+            b"best_ask_amount" => &mut ticker.quote.3,
+            _ => {
+                scan.skip_value().ok()?;
+                continue;
+            }
+        };
+        if !scan.null().ok()? {
+            *field = scan.number_decimal().ok()?.ok()?;
+        }
+    }
+    Some(ticker)
+}
+
+fn scan_book_data<'a>(
+    scan: &mut Scanner<'a>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<BookData<'a>> {
+    scan.begin_object().ok()?;
+    let mut book = BookData {
+        kind: None,
+        instrument_name: None,
+        timestamp: None,
+        change_id: None,
+        prev_change_id: None,
+        bids: Vec::new(),
+        asks: Vec::new(),
+    };
+    let mut first = true;
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"type" => book.kind = Some(scan.str_value().ok()?),
+            b"instrument_name" => book.instrument_name = Some(scan.str_value().ok()?),
+            b"timestamp" => book.timestamp = Some(scan.u64().ok()?),
+            b"change_id" => book.change_id = Some(scan.u64().ok()?),
+            b"prev_change_id" => book.prev_change_id = Some(scan.u64().ok()?),
+            b"bids" => scan_entries(scan, Side::Bid, levels)?,
+            b"asks" => scan_entries(scan, Side::Ask, levels)?,
+            _ => scan.skip_value().ok()?,
+        }
+    }
+    Some(book)
+}
+
+/// `[["new"|"change"|"delete", price, amount], ...]`; a deletion's amount is not read.
+fn scan_entries(scan: &mut Scanner, side: Side, levels: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        scan.begin_array().ok()?;
+        let mut in_entry = true;
+        scan.next_element(&mut in_entry).ok()?.then_some(())?;
+        let delete = match scan.string().ok()? {
+            b"new" | b"change" => false,
+            b"delete" => true,
+            _ => return None,
+        };
+        scan.next_element(&mut in_entry).ok()?.then_some(())?;
+        let price = scan.number_decimal().ok()?.ok()?;
+        scan.next_element(&mut in_entry).ok()?.then_some(())?;
+        let amount = if delete {
+            scan.skip_value().ok()?;
+            Decimal::ZERO
+        } else {
+            scan.number_decimal().ok()?.ok()?
+        };
+        // Three elements exactly, as the serde path's tuple takes them.
+        (!scan.next_element(&mut in_entry).ok()?).then_some(())?;
+        levels.push((side, price, amount));
+    }
+    Some(())
 }
