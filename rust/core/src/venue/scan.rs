@@ -592,6 +592,20 @@ impl<'a> Scanner<'a> {
         std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))
     }
 
+    /// As `str_value`, but a string equal to `common` is that string, with no escape or UTF-8
+    /// check to make: for a field whose value is nearly always the same (an event's name).
+    #[inline]
+    pub fn str_value_mostly(&mut self, common: &'static str) -> Result<&'a str, ScanError> {
+        let raw = self.string()?;
+        if raw == common.as_bytes() {
+            return Ok(common);
+        }
+        if raw.contains(&b'\\') {
+            return Err(self.error("escaped identifier"));
+        }
+        std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))
+    }
+
     /// The raw text of a number value, checked against the JSON number grammar.
     #[inline]
     pub fn number(&mut self) -> Result<&'a [u8], ScanError> {
