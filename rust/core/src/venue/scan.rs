@@ -641,6 +641,20 @@ impl<'a> Scanner<'a> {
         std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))
     }
 
+    /// As `str_value`, but a string equal to `common` is that string, with no escape or UTF-8
+    /// check to make: for a field whose value is nearly always the same (an event's name).
+    #[inline]
+    pub fn str_value_mostly(&mut self, common: &'static str) -> Result<&'a str, ScanError> {
+        let raw = self.string()?;
+        if raw == common.as_bytes() {
+            return Ok(common);
+        }
+        if raw.contains(&b'\\') {
+            return Err(self.error("escaped identifier"));
+        }
+        std::str::from_utf8(raw).map_err(|_| self.error("invalid UTF-8"))
+    }
+
     /// The raw text of a number value, checked against the JSON number grammar.
     #[inline]
     pub fn number(&mut self) -> Result<&'a [u8], ScanError> {
@@ -964,6 +978,17 @@ mod tests {
             "1\\u0030",
             "00.10",
             "99999999.9",
+            "12.708",
+            "44.41",
+            "1.23456",
+            "123456.7",
+            "1234567.1",
+            "0.1",
+            "1..2",
+            "1.2e",
+            "12.3.4",
+            "1234.5678",
+            "1.2345678",
         ];
         for text in shapes {
             for tail in ["", "]", ",\"1\"]]"] {
@@ -995,6 +1020,52 @@ mod tests {
             assert_eq!(got, want, "{text}");
             assert_eq!(s.position() == 0, got.is_none(), "{text}");
         }
+    }
+
+    /// A list mixing compact levels with spaced and long ones: the compact runs are read by
+    /// `short_levels`, the rest by the general walk, and every level comes out once, in order.
+    #[test]
+    fn compact_level_runs_hand_over_to_the_general_walk() {
+        let list =
+            br#"[["1.5","2"],["2681.25","0.000"], ["3","4"],["5","6"],["12345678.125","7"],["8","9"]]"#;
+        let mut s = Scanner::new(list);
+        s.begin_array().unwrap();
+        let mut first = true;
+        let mut got = Vec::new();
+        loop {
+            s.short_levels(&mut first, |p, q| got.push((p.to_string(), q.to_string())));
+            if !s.next_element(&mut first).unwrap() {
+                break;
+            }
+            s.begin_array().unwrap();
+            let mut inner = true;
+            assert!(s.next_element(&mut inner).unwrap());
+            let price = s.quoted_decimal().unwrap().unwrap();
+            assert!(s.next_element(&mut inner).unwrap());
+            let qty = s.quoted_decimal().unwrap().unwrap();
+            assert!(!s.next_element(&mut inner).unwrap());
+            got.push((price.to_string(), qty.to_string()));
+        }
+        s.finish().unwrap();
+        let want = [
+            ("1.5", "2"),
+            ("2681.25", "0.000"),
+            ("3", "4"),
+            ("5", "6"),
+            ("12345678.125", "7"),
+            ("8", "9"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(p, q)| (p.to_string(), q.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        let mut empty = Scanner::new(b"[]");
+        empty.begin_array().unwrap();
+        let mut first = true;
+        empty.short_levels(&mut first, |_, _| panic!("no level"));
+        assert!(first);
+        assert!(!empty.next_element(&mut first).unwrap());
     }
 
     #[test]

@@ -98,7 +98,8 @@ fn read_object<'a>(
             b"data" if outer => read_object(s, f, levels, false)?,
             // `{"error":{"code","msg"},"id"}`: a refused request, read like a flat one.
             b"error" if outer => read_object(s, f, levels, false)?,
-            b"e" => f.e = Some(s.str_value()?),
+            // Nearly every frame is a depth frame: its name needs no UTF-8 check.
+            b"e" => f.e = Some(s.str_value_mostly("depthUpdate")?),
             b"s" => f.s = Some(s.str_value()?),
             b"U" => f.first_id = Some(s.u64()?),
             b"u" => f.last_id = Some(s.u64()?),
