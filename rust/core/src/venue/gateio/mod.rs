@@ -35,7 +35,8 @@ use crate::venue::{check_frame_size, ms_to_ns, Session, SessionOptions};
 
 use serde_json::value::RawValue;
 use wire::{
-    number_text, rows, BookTicker, BookUpdate, CandleRow, Envelope, Level, RestBook, TradeRow,
+    number_text, rows, scan_book_update, BookTicker, BookUpdate, CandleRow, Envelope, Level,
+    RestBook, ScannedUpdate, TradeRow,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,14 @@ impl Market {
         match self {
             Market::Spot => "spot.",
             Market::Futures => "futures.",
+        }
+    }
+
+    /// This market's book update channel.
+    fn book_channel(self) -> &'static str {
+        match self {
+            Market::Spot => "spot.order_book_update",
+            Market::Futures => "futures.order_book_update",
         }
     }
 }
@@ -120,6 +129,11 @@ impl GateSession {
         ts_ns: u64,
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
+        self.levels.clear();
+        let channel = self.market.book_channel();
+        if let Some(update) = scan_book_update(frame, channel, &mut self.levels) {
+            return self.on_scanned_update(update, ts_ns, out);
+        }
         let envelope: Envelope<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         if let Some(error) = &envelope.error {
             let code = error.code.map(|c| c.to_string());
@@ -169,12 +183,38 @@ impl GateSession {
         let Some(symbol) = self.intern(name) else {
             return Ok(());
         };
-        let decoded = update_ids(&update).and_then(|ids| {
+        let decoded = update_ids(update.first, update.last).and_then(|ids| {
             self.levels.clear();
             read_levels(&update.bids, &update.asks, &mut self.levels)?;
             Ok(ids)
         });
-        let ids = match decoded {
+        self.apply_update(symbol, decoded, update.time_ms, ts_ns, out)
+    }
+
+    /// A book update the scanner read whole (its levels in `self.levels`).
+    fn on_scanned_update(
+        &mut self,
+        update: ScannedUpdate<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let Some(symbol) = self.intern(update.symbol) else {
+            return Ok(());
+        };
+        let ids = update_ids(Some(update.first), Some(update.last));
+        self.apply_update(symbol, ids, update.time_ms, ts_ns, out)
+    }
+
+    /// The update in `self.levels`, at `ids` (or the error its decoding met).
+    fn apply_update(
+        &mut self,
+        symbol: SymbolId,
+        ids: Result<DeltaIds, FrameError>,
+        time_ms: Option<u64>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let ids = match ids {
             Ok(ids) => ids,
             Err(e) => return Err(self.core.symbols.bad_frame(symbol, e, out)),
         };
@@ -182,7 +222,7 @@ impl GateSession {
             symbol,
             ids,
             levels: &self.levels,
-            exchange_ts_ns: ms_to_ns(update.time_ms.unwrap_or(0)),
+            exchange_ts_ns: ms_to_ns(time_ms.unwrap_or(0)),
             ts_ns,
         };
         let symbols = &mut self.core.symbols;
@@ -405,9 +445,9 @@ fn number(field: &'static str, raw: Option<&RawValue>) -> Result<Decimal, FrameE
     Decimal::parse(number_text(raw)).map_err(|error| FrameError::BadNumber { field, error })
 }
 
-fn update_ids(update: &BookUpdate<'_>) -> Result<DeltaIds, FrameError> {
-    let first = update.first.ok_or(FrameError::MissingField("U"))?;
-    let last = update.last.ok_or(FrameError::MissingField("u"))?;
+fn update_ids(first: Option<u64>, last: Option<u64>) -> Result<DeltaIds, FrameError> {
+    let first = first.ok_or(FrameError::MissingField("U"))?;
+    let last = last.ok_or(FrameError::MissingField("u"))?;
     if first > last {
         return Err(FrameError::Invalid(format!(
             "first update id {first} is after last {last}"

@@ -4,7 +4,8 @@
 //! is kept raw until `channel` says what it holds. Numbers arrive as strings (spot) or as JSON
 //! numbers (futures sizes, some times): both are read as `&RawValue` and parsed from their text
 //! by `number_text`, so a futures size of `803` or a price of `"0.2983"` is never an `f64`.
-//! Derived serde is enough here: Gate's 100 ms batches are small next to Binance's streams.
+//! Book updates, most of the stream, are read by the scanner in one pass (`scan_book_update`);
+//! everything else, and a book update outside the common shape, by the derived types below.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -12,6 +13,13 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use crate::book::Side;
+use crate::decimal::Decimal;
+use crate::sync::LevelChange;
+use crate::venue::json::general_level;
+use crate::venue::json::NumberFault;
+use crate::venue::scan::Scanner;
 
 /// The envelope of every websocket frame.
 #[derive(Deserialize)]
@@ -203,4 +211,124 @@ impl<'de: 'a, 'a> Visitor<'de> for LevelVisitor<'a> {
             (_, None) => Err(de::Error::missing_field("s")),
         }
     }
+}
+
+/// A book update as the scanner read it (its levels in the caller's buffer).
+pub(super) struct ScannedUpdate<'a> {
+    pub symbol: &'a str,
+    pub first: u64,
+    pub last: u64,
+    pub time_ms: Option<u64>,
+}
+
+/// `{"time",("time_ms",)"channel":"<market>.order_book_update","event":"update","result":{..}}`
+/// read in one pass, levels straight to fixed point into `levels`: serde read the envelope to
+/// find `result`, then `result` again, then each number from its text. `None` at anything else
+/// (other channels, answers, other key orders, a bad number): the derived path reads the frame.
+pub(super) fn scan_book_update<'a>(
+    frame: &'a [u8],
+    channel: &str,
+    levels: &mut Vec<LevelChange>,
+) -> Option<ScannedUpdate<'a>> {
+    let mut scan = Scanner::new(frame);
+    scan.begin_object().ok()?;
+    let mut first = true;
+    let (mut named, mut update, mut result) = (false, false, None);
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"time" | b"time_ms" => scan.skip_value().ok()?,
+            b"channel" if !named => {
+                named = true;
+                (scan.string().ok()? == channel.as_bytes()).then_some(())?;
+            }
+            b"event" if !update => {
+                update = true;
+                matches!(scan.string().ok()?, b"update" | b"all").then_some(())?;
+            }
+            b"result" if named && update && result.is_none() => {
+                result = Some(scan_update_result(&mut scan, levels)?)
+            }
+            _ => return None,
+        }
+    }
+    scan.finish().ok()?;
+    result
+}
+
+fn scan_update_result<'a>(
+    scan: &mut Scanner<'a>,
+    levels: &mut Vec<LevelChange>,
+) -> Option<ScannedUpdate<'a>> {
+    scan.begin_object().ok()?;
+    let mut first = true;
+    let (mut symbol, mut first_id, mut last_id, mut time_ms) = (None, None, None, None);
+    let (mut bids, mut asks) = (false, false);
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"s" if symbol.is_none() => symbol = Some(scan.str_value().ok()?),
+            b"U" if first_id.is_none() => first_id = Some(scan.u64().ok()?),
+            b"u" if last_id.is_none() => last_id = Some(scan.u64().ok()?),
+            b"t" if time_ms.is_none() => time_ms = Some(scan.u64().ok()?),
+            b"b" if !bids => {
+                bids = true;
+                scan_gate_side(scan, Side::Bid, levels)?;
+            }
+            b"a" if !asks => {
+                asks = true;
+                scan_gate_side(scan, Side::Ask, levels)?;
+            }
+            b"s" | b"U" | b"u" | b"t" | b"b" | b"a" => return None,
+            _ => scan.skip_value().ok()?,
+        }
+    }
+    Some(ScannedUpdate {
+        symbol: symbol?,
+        first: first_id?,
+        last: last_id?,
+        time_ms,
+    })
+}
+
+/// Spot levels `["price","size"]`, futures levels `{"p":"price","s":size}` (a JSON number).
+fn scan_gate_side(scan: &mut Scanner, side: Side, levels: &mut Vec<LevelChange>) -> Option<()> {
+    scan.begin_array().ok()?;
+    let mut first = true;
+    while scan.next_element(&mut first).ok()? {
+        let level = if scan.peek()? == b'{' {
+            scan_object_level(scan)?
+        } else {
+            match scan.short_level_skipping_extras().ok()? {
+                Some(level) => level,
+                None => {
+                    general_level::<serde_json::Error>(scan, &mut NumberFault::default()).ok()?
+                }
+            }
+        };
+        levels.push((side, level.0, level.1));
+    }
+    Some(())
+}
+
+/// `{"p": price, "s": size}`, each a string or a JSON number, other keys skipped.
+fn scan_object_level(scan: &mut Scanner) -> Option<(Decimal, Decimal)> {
+    scan.begin_object().ok()?;
+    let mut first = true;
+    let (mut price, mut size) = (None, None);
+    while let Some(key) = scan.next_key(&mut first).ok()? {
+        match key {
+            b"p" if price.is_none() => price = Some(loose_decimal(scan)?),
+            b"s" if size.is_none() => size = Some(loose_decimal(scan)?),
+            b"p" | b"s" => return None,
+            _ => scan.skip_value().ok()?,
+        }
+    }
+    Some((price?, size?))
+}
+
+/// A decimal written as a string or as a JSON number, read from its text either way.
+fn loose_decimal(scan: &mut Scanner) -> Option<Decimal> {
+    if scan.peek()? == b'"' {
+        return scan.quoted_decimal().ok()?.ok();
+    }
+    Decimal::parse_bytes(scan.number().ok()?).ok()
 }

@@ -133,15 +133,49 @@ impl KucoinSession {
         if let Err(e) = self.read_changes(&update) {
             return Err(self.core.symbols.bad_frame(symbol, e, out));
         }
+        let ids = (update.sequence_start, update.sequence_end);
+        self.apply_l2update(symbol, ids, update.time, ts_ns, out)
+    }
+
+    /// A book update the scanner read whole (its changes in `self.levels`).
+    fn on_scanned_l2update(
+        &mut self,
+        update: wire::ScannedL2Update<'_>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
+        let named = update.topic.and_then(wire::topic_symbol);
+        let Some(name) = update.symbol.or(named) else {
+            return Err(FrameError::MissingField("symbol").into());
+        };
+        let Some(symbol) = self.intern(name) else {
+            return Ok(());
+        };
+        let ids = (update.sequence_start, update.sequence_end);
+        if let Err(e) = check_sequences(ids) {
+            return Err(self.core.symbols.bad_frame(symbol, e, out));
+        }
+        self.apply_l2update(symbol, ids, update.time, ts_ns, out)
+    }
+
+    /// The update in `self.levels`, from `sequenceStart` to `sequenceEnd`.
+    fn apply_l2update(
+        &mut self,
+        symbol: SymbolId,
+        (first, last): (u64, u64),
+        time: Option<u64>,
+        ts_ns: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ReceiveError> {
         let delta = Delta {
             symbol,
             ids: DeltaIds {
-                first: update.sequence_start,
-                last: update.sequence_end,
+                first,
+                last,
                 prev: None,
             },
             levels: &self.levels,
-            exchange_ts_ns: ms_to_ns(update.time.unwrap_or(0)),
+            exchange_ts_ns: ms_to_ns(time.unwrap_or(0)),
             ts_ns,
         };
         let symbols = &mut self.core.symbols;
@@ -154,12 +188,7 @@ impl KucoinSession {
 
     /// The update's changes into `self.levels`, the sequence-only ones (price 0) left out.
     fn read_changes(&mut self, update: &wire::L2Update<'_>) -> Result<(), FrameError> {
-        if update.sequence_start > update.sequence_end {
-            return Err(FrameError::Invalid(format!(
-                "sequenceStart {} is after sequenceEnd {}",
-                update.sequence_start, update.sequence_end
-            )));
-        }
+        check_sequences((update.sequence_start, update.sequence_end))?;
         self.levels.clear();
         for (side, changes) in [
             (Side::Ask, &update.changes.asks),
@@ -327,6 +356,16 @@ fn candle(
     })
 }
 
+/// An update's sequence range: its start may not be after its end.
+fn check_sequences((start, end): (u64, u64)) -> Result<(), FrameError> {
+    if start > end {
+        return Err(FrameError::Invalid(format!(
+            "sequenceStart {start} is after sequenceEnd {end}"
+        )));
+    }
+    Ok(())
+}
+
 /// KuCoin's candle type (`1min`, `1hour`, `1day`, ...) as Binance spells it, and its length
 /// in seconds.
 pub fn interval_of(kucoin: &str) -> Option<(&'static str, u64)> {
@@ -366,6 +405,10 @@ impl Session for KucoinSession {
         out: &mut Vec<Event>,
     ) -> Result<(), ReceiveError> {
         check_frame_size(frame, self.core.options.max_frame_bytes)?;
+        self.levels.clear();
+        if let Some(update) = wire::scan_l2update(frame, &mut self.levels) {
+            return self.on_scanned_l2update(update, ts_ns, out);
+        }
         let parsed: Frame<'_> = serde_json::from_slice(frame).map_err(FrameError::from)?;
         match parsed.kind {
             Some("message") => self.on_message(&parsed, ts_ns, out),
