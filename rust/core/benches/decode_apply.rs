@@ -27,29 +27,6 @@ mod binary_tapes;
 /// The folders of the shared data holding tapes.
 const FOLDERS: [&str; 2] = ["tapes", "tapes-more"];
 
-/// The query parameter naming the symbol of a REST depth snapshot, per venue family
-/// (Binance and KuCoin `symbol`, Gate.io spot `currency_pair`, Gate.io futures `contract`).
-const SYMBOL_PARAMS: [&str; 3] = ["symbol=", "currency_pair=", "contract="];
-
-fn snapshot_symbol(url: &str) -> Option<String> {
-    let query = url.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        SYMBOL_PARAMS
-            .iter()
-            .find_map(|param| pair.strip_prefix(param))
-            .map(str::to_owned)
-    })
-}
-
-struct Tape {
-    name: String,
-    venue: String,
-    /// (is REST snapshot, symbol for snapshots, bytes)
-    records: Vec<(bool, String, Vec<u8>)>,
-    /// The websocket connection of each record (REST snapshots: the empty name).
-    conns: Vec<String>,
-}
-
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
@@ -77,7 +54,7 @@ fn load(folder: &str, name: &str) -> Tape {
             }
             Some("http") => {
                 let url = value["url"].as_str().unwrap();
-                if let Some(symbol) = snapshot_symbol(url) {
+                if let Some(symbol) = binary_tapes::snapshot_symbol(url) {
                     conns.push(String::new());
                     records.push((
                         true,

@@ -44,8 +44,7 @@ fn main() {
             }
             Some("http") => {
                 let url = v["url"].as_str().unwrap();
-                if let Some(s) = url.split("symbol=").nth(1) {
-                    let symbol = s.split('&').next().unwrap().to_owned();
+                if let Some(symbol) = binary_tapes::snapshot_symbol(url) {
                     records.push((
                         Some(symbol),
                         String::new(),

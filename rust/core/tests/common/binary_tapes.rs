@@ -137,3 +137,17 @@ pub fn gunzip(frame: &[u8]) -> Vec<u8> {
         .expect("a gzip frame");
     out
 }
+
+/// The symbol a REST depth snapshot's URL names: `symbol=` (Binance, KuCoin), Gate.io's
+/// `currency_pair=` (spot) or `contract=` (futures). `None` for other REST records
+/// (instrument lists).
+pub fn snapshot_symbol(url: &str) -> Option<String> {
+    const PARAMS: [&str; 3] = ["symbol=", "currency_pair=", "contract="];
+    let query = url.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        PARAMS
+            .iter()
+            .find_map(|param| pair.strip_prefix(param))
+            .map(str::to_owned)
+    })
+}
