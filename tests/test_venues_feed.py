@@ -565,7 +565,7 @@ async def test_kucoin_connects_only_with_a_token_the_exchange_issued(
 async def test_kucoin_feed_pings_at_the_interval_its_token_names(
     tape_path: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    case = next(c for c in CASES if c.venue == "kucoin")
+    case = KUCOIN
     got = Got()
     recording = tmp_path / "kucoin.jsonl"
     async with ExchangeServer(tape_path(case.tape), speed=10) as server:
@@ -637,7 +637,7 @@ async def test_kucoin_gap_fetches_the_rest_snapshot_again(
     """A lost level2 frame breaks that symbol's sequenceStart/End chain: its book is dropped
     and a new ``level2_100`` snapshot is asked for (the tape holds no newer one, so the book
     stays down); the other symbols go on."""
-    case = next(c for c in CASES if c.venue == "kucoin")
+    case = KUCOIN
     got = Got()
     faults = FaultPlan(drop_frames=frozenset({2000}))
     async with ExchangeServer(tape_path(case.tape), speed=20, faults=faults) as server:
@@ -740,6 +740,12 @@ REST_CASES = [
         quotes=830,
     ),
 ]
+
+_KUCOIN_REST = next(c for c in REST_CASES if c.venue == "kucoin")
+KUCOIN = Case(
+    "kucoin", _KUCOIN_REST.tape, frozenset({"c1"}), _KUCOIN_REST.symbols, _KUCOIN_REST.channels
+)
+"""KuCoin as the single-venue tests below run it."""
 
 
 def snapshots_first(tape: Tape) -> Got:
