@@ -48,6 +48,7 @@ from lobfeed._native import (
 )
 from lobfeed.aio import link as links
 from lobfeed.aio.backoff import Backoff
+from lobfeed.aio.busy_poll import BusyPoll
 from lobfeed.aio.dispatch import Callback, Dispatcher
 from lobfeed.aio.health import HealthTracker, SymbolHealth, spellings
 from lobfeed.aio.options import ConnectOptions
@@ -623,6 +624,9 @@ class Feed:
     limit and the backoff; the keyword arguments ``backoff``, ``idle_timeout``,
     ``max_frame_bytes``, ``snapshot_timeout``, ``stale_after``, ``transport`` and ``proxy``
     override its fields of the same name (``None``: keep the field's value).
+    ``busy_poll=True`` keeps the event loop polling its sockets instead of sleeping between
+    frames while ``run()`` runs: the lowest latency from socket to callback, for one core kept
+    busy (see ``lobfeed.aio.busy_poll``).
     ``venue_options`` are the venue's own choices (``{"trade_stream": "aggTrade"}`` on
     Binance); each spec lists what it takes, and anything else is refused.
     """
@@ -661,7 +665,12 @@ class Feed:
         resync: str | None = None,
         venue_options: Mapping[str, str] | None = None,
         sinks: Iterable[Sink] = (),
+        busy_poll: bool = False,
     ) -> None:
+        if not isinstance(busy_poll, bool):
+            raise ConfigError(f"busy_poll must be True or False, got {busy_poll!r}")
+        #: Keep the event loop polling while ``run()`` runs (see :mod:`lobfeed.aio.busy_poll`).
+        self.busy_poll = busy_poll
         overrides: dict[str, Any] = {
             name: value
             for name, value in (
@@ -836,7 +845,8 @@ class Feed:
         """
         self._stopping = asyncio.Event()
         self._fatal = None
-        with self._recording():
+        polling = BusyPoll() if self.busy_poll else contextlib.nullcontext()
+        with self._recording(), polling:
             async with open_session(self.options.proxy, self.rest_url) as http:
                 self._http = http
                 await self.dispatcher.start()

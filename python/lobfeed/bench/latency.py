@@ -454,6 +454,7 @@ class LobfeedClient(Client):
     """``lobfeed.Feed``, as a user runs it: the default transport (picows when installed)."""
 
     transport = "auto"
+    busy_poll = False
 
     async def start(self) -> None:
         from lobfeed._native import BookUpdate
@@ -477,6 +478,7 @@ class LobfeedClient(Client):
             rest_url=t.rest_url,
             reconnect=False,
             transport=self.transport,
+            busy_poll=self.busy_poll,
         )
         self.task = asyncio.ensure_future(self.feed.run())
 
@@ -585,6 +587,12 @@ class PicowsLobfeedClient(LobfeedClient):
     transport = "picows"
 
 
+class BusyPollLobfeedClient(LobfeedClient):
+    """``lobfeed.Feed(busy_poll=True)``: the loop polls instead of sleeping between frames."""
+
+    busy_poll = True
+
+
 class WebsocketsLobfeedClient(LobfeedClient):
     """``lobfeed.Feed(transport="websockets")``: the fallback client."""
 
@@ -596,6 +604,7 @@ _CLIENT_CLASSES: Final[dict[str, type[Client]]] = {
     "cryptofeed": CryptofeedClient,
     "transport": TransportClient,
     "lobfeed_picows": PicowsLobfeedClient,
+    "lobfeed_busy_poll": BusyPollLobfeedClient,
     "lobfeed_websockets": WebsocketsLobfeedClient,
     "transport_picows": PicowsTransportClient,
 }
@@ -608,9 +617,10 @@ def _installed(module: str) -> bool:
 
 
 def default_clients() -> list[str]:
-    """lobfeed (its default transport), cryptofeed, transport (websockets alone), and when
-    picows is installed (lobfeed's default then) lobfeed on websockets and picows alone."""
-    names = ["lobfeed", "cryptofeed", "transport"]
+    """lobfeed (its default transport), lobfeed with ``busy_poll=True``, cryptofeed,
+    transport (websockets alone), and when picows is installed (lobfeed's default then)
+    lobfeed on websockets and picows alone."""
+    names = ["lobfeed", "lobfeed_busy_poll", "cryptofeed", "transport"]
     if _installed("picows"):
         names += ["lobfeed_websockets", "transport_picows"]
     return names
