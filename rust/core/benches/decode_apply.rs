@@ -27,6 +27,15 @@ mod binary_tapes;
 /// The folders of the shared data holding tapes.
 const FOLDERS: [&str; 2] = ["tapes", "tapes-more"];
 
+struct Tape {
+    name: String,
+    venue: String,
+    /// (is REST snapshot, symbol for snapshots, bytes)
+    records: Vec<(bool, String, Vec<u8>)>,
+    /// The websocket connection of each record (REST snapshots: the empty name).
+    conns: Vec<String>,
+}
+
 fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
